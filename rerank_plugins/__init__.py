@@ -1,0 +1,12 @@
+"""rerank-plugins: fast, correct cross-encoder reranking for LangChain and LlamaIndex.
+
+The core is framework-free (:class:`Reranker`); the adapters live in ``rerank_plugins.langchain``
+and ``rerank_plugins.llama_index`` and need their optional extras.
+"""
+
+from rerank_plugins.reranker import DEFAULT_MODEL, Reranker
+from rerank_plugins.results import RankedResult
+
+__all__ = ["DEFAULT_MODEL", "RankedResult", "Reranker", "__version__"]
+
+__version__ = "0.1.0"

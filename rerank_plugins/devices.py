@@ -1,0 +1,68 @@
+"""Choosing the device and the numeric precision a model runs in."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from functools import lru_cache
+from typing import Literal
+
+import torch
+
+__all__ = ["Precision", "PRECISIONS", "resolve_device", "resolve_precision", "cpu_has_native_bf16"]
+
+logger = logging.getLogger(__name__)
+
+Precision = Literal["auto", "fp32", "bf16", "fp16"]
+PRECISIONS: tuple[str, ...] = ("auto", "fp32", "bf16", "fp16")
+DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
+
+
+def resolve_device(device: str | None) -> str:
+    """``None``/``"auto"`` picks cuda, then mps, then cpu; anything else must parse as a torch device."""
+    if device is None or device == "auto":
+        if torch.cuda.is_available():
+            return "cuda"
+        if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+            return "mps"
+        return "cpu"
+    if not isinstance(device, str):
+        raise TypeError(f"device must be a str such as 'cpu' or 'cuda:0', got {type(device).__name__}")
+    try:
+        parsed = torch.device(device)
+    except RuntimeError as error:
+        raise ValueError(f"device {device!r} is not a torch device (try 'cpu', 'cuda', 'cuda:0', 'mps')") from error
+    if parsed.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device {device!r} asked for CUDA, but torch sees no CUDA device here")
+    return str(parsed)
+
+
+@lru_cache(maxsize=1)
+def cpu_has_native_bf16() -> bool:
+    """True when the CPU executes bf16 matmuls natively (AVX512-BF16 or AMX), where bf16 is a real speed-up."""
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as cpuinfo:
+            flags = next((line for line in cpuinfo if line.startswith("flags")), "")
+    except OSError:
+        return False
+    return any(flag in flags.split() for flag in ("avx512_bf16", "amx_bf16"))
+
+
+def resolve_precision(precision: str, device: str) -> str:
+    """Map ``"auto"`` to the fastest safe precision for ``device``; check explicit choices."""
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
+    kind = torch.device(device).type
+    if precision == "auto":
+        if kind == "cuda":
+            return "fp16"
+        if kind == "cpu" and cpu_has_native_bf16():
+            return "bf16"
+        return "fp32"
+    if kind == "cpu" and precision == "bf16" and not cpu_has_native_bf16():
+        logger.warning("precision='bf16' on a CPU without native bf16: scores are right but it may be slow")
+    if kind == "cpu" and precision == "fp16":
+        logger.warning("precision='fp16' on CPU is usually slower than fp32; consider 'bf16' or 'fp32'")
+    return precision

@@ -1,0 +1,145 @@
+"""Turning (query, document) pairs into model inputs: tokenise once, truncate or window the document.
+
+The tokenizer's own pair template ([CLS] q [SEP] d [SEP], <s> q </s></s> d </s>, ...) is read once from
+the fast tokenizer, so pairs are assembled from cached token ids without tokenising anything twice.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+from tokenizers import Tokenizer
+
+__all__ = ["PairEncoder", "PairPlan"]
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class _Template:
+    """Special tokens around the query and the document, with their token type ids."""
+
+    prefix: tuple[tuple[int, int], ...]
+    middle: tuple[tuple[int, int], ...]
+    suffix: tuple[tuple[int, int], ...]
+    query_type: int
+    document_type: int
+
+    @property
+    def special_count(self) -> int:
+        return len(self.prefix) + len(self.middle) + len(self.suffix)
+
+
+@dataclass(frozen=True)
+class PairPlan:
+    """The model inputs of one pair: one unit (truncate) or several (window), plus what was cut."""
+
+    units: list[tuple[list[int], list[int]]]
+    truncated_tokens: int
+
+
+def _clean(text: str) -> str:
+    """Lone surrogates cannot cross into the Rust tokenizer; replace them rather than crash."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return text.encode("utf-8", "replace").decode("utf-8")
+    return text
+
+
+class PairEncoder:
+    """Tokenises texts once and assembles pair inputs that fit ``max_length``.
+
+    Thread-safe: the private Rust tokenizer is configured once (no truncation, no padding) and never
+    mutated afterwards, so concurrent calls never hit the "Already borrowed" error of shared tokenizers.
+    """
+
+    def __init__(self, hf_tokenizer: Any) -> None:
+        self._tokenizer = Tokenizer.from_str(hf_tokenizer.backend_tokenizer.to_str())
+        self._tokenizer.no_truncation()
+        self._tokenizer.no_padding()
+        self.pad_id: int = hf_tokenizer.pad_token_id if hf_tokenizer.pad_token_id is not None else 0
+        self.uses_token_types = "token_type_ids" in getattr(hf_tokenizer, "model_input_names", ())
+        self._template = self._read_template()
+
+    def _read_template(self) -> _Template:
+        query = self._tokenizer.encode("a b", add_special_tokens=False)
+        document = self._tokenizer.encode("c d e", add_special_tokens=False)
+        pair = self._tokenizer.post_process(query, document, add_special_tokens=True)
+        segments: list[list[tuple[int, int]]] = [[], [], []]
+        content_types: list[int] = []
+        segment = 0
+        seen = 0
+        for token_id, type_id, special in zip(pair.ids, pair.type_ids, pair.special_tokens_mask, strict=True):
+            if special:
+                segments[segment].append((token_id, type_id))
+                continue
+            content_types.append(type_id)
+            seen += 1
+            if seen == len(query.ids) or seen == len(query.ids) + len(document.ids):
+                segment += 1
+        return _Template(
+            prefix=tuple(segments[0]),
+            middle=tuple(segments[1]),
+            suffix=tuple(segments[2]),
+            query_type=content_types[0],
+            document_type=content_types[-1],
+        )
+
+    @property
+    def special_count(self) -> int:
+        """Number of special tokens the template adds to a pair."""
+        return self._template.special_count
+
+    def tokenize(self, texts: list[str]) -> list[list[int]]:
+        """Token ids of each text, without special tokens."""
+        encodings = self._tokenizer.encode_batch([_clean(text) for text in texts], add_special_tokens=False)
+        return [encoding.ids for encoding in encodings]
+
+    def assemble(self, query_ids: list[int], document_ids: list[int]) -> tuple[list[int], list[int]]:
+        """Input ids and token type ids of one pair, following the tokenizer's template."""
+        template = self._template
+        ids: list[int] = []
+        types: list[int] = []
+        for specials, content, content_type in (
+            (template.prefix, query_ids, template.query_type),
+            (template.middle, document_ids, template.document_type),
+        ):
+            ids.extend(token for token, _ in specials)
+            types.extend(type_id for _, type_id in specials)
+            ids.extend(content)
+            types.extend([content_type] * len(content))
+        ids.extend(token for token, _ in template.suffix)
+        types.extend(type_id for _, type_id in template.suffix)
+        return ids, types
+
+    def plan(
+        self, query_ids: list[int], document_ids: list[int], max_length: int, window: bool, overlap: int
+    ) -> PairPlan:
+        """Fit one pair into ``max_length``: the document is cut (or windowed), never the query first."""
+        room = max_length - self.special_count
+        if len(query_ids) > room - room // 4:
+            keep = room - room // 4
+            logger.warning(
+                "query of %d tokens leaves no room for the document within max_length=%d; keeping its first %d tokens",
+                len(query_ids),
+                max_length,
+                keep,
+            )
+            query_ids = query_ids[:keep]
+        budget = room - len(query_ids)
+        if len(document_ids) <= budget:
+            return PairPlan([self.assemble(query_ids, document_ids)], 0)
+        if not window:
+            return PairPlan([self.assemble(query_ids, document_ids[:budget])], len(document_ids) - budget)
+        step = budget - min(overlap, budget // 2)
+        units = []
+        start = 0
+        while True:
+            units.append(self.assemble(query_ids, document_ids[start : start + budget]))
+            if start + budget >= len(document_ids):
+                break
+            start += step
+        return PairPlan(units, 0)

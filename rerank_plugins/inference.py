@@ -1,0 +1,84 @@
+"""Forward passes: length-sorted batches padded only to their own longest pair, order restored after."""
+
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from rerank_plugins.encoding import PairEncoder
+from rerank_plugins.loading import LoadedModel
+
+__all__ = ["score_units", "PROGRESS_MIN_UNITS"]
+
+logger = logging.getLogger(__name__)
+
+PROGRESS_MIN_UNITS = 5000
+"""Jobs with at least this many model inputs show a progress bar unless told otherwise."""
+
+
+def _is_out_of_memory(error: BaseException) -> bool:
+    return isinstance(error, torch.OutOfMemoryError) or "out of memory" in str(error).lower()
+
+
+def _margins(model: LoadedModel, encoder: PairEncoder, batch: list[tuple[list[int], list[int]]]) -> torch.Tensor:
+    """fp32 relevance logits of one batch (log-odds of the positive class for two-label models)."""
+    width = max(len(ids) for ids, _ in batch)
+    input_ids = torch.full((len(batch), width), encoder.pad_id, dtype=torch.long)
+    token_types = torch.zeros((len(batch), width), dtype=torch.long)
+    attention = torch.zeros((len(batch), width), dtype=torch.long)
+    for row, (ids, types) in enumerate(batch):
+        input_ids[row, : len(ids)] = torch.tensor(ids, dtype=torch.long)
+        token_types[row, : len(types)] = torch.tensor(types, dtype=torch.long)
+        attention[row, : len(ids)] = 1
+    inputs = {"input_ids": input_ids, "attention_mask": attention}
+    if encoder.uses_token_types:
+        inputs["token_type_ids"] = token_types
+    inputs = {name: tensor.to(model.device) for name, tensor in inputs.items()}
+    logits = model.network(**inputs).logits.float()
+    if model.num_labels == 2:
+        return (logits[:, 1] - logits[:, 0]).cpu()
+    return logits[:, 0].cpu()
+
+
+def _score_batch(model: LoadedModel, encoder: PairEncoder, batch: list[tuple[list[int], list[int]]]) -> torch.Tensor:
+    """Score a batch, halving it on out-of-memory until one pair alone does not fit."""
+    try:
+        return _margins(model, encoder, batch)
+    except (RuntimeError, torch.OutOfMemoryError) as error:
+        if not _is_out_of_memory(error):
+            raise
+        if model.device.startswith("cuda"):
+            torch.cuda.empty_cache()
+        if len(batch) == 1:
+            raise MemoryError(
+                f"out of memory scoring a single pair of {len(batch[0][0])} tokens on {model.device}; "
+                "lower max_length or use another device"
+            ) from error
+        half = len(batch) // 2
+        logger.warning(
+            "out of memory on a batch of %d; retrying as two of %d and %d", len(batch), half, len(batch) - half
+        )
+        return torch.cat([_score_batch(model, encoder, batch[:half]), _score_batch(model, encoder, batch[half:])])
+
+
+@torch.inference_mode()
+def score_units(
+    model: LoadedModel,
+    encoder: PairEncoder,
+    units: list[tuple[list[int], list[int]]],
+    batch_size: int,
+    show_progress_bar: bool | None = None,
+) -> np.ndarray:
+    """fp32 margins of every unit, in input order; batches are formed from length-sorted units."""
+    order = sorted(range(len(units)), key=lambda position: -len(units[position][0]))
+    margins = np.empty(len(units), dtype=np.float32)
+    show = show_progress_bar if show_progress_bar is not None else len(units) >= PROGRESS_MIN_UNITS
+    starts = range(0, len(order), batch_size)
+    for start in tqdm(starts, desc="Reranking", unit="batch", disable=not show):
+        positions = order[start : start + batch_size]
+        scores = _score_batch(model, encoder, [units[position] for position in positions])
+        margins[positions] = scores.numpy()
+    return margins

@@ -1,0 +1,157 @@
+"""Loading a cross-encoder once per process, with clear errors for anything that is not one."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from rerank_plugins.devices import DTYPES
+
+__all__ = ["LoadedModel", "load_model", "check_model_reference"]
+
+logger = logging.getLogger(__name__)
+
+_REGISTRY: dict[tuple[str, str | None, str, str, bool], LoadedModel] = {}
+_REGISTRY_LOCK = threading.Lock()
+
+
+@dataclass(frozen=True)
+class LoadedModel:
+    """A loaded cross-encoder and the facts the scoring code needs about it."""
+
+    name: str
+    revision: str | None
+    device: str
+    precision: str
+    network: Any  # transformers PreTrainedModel (…ForSequenceClassification)
+    tokenizer: Any  # transformers fast tokenizer
+    activation: Callable[[torch.Tensor], torch.Tensor]
+    num_labels: int
+    max_length: int
+    max_positions: int
+
+
+def _is_local_reference(model: str) -> bool:
+    """A Hugging Face id is ``name`` or ``org/name``; anything else is meant as a local path."""
+    if os.path.exists(model):
+        return True
+    return model.startswith(("/", ".", "~")) or model.count("/") > 1 or os.sep != "/" and os.sep in model
+
+
+def check_model_reference(model: str) -> str:
+    """Cheap checks done at construction: a local path must exist and hold a ``config.json``."""
+    if not isinstance(model, str) or not model.strip():
+        raise TypeError(f"model must be a Hugging Face id or a local directory, got {model!r}")
+    if not _is_local_reference(model):
+        return model
+    path = Path(model).expanduser()
+    if not path.is_dir():
+        raise FileNotFoundError(
+            f"No model directory at {str(path)!r}: give an existing local directory "
+            "or a Hugging Face id such as 'cross-encoder/ms-marco-MiniLM-L6-v2'"
+        )
+    if not (path / "config.json").is_file():
+        raise FileNotFoundError(
+            f"{str(path)!r} has no config.json: expected a Hugging Face cross-encoder "
+            "directory (config.json, model weights, tokenizer files)"
+        )
+    return str(path.resolve())
+
+
+def _read_config(model: str, revision: str | None, trust_remote_code: bool) -> Any:
+    from transformers import AutoConfig
+
+    try:
+        return AutoConfig.from_pretrained(model, revision=revision, trust_remote_code=trust_remote_code)
+    except OSError as error:
+        if os.path.isdir(model):
+            raise
+        offline = os.environ.get("HF_HUB_OFFLINE", "") not in ("", "0", "false", "False")
+        raise OSError(
+            f"Could not load {model!r} from the Hugging Face hub or the local cache"
+            + (" (HF_HUB_OFFLINE is set)" if offline else "")
+            + ". Download it where the hub is reachable, or pass model='/path/to/local/model' "
+            "(a directory holding config.json, the weights and the tokenizer)."
+        ) from error
+
+
+def _check_is_cross_encoder(model: str, config: Any) -> int:
+    """Refuse bi-encoders and classifiers of the wrong shape before any weights are read."""
+    architectures = list(getattr(config, "architectures", None) or [])
+    modules_file = Path(model) / "modules.json"
+    if modules_file.is_file():
+        modules = json.loads(modules_file.read_text(encoding="utf-8"))
+        if any("Pooling" in str(entry.get("type", "")) for entry in modules):
+            raise ValueError(
+                f"{model!r} is a sentence-transformers bi-encoder (it has a Pooling module), not a cross-encoder. "
+                "Expected a model that scores (query, document) pairs, such as "
+                "'cross-encoder/ms-marco-MiniLM-L6-v2'. Use bi-encoders for retrieval (FaissRetriever)."
+            )
+    if architectures and not any(name.endswith("ForSequenceClassification") for name in architectures):
+        raise ValueError(
+            f"{model!r} is a {', '.join(architectures)} model, not a cross-encoder. Expected a "
+            "*ForSequenceClassification model with one relevance logit (or two labels), such as "
+            "'cross-encoder/ms-marco-MiniLM-L6-v2'."
+        )
+    num_labels = int(getattr(config, "num_labels", 1))
+    if num_labels not in (1, 2):
+        labels = getattr(config, "id2label", {})
+        raise ValueError(
+            f"{model!r} is a classifier with {num_labels} labels ({labels}); a reranker needs one relevance "
+            "logit or two labels (not relevant, relevant)."
+        )
+    return num_labels
+
+
+def _load(model: str, revision: str | None, device: str, precision: str, trust_remote_code: bool) -> LoadedModel:
+    from sentence_transformers import CrossEncoder
+
+    config = _read_config(model, revision, trust_remote_code)
+    num_labels = _check_is_cross_encoder(model, config)
+    try:
+        encoder = CrossEncoder(model, device=device, revision=revision, trust_remote_code=trust_remote_code)
+    except (OSError, ValueError, RuntimeError) as error:
+        raise RuntimeError(f"Could not load the cross-encoder weights or tokenizer of {model!r}: {error}") from error
+    tokenizer = encoder.tokenizer
+    if tokenizer is None or not getattr(tokenizer, "is_fast", False):
+        raise ValueError(f"{model!r} has no fast (Rust) tokenizer (tokenizer.json); rerank-plugins needs one")
+    network = encoder.model
+    network.eval()
+    if precision != "fp32":
+        network.to(DTYPES[precision])
+    max_positions = int(getattr(network.config, "max_position_embeddings", 512))
+    configured = int(encoder.max_seq_length or max_positions)
+    logger.info("loaded %s on %s in %s (max_length %d)", model, device, precision, min(configured, max_positions))
+    return LoadedModel(
+        name=model,
+        revision=revision,
+        device=device,
+        precision=precision,
+        network=network,
+        tokenizer=tokenizer,
+        activation=encoder.activation_fn,
+        num_labels=num_labels,
+        max_length=min(configured, max_positions),
+        max_positions=max_positions,
+    )
+
+
+def load_model(
+    model: str, *, revision: str | None, device: str, precision: str, trust_remote_code: bool
+) -> LoadedModel:
+    """Load ``model`` or return the instance already loaded with the same settings in this process."""
+    key = (model, revision, device, precision, trust_remote_code)
+    with _REGISTRY_LOCK:
+        loaded = _REGISTRY.get(key)
+        if loaded is None:
+            loaded = _load(model, revision, device, precision, trust_remote_code)
+            _REGISTRY[key] = loaded
+        return loaded

@@ -1,0 +1,292 @@
+"""``Reranker``: the one scoring core every adapter, command and benchmark goes through."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import numpy as np
+import torch
+
+from rerank_plugins.cache import ScoreCache, pair_digest
+from rerank_plugins.devices import Precision, resolve_device, resolve_precision
+from rerank_plugins.encoding import PairEncoder
+from rerank_plugins.inference import score_units
+from rerank_plugins.loading import LoadedModel, check_model_reference, load_model
+from rerank_plugins.results import RankedResult
+from rerank_plugins.validation import check_documents, check_query, check_score_threshold, check_top_n
+
+__all__ = ["Reranker", "DEFAULT_MODEL"]
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_MODEL = "cross-encoder/ms-marco-MiniLM-L6-v2"
+LongDocuments = Literal["truncate", "window"]
+WindowAggregation = Literal["max", "mean"]
+
+
+@dataclass(frozen=True, slots=True)
+class _PairScore:
+    score: float
+    relevance_score: float
+    truncated_tokens: int
+    windows: int
+
+
+def _positive_int(name: str, value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f"{name} must be a positive int, got {value!r}")
+    return value
+
+
+class Reranker:
+    """Scores (query, document) pairs with a cross-encoder and ranks documents best first.
+
+    The model loads on first use and is shared by every ``Reranker`` in the process with the same
+    model, revision, device and precision, so adapters over one model hold one copy of its weights.
+
+    Args:
+        model: Hugging Face id or local directory of a cross-encoder.
+        device: ``"cpu"``, ``"cuda"``, ``"cuda:1"``, ``"mps"``; ``None`` picks cuda, then mps, then cpu.
+        precision: ``"auto"`` (bf16 on CPUs with native bf16, fp16 on CUDA, else fp32), ``"fp32"``,
+            ``"bf16"`` or ``"fp16"``. Scores are always returned in fp32.
+        batch_size: Pairs per forward pass.
+        max_length: Token limit of one pair; defaults to the model's own configured limit.
+        long_documents: ``"truncate"`` cuts a document to fit; ``"window"`` scores overlapping windows
+            over the whole document and aggregates them per document.
+        window_aggregation: ``"max"`` or ``"mean"`` over a document's windows.
+        window_overlap: Tokens shared by consecutive windows.
+        cache_size: Entries in an LRU score cache (0 turns it off).
+        revision: Model revision on the hub (branch, tag or commit).
+        trust_remote_code: Run custom model code from the model repository (off by default).
+        show_progress_bar: ``None`` shows one for large jobs only.
+
+    Example:
+        >>> reranker = Reranker("../shared/models/minilm-l6-scifact-ce")  # doctest: +SKIP
+        >>> [r.index for r in reranker.rank("Vitamin D lowers fracture risk", docs, top_n=3)]  # doctest: +SKIP
+        [4, 0, 7]
+    """
+
+    def __init__(
+        self,
+        model: str = DEFAULT_MODEL,
+        *,
+        device: str | None = None,
+        precision: Precision = "auto",
+        batch_size: int = 32,
+        max_length: int | None = None,
+        long_documents: LongDocuments = "truncate",
+        window_aggregation: WindowAggregation = "max",
+        window_overlap: int = 32,
+        cache_size: int = 0,
+        revision: str | None = None,
+        trust_remote_code: bool = False,
+        show_progress_bar: bool | None = None,
+    ) -> None:
+        self.model_name = check_model_reference(model)
+        self.device = resolve_device(device)
+        self.precision = resolve_precision(precision, self.device)
+        self.batch_size = _positive_int("batch_size", batch_size)
+        self._max_length = None if max_length is None else _positive_int("max_length", max_length)
+        if long_documents not in ("truncate", "window"):
+            raise ValueError(f"long_documents must be 'truncate' or 'window', got {long_documents!r}")
+        if window_aggregation not in ("max", "mean"):
+            raise ValueError(f"window_aggregation must be 'max' or 'mean', got {window_aggregation!r}")
+        if isinstance(window_overlap, bool) or not isinstance(window_overlap, int) or window_overlap < 0:
+            raise ValueError(f"window_overlap must be an int >= 0, got {window_overlap!r}")
+        if isinstance(cache_size, bool) or not isinstance(cache_size, int) or cache_size < 0:
+            raise ValueError(f"cache_size must be an int >= 0, got {cache_size!r}")
+        self.long_documents: LongDocuments = long_documents
+        self.window_aggregation: WindowAggregation = window_aggregation
+        self.window_overlap = window_overlap
+        self.revision = revision
+        self.trust_remote_code = bool(trust_remote_code)
+        self.show_progress_bar = show_progress_bar
+        self._cache: ScoreCache[_PairScore] = ScoreCache(cache_size)
+        self._loaded: LoadedModel | None = None
+        self._encoder: PairEncoder | None = None
+        self._load_lock = threading.Lock()
+
+    def __repr__(self) -> str:
+        return (
+            f"Reranker(model={self.model_name!r}, device={self.device!r}, precision={self.precision!r}, "
+            f"batch_size={self.batch_size}, long_documents={self.long_documents!r})"
+        )
+
+    # -- loading -----------------------------------------------------------------------------------
+
+    def load(self) -> Reranker:
+        """Load the model now rather than on first use (it is shared with other instances)."""
+        self._model()
+        return self
+
+    def _model(self) -> tuple[LoadedModel, PairEncoder]:
+        with self._load_lock:
+            if self._loaded is None or self._encoder is None:
+                loaded = load_model(
+                    self.model_name,
+                    revision=self.revision,
+                    device=self.device,
+                    precision=self.precision,
+                    trust_remote_code=self.trust_remote_code,
+                )
+                if self._max_length is not None and self._max_length > loaded.max_positions:
+                    raise ValueError(
+                        f"max_length={self._max_length} exceeds the {loaded.max_positions} "
+                        f"positions {self.model_name!r} was built for"
+                    )
+                encoder = PairEncoder(loaded.tokenizer)
+                if (self._max_length or loaded.max_length) <= encoder.special_count + 2:
+                    raise ValueError(f"max_length={self._max_length} leaves no room for a query and a document")
+                self._loaded, self._encoder = loaded, encoder
+            return self._loaded, self._encoder
+
+    @property
+    def max_length(self) -> int:
+        """Token limit of one (query, document) pair; the model's own limit unless set."""
+        return self._max_length if self._max_length is not None else self._model()[0].max_length
+
+    @property
+    def cache_size(self) -> int:
+        """Capacity of the score cache (0 when off)."""
+        return self._cache.capacity
+
+    def _settings_key(self, loaded: LoadedModel) -> tuple[Any, ...]:
+        commit = getattr(loaded.network.config, "_commit_hash", None)
+        return (
+            loaded.name,
+            loaded.revision,
+            commit,
+            self.max_length,
+            loaded.precision,
+            self.long_documents,
+            self.window_aggregation,
+            self.window_overlap,
+        )
+
+    # -- scoring -----------------------------------------------------------------------------------
+
+    def _score_pairs(self, pairs: list[tuple[str, str]]) -> list[_PairScore]:
+        """Score pairs once each (duplicates and cache hits are not run again), in input order."""
+        unique = list(dict.fromkeys(pairs))
+        loaded, encoder = self._model()
+        settings = self._settings_key(loaded)
+        known: dict[tuple[str, str], _PairScore] = {}
+        missing: list[tuple[str, str]] = []
+        for pair in unique:
+            cached = self._cache.get((settings, pair_digest(*pair)))
+            if cached is None:
+                missing.append(pair)
+            else:
+                known[pair] = cached
+        if missing:
+            for pair, result in zip(missing, self._run(loaded, encoder, missing), strict=True):
+                known[pair] = result
+                self._cache.put((settings, pair_digest(*pair)), result)
+        return [known[pair] for pair in pairs]
+
+    def _run(self, loaded: LoadedModel, encoder: PairEncoder, pairs: list[tuple[str, str]]) -> list[_PairScore]:
+        texts = list(dict.fromkeys(text for pair in pairs for text in pair))
+        token_ids = dict(zip(texts, encoder.tokenize(texts), strict=True))
+        window = self.long_documents == "window"
+        units: list[tuple[list[int], list[int]]] = []
+        owners: list[int] = []
+        truncated: list[int] = []
+        for owner, (query, document) in enumerate(pairs):
+            plan = encoder.plan(token_ids[query], token_ids[document], self.max_length, window, self.window_overlap)
+            units.extend(plan.units)
+            owners.extend([owner] * len(plan.units))
+            truncated.append(plan.truncated_tokens)
+        unit_margins = score_units(loaded, encoder, units, self.batch_size, self.show_progress_bar)
+        owner_index = np.asarray(owners)
+        windows = np.bincount(owner_index, minlength=len(pairs))
+        if self.window_aggregation == "max":
+            margins = np.full(len(pairs), -np.inf, dtype=np.float32)
+            np.maximum.at(margins, owner_index, unit_margins)
+        else:
+            margins = np.bincount(owner_index, weights=unit_margins, minlength=len(pairs)) / windows
+        logits = torch.from_numpy(margins.astype(np.float32))
+        with torch.inference_mode():
+            scores = logits if loaded.num_labels == 2 else loaded.activation(logits).float()
+            relevance = torch.sigmoid(logits)
+        return [
+            _PairScore(float(score), float(rel), int(cut), int(count))
+            for score, rel, cut, count in zip(scores.tolist(), relevance.tolist(), truncated, windows, strict=True)
+        ]
+
+    def score(self, query: str, documents: Sequence[str]) -> list[float]:
+        """Raw model scores of ``documents`` against ``query``, in input order, as Python floats."""
+        query = check_query(query)
+        texts = check_documents(documents)
+        if not texts:
+            return []
+        return [result.score for result in self._score_pairs([(query, text) for text in texts])]
+
+    def rank(
+        self,
+        query: str,
+        documents: Sequence[str],
+        top_n: int | None = None,
+        score_threshold: float | None = None,
+    ) -> list[RankedResult]:
+        """Documents best first; ``score_threshold`` (on ``relevance_score``) applies before ``top_n``."""
+        query = check_query(query)
+        texts = check_documents(documents)
+        return self._rank_checked([query], [texts], check_top_n(top_n), check_score_threshold(score_threshold))[0]
+
+    def rank_many(
+        self,
+        queries: Sequence[str],
+        documents_per_query: Sequence[Sequence[str]],
+        top_n: int | None = None,
+        score_threshold: float | None = None,
+    ) -> list[list[RankedResult]]:
+        """Rank each query's documents, scoring all pairs of all queries in one length-sorted pass."""
+        query_list = check_documents(queries, "queries")
+        if isinstance(documents_per_query, (str, bytes)) or not isinstance(documents_per_query, Sequence):
+            raise TypeError(
+                f"documents_per_query must be a list of lists of str, got {type(documents_per_query).__name__}"
+            )
+        if len(query_list) != len(documents_per_query):
+            raise ValueError(f"got {len(query_list)} queries but {len(documents_per_query)} document lists")
+        texts = [check_documents(docs, f"documents_per_query[{i}]") for i, docs in enumerate(documents_per_query)]
+        return self._rank_checked(query_list, texts, check_top_n(top_n), check_score_threshold(score_threshold))
+
+    def _rank_checked(
+        self, queries: list[str], texts: list[list[str]], top_n: int | None, threshold: float | None
+    ) -> list[list[RankedResult]]:
+        pairs = [(query, text) for query, docs in zip(queries, texts, strict=True) for text in docs]
+        scored = self._score_pairs(pairs) if pairs else []
+        rankings = []
+        offset = 0
+        for docs in texts:
+            results = [
+                RankedResult(index, s.score, s.relevance_score, text, s.truncated_tokens, s.windows)
+                for index, (text, s) in enumerate(zip(docs, scored[offset : offset + len(docs)], strict=True))
+            ]
+            offset += len(docs)
+            if threshold is not None:
+                results = [result for result in results if result.relevance_score >= threshold]
+            results.sort(key=lambda result: (-result.score, result.index))
+            rankings.append(results[:top_n] if top_n is not None else results)
+        return rankings
+
+    # -- async -------------------------------------------------------------------------------------
+
+    async def ascore(self, query: str, documents: Sequence[str]) -> list[float]:
+        """``score`` in a worker thread, so the event loop keeps running while the model works."""
+        return await asyncio.to_thread(self.score, query, documents)
+
+    async def arank(
+        self,
+        query: str,
+        documents: Sequence[str],
+        top_n: int | None = None,
+        score_threshold: float | None = None,
+    ) -> list[RankedResult]:
+        """``rank`` in a worker thread, so the event loop keeps running while the model works."""
+        return await asyncio.to_thread(self.rank, query, documents, top_n, score_threshold)
