@@ -116,9 +116,13 @@ class PairEncoder:
         return ids, types
 
     def plan(
-        self, query_ids: list[int], document_ids: list[int], max_length: int, window: bool, overlap: int
+        self, query_ids: list[int], document_ids: list[int], max_length: int, window: bool, overlap: int | None
     ) -> PairPlan:
-        """Fit one pair into ``max_length``: the document is cut (or windowed), never the query first."""
+        """Fit one pair into ``max_length``: the document is cut (or windowed), never the query first.
+
+        Windows overlap by ``overlap`` tokens; ``None`` means half a window, so any passage up to half a
+        window long is seen whole by at least one window.
+        """
         room = max_length - self.special_count
         if len(query_ids) > room - room // 4:
             keep = room - room // 4
@@ -134,7 +138,7 @@ class PairEncoder:
             return PairPlan([self.assemble(query_ids, document_ids)], 0)
         if not window:
             return PairPlan([self.assemble(query_ids, document_ids[:budget])], len(document_ids) - budget)
-        step = budget - min(overlap, budget // 2)
+        step = budget - (budget // 2 if overlap is None else min(overlap, budget - 1))
         units = []
         start = 0
         while True:

@@ -59,7 +59,7 @@ class Reranker:
         long_documents: ``"truncate"`` cuts a document to fit; ``"window"`` scores overlapping windows
             over the whole document and aggregates them per document.
         window_aggregation: ``"max"`` or ``"mean"`` over a document's windows.
-        window_overlap: Tokens shared by consecutive windows.
+        window_overlap: Tokens shared by consecutive windows; ``None`` means half a window.
         cache_size: Entries in an LRU score cache (0 turns it off).
         revision: Model revision on the hub (branch, tag or commit).
         trust_remote_code: Run custom model code from the model repository (off by default).
@@ -81,7 +81,7 @@ class Reranker:
         max_length: int | None = None,
         long_documents: LongDocuments = "truncate",
         window_aggregation: WindowAggregation = "max",
-        window_overlap: int = 32,
+        window_overlap: int | None = None,
         cache_size: int = 0,
         revision: str | None = None,
         trust_remote_code: bool = False,
@@ -96,8 +96,10 @@ class Reranker:
             raise ValueError(f"long_documents must be 'truncate' or 'window', got {long_documents!r}")
         if window_aggregation not in ("max", "mean"):
             raise ValueError(f"window_aggregation must be 'max' or 'mean', got {window_aggregation!r}")
-        if isinstance(window_overlap, bool) or not isinstance(window_overlap, int) or window_overlap < 0:
-            raise ValueError(f"window_overlap must be an int >= 0, got {window_overlap!r}")
+        if window_overlap is not None and (
+            isinstance(window_overlap, bool) or not isinstance(window_overlap, int) or window_overlap < 0
+        ):
+            raise ValueError(f"window_overlap must be None or an int >= 0, got {window_overlap!r}")
         if isinstance(cache_size, bool) or not isinstance(cache_size, int) or cache_size < 0:
             raise ValueError(f"cache_size must be an int >= 0, got {cache_size!r}")
         self.long_documents: LongDocuments = long_documents

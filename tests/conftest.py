@@ -1,0 +1,83 @@
+"""Shared fixtures: offline models from ../shared/models, and a seeded random-weight cross-encoder."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from pathlib import Path
+
+os.environ["HF_HUB_OFFLINE"] = "1"
+os.environ["TRANSFORMERS_OFFLINE"] = "1"
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+import pytest  # noqa: E402
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED = Path(os.environ.get("RERANK_PLUGINS_SHARED", REPO.parent / "shared"))
+TRAINED_MODEL = SHARED / "models" / "minilm-l6-scifact-ce"
+CONFIG_ONLY_MODEL = SHARED / "models" / "ms-marco-MiniLM-L-6-v2_config-tokenizer-only"
+SCIFACT = SHARED / "data" / "scifact"
+
+
+def _require(path: Path) -> Path:
+    if not path.exists():
+        raise RuntimeError(f"{path} is missing: the tests need ../shared beside the repository "
+                           "(or RERANK_PLUGINS_SHARED pointing at it)")
+    return path
+
+
+def build_random_cross_encoder(target: Path, num_labels: int = 1, seed: int = 0) -> Path:
+    """A random-weight model with the exact ms-marco-MiniLM-L6-v2 architecture and tokenizer."""
+    import torch
+    from transformers import AutoConfig, AutoModelForSequenceClassification
+
+    source = _require(CONFIG_ONLY_MODEL)
+    config = AutoConfig.from_pretrained(source, num_labels=num_labels)
+    torch.manual_seed(seed)
+    model = AutoModelForSequenceClassification.from_config(config)
+    model.save_pretrained(target)
+    for name in ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "vocab.txt"):
+        shutil.copy(source / name, target / name)
+    return target
+
+
+@pytest.fixture(scope="session")
+def trained_model() -> str:
+    """The real SciFact-trained cross-encoder: use it for every claim about ranking quality."""
+    return str(_require(TRAINED_MODEL))
+
+
+@pytest.fixture(scope="session")
+def random_model(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """Seeded random weights, real architecture and tokenizer: fast logic tests."""
+    return str(build_random_cross_encoder(tmp_path_factory.mktemp("random-ce")))
+
+
+@pytest.fixture(scope="session")
+def scifact_corpus() -> dict[str, str]:
+    """SciFact documents as the trained model saw them: title + " " + abstract."""
+    corpus = {}
+    with open(_require(SCIFACT / "corpus.jsonl"), encoding="utf-8") as lines:
+        for line in lines:
+            row = json.loads(line)
+            corpus[row["_id"]] = f"{row['title']} {row['text']}"
+    return corpus
+
+
+@pytest.fixture(scope="session")
+def scifact_queries() -> dict[str, str]:
+    with open(_require(SCIFACT / "queries.jsonl"), encoding="utf-8") as lines:
+        return {row["_id"]: row["text"] for row in map(json.loads, lines)}
+
+
+@pytest.fixture(scope="session")
+def scifact_test_qrels() -> dict[str, set[str]]:
+    qrels: dict[str, set[str]] = {}
+    with open(_require(SCIFACT / "qrels" / "test.tsv"), encoding="utf-8") as lines:
+        next(lines)
+        for line in lines:
+            query_id, doc_id, score = line.split("\t")
+            if int(score) > 0:
+                qrels.setdefault(query_id, set()).add(doc_id)
+    return qrels
