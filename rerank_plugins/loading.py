@@ -118,7 +118,7 @@ def _load(model: str, revision: str | None, device: str, precision: str, trust_r
     num_labels = _check_is_cross_encoder(model, config)
     try:
         encoder = CrossEncoder(model, device=device, revision=revision, trust_remote_code=trust_remote_code)
-    except (OSError, ValueError, RuntimeError) as error:
+    except Exception as error:  # safetensors, torch and transformers each raise their own types
         raise RuntimeError(f"Could not load the cross-encoder weights or tokenizer of {model!r}: {error}") from error
     tokenizer = encoder.tokenizer
     if tokenizer is None or not getattr(tokenizer, "is_fast", False):
