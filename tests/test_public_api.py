@@ -17,7 +17,8 @@ def test_all_is_pinned() -> None:
 def test_import_works_without_any_framework_installed() -> None:
     blocker = (
         "import sys\n"
-        "for name in ('langchain_core', 'langchain', 'langchain_classic', 'llama_index', 'llama_index.core', 'faiss'):\n"
+        "blocked = ('langchain_core', 'langchain', 'langchain_classic', 'llama_index', 'llama_index.core', 'faiss')\n"
+        "for name in blocked:\n"
         "    sys.modules[name] = None\n"
         "import rerank_plugins\n"
         "assert rerank_plugins.Reranker and rerank_plugins.RankedResult\n"

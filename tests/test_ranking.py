@@ -64,9 +64,7 @@ def test_threshold_applies_before_top_n(reranker: Reranker, distractors: list[st
     kept = reranker.rank(query, distractors, top_n=10, score_threshold=threshold)
     assert [r.index for r in kept] == [r.index for r in everything[:3]]
     assert reranker.rank(query, distractors, top_n=2, score_threshold=threshold) == everything[:2]
-    assert reranker.rank(query, distractors, score_threshold=1.0) == [
-        r for r in everything if r.relevance_score >= 1.0
-    ]
+    assert reranker.rank(query, distractors, score_threshold=1.0) == [r for r in everything if r.relevance_score >= 1.0]
 
 
 def test_top_n_larger_than_input_returns_all(reranker: Reranker) -> None:

@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# One entry point for a fresh machine: sets up .venv (CPU torch first), then runs the demo or the tests.
+#   ./run.sh test   install everything, lint, run the test suite (what CI runs)
+#   ./run.sh demo   install everything, rerank a few SciFact claims and show before/after
+set -euo pipefail
+cd "$(dirname "$0")"
+
+VENV=${RERANK_PLUGINS_VENV:-.venv}
+if [ ! -x "$VENV/bin/python" ]; then
+    python3 -m venv "$VENV"
+fi
+PY="$VENV/bin/python"
+if ! "$PY" -c "import torch" 2>/dev/null; then
+    "$PY" -m pip install --quiet --upgrade pip
+    "$PY" -m pip install --quiet torch==2.13.0   # CPU build; a bare 'torch' pulls a multi-GB CUDA one
+fi
+"$PY" -m pip install --quiet -e ".[all,dev]"
+
+export HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 TOKENIZERS_PARALLELISM=false
+
+case "${1:-test}" in
+    test)
+        "$PY" -m ruff check rerank_plugins tests benchmarks
+        "$PY" -m pytest -q "${@:2}"
+        ;;
+    demo)
+        "$VENV/bin/rerank-plugins" demo "${@:2}"
+        ;;
+    *)
+        echo "usage: ./run.sh [test|demo] [extra args]" >&2
+        exit 2
+        ;;
+esac
