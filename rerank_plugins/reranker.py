@@ -119,6 +119,23 @@ class Reranker:
             f"batch_size={self.batch_size}, long_documents={self.long_documents!r})"
         )
 
+    def options(self) -> dict[str, Any]:
+        """The constructor arguments of this instance: ``Reranker(**r.options())`` builds an equivalent one."""
+        return {
+            "model": self.model_name,
+            "device": self.device,
+            "precision": self.precision,
+            "batch_size": self.batch_size,
+            "max_length": self._max_length,
+            "long_documents": self.long_documents,
+            "window_aggregation": self.window_aggregation,
+            "window_overlap": self.window_overlap,
+            "cache_size": self._cache.capacity,
+            "revision": self.revision,
+            "trust_remote_code": self.trust_remote_code,
+            "show_progress_bar": self.show_progress_bar,
+        }
+
     # -- loading -----------------------------------------------------------------------------------
 
     def load(self) -> Reranker:

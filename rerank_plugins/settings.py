@@ -31,11 +31,22 @@ class RerankSettings(BaseModel):
         "truncate", description="'truncate' cuts long documents; 'window' scores all of them in windows."
     )
 
-    def explicit_core_options(self) -> list[str]:
-        """Core options the caller set explicitly (they conflict with a ready ``Reranker``)."""
-        return [name for name in CORE_OPTIONS if name in self.model_fields_set]
+    def resolve_reranker(self, reranker: Reranker | None) -> Reranker:
+        """The given ``reranker`` (whose options these fields then mirror), or one built from these options.
 
-    def build_reranker(self) -> Reranker:
-        """A ``Reranker`` from these options (the model itself loads lazily and is shared per process)."""
-        options: dict[str, Any] = {name: getattr(self, name) for name in CORE_OPTIONS if name != "model"}
-        return Reranker(self.model, **options)
+        Passing a ``reranker`` together with explicit model options is ambiguous and refused.
+
+        A built one loads its model lazily, and shares it with every other ``Reranker`` of the same model.
+        """
+        if reranker is None:
+            built: dict[str, Any] = {name: getattr(self, name) for name in CORE_OPTIONS if name != "model"}
+            return Reranker(self.model, **built)
+        if not isinstance(reranker, Reranker):
+            raise TypeError(f"reranker must be a rerank_plugins.Reranker, got {type(reranker).__name__}")
+        conflicting = [name for name in CORE_OPTIONS if name in self.model_fields_set]
+        if conflicting:
+            raise ValueError(f"pass either reranker= or model options, not both (got {', '.join(conflicting)})")
+        options = reranker.options()
+        for name in CORE_OPTIONS:  # so the serialised settings describe the core actually in use
+            setattr(self, name, options[name])
+        return reranker

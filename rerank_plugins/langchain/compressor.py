@@ -13,19 +13,7 @@ from rerank_plugins.langchain.documents import arerank, rerank
 from rerank_plugins.reranker import Reranker
 from rerank_plugins.settings import RerankSettings
 
-__all__ = ["RerankCompressor", "core_from"]
-
-
-def core_from(settings: RerankSettings, reranker: Reranker | None) -> Reranker:
-    """The given ``reranker``, or one built from ``settings``; both at once is ambiguous and refused."""
-    if reranker is None:
-        return settings.build_reranker()
-    if not isinstance(reranker, Reranker):
-        raise TypeError(f"reranker must be a rerank_plugins.Reranker, got {type(reranker).__name__}")
-    conflicting = settings.explicit_core_options()
-    if conflicting:
-        raise ValueError(f"pass either reranker= or model options, not both (got {', '.join(conflicting)})")
-    return reranker
+__all__ = ["RerankCompressor"]
 
 
 class RerankCompressor(RerankSettings, BaseDocumentCompressor):
@@ -49,7 +37,7 @@ class RerankCompressor(RerankSettings, BaseDocumentCompressor):
 
     @model_validator(mode="after")
     def _build_core(self) -> RerankCompressor:
-        self.reranker = core_from(self, self.reranker)
+        self.reranker = self.resolve_reranker(self.reranker)
         return self
 
     @property

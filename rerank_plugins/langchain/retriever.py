@@ -9,7 +9,6 @@ from langchain_core.documents import Document
 from langchain_core.retrievers import BaseRetriever, RetrieverLike
 from pydantic import ConfigDict, Field, model_validator
 
-from rerank_plugins.langchain.compressor import core_from
 from rerank_plugins.langchain.documents import arerank, rerank
 from rerank_plugins.reranker import Reranker
 from rerank_plugins.settings import RerankSettings
@@ -39,7 +38,7 @@ class RerankRetriever(RerankSettings, BaseRetriever):
 
     @model_validator(mode="after")
     def _build_core(self) -> RerankRetriever:
-        self.reranker = core_from(self, self.reranker)
+        self.reranker = self.resolve_reranker(self.reranker)
         return self
 
     @property

@@ -1,0 +1,9 @@
+"""LlamaIndex integration: a reranking node postprocessor. Needs ``pip install "rerank-plugins[llamaindex]"``."""
+
+from rerank_plugins._optional import require
+
+require("llama_index.core", "llamaindex")
+
+from rerank_plugins.llama_index.postprocessor import RETRIEVAL_SCORE_KEY, RerankPostprocessor  # noqa: E402
+
+__all__ = ["RETRIEVAL_SCORE_KEY", "RerankPostprocessor"]

@@ -1,0 +1,117 @@
+"""``RerankPostprocessor``: a LlamaIndex ``BaseNodePostprocessor`` over the shared scoring core."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from llama_index.core.bridge.pydantic import Field, PrivateAttr
+from llama_index.core.callbacks import CBEventType, EventPayload
+from llama_index.core.instrumentation import get_dispatcher
+from llama_index.core.instrumentation.events.rerank import ReRankEndEvent, ReRankStartEvent
+from llama_index.core.postprocessor.types import BaseNodePostprocessor
+from llama_index.core.schema import MetadataMode, NodeWithScore, QueryBundle
+
+from rerank_plugins.reranker import Reranker
+from rerank_plugins.results import RankedResult
+from rerank_plugins.settings import RerankSettings
+
+__all__ = ["RETRIEVAL_SCORE_KEY", "RerankPostprocessor"]
+
+dispatcher = get_dispatcher(__name__)
+
+RETRIEVAL_SCORE_KEY = "retrieval_score"
+"""Metadata key of the retrieval score kept by ``keep_retrieval_score`` (hidden from the LLM and embedder)."""
+
+
+def _node_texts(nodes: Any) -> list[str]:
+    """The text LlamaIndex embeds for each node, with a clear error for anything that is not a node."""
+    if not isinstance(nodes, (list, tuple)):
+        raise TypeError(f"nodes must be a list of NodeWithScore, got {type(nodes).__name__}")
+    for position, node in enumerate(nodes):
+        if not isinstance(node, NodeWithScore):
+            raise TypeError(f"nodes[{position}] must be a NodeWithScore, got {type(node).__name__}")
+    return [node.node.get_content(metadata_mode=MetadataMode.EMBED) for node in nodes]
+
+
+class RerankPostprocessor(RerankSettings, BaseNodePostprocessor):
+    """Reranks retrieved nodes with a cross-encoder; node scores become 0-1 relevance scores.
+
+    Returns new ``NodeWithScore`` objects, best first; the caller's nodes are never changed.
+
+    Example:
+        >>> engine = index.as_query_engine(similarity_top_k=20, node_postprocessors=[
+        ...     RerankPostprocessor(model="cross-encoder/ms-marco-MiniLM-L6-v2", top_n=3)])  # doctest: +SKIP
+    """
+
+    keep_retrieval_score: bool = Field(
+        default=False, description="Keep each node's retrieval score in metadata (hidden from the LLM and embedder)."
+    )
+    _reranker: Reranker = PrivateAttr()
+
+    def __init__(self, reranker: Reranker | None = None, **data: Any) -> None:
+        super().__init__(**data)
+        self._reranker = self.resolve_reranker(reranker)
+
+    @classmethod
+    def class_name(cls) -> str:
+        return "RerankPostprocessor"
+
+    @property
+    def core(self) -> Reranker:
+        """The scoring core in use."""
+        return self._reranker
+
+    def _start(self, nodes: list[NodeWithScore], query_bundle: QueryBundle | None) -> tuple[str, list[str]]:
+        texts = _node_texts(nodes)
+        dispatcher.event(
+            ReRankStartEvent(query=query_bundle, nodes=nodes, top_n=self.top_n or len(nodes), model_name=self.model)
+        )
+        if query_bundle is None:
+            raise ValueError("RerankPostprocessor needs a query: pass query_bundle or query_str")
+        return query_bundle.query_str, texts
+
+    def _payload(self, nodes: list[NodeWithScore], query: str) -> dict[str, Any]:
+        return {
+            EventPayload.NODES: nodes,
+            EventPayload.MODEL_NAME: self.model,
+            EventPayload.QUERY_STR: query,
+            EventPayload.TOP_K: self.top_n,
+        }
+
+    def _reranked(self, nodes: list[NodeWithScore], ranking: list[RankedResult]) -> list[NodeWithScore]:
+        reranked = []
+        for result in ranking:
+            original = nodes[result.index]
+            node = original.node
+            if self.keep_retrieval_score:
+                node = node.model_copy(
+                    update={
+                        "metadata": {**node.metadata, RETRIEVAL_SCORE_KEY: original.score},
+                        "excluded_llm_metadata_keys": [*node.excluded_llm_metadata_keys, RETRIEVAL_SCORE_KEY],
+                        "excluded_embed_metadata_keys": [*node.excluded_embed_metadata_keys, RETRIEVAL_SCORE_KEY],
+                    }
+                )
+            reranked.append(NodeWithScore(node=node, score=result.relevance_score))
+        return reranked
+
+    def _postprocess_nodes(
+        self, nodes: list[NodeWithScore], query_bundle: QueryBundle | None = None
+    ) -> list[NodeWithScore]:
+        query, texts = self._start(nodes, query_bundle)
+        with self.callback_manager.event(CBEventType.RERANKING, payload=self._payload(nodes, query)) as event:
+            ranking = self._reranker.rank(query, texts, top_n=self.top_n, score_threshold=self.score_threshold)
+            reranked = self._reranked(nodes, ranking)
+            event.on_end(payload={EventPayload.NODES: reranked})
+        dispatcher.event(ReRankEndEvent(nodes=reranked))
+        return reranked
+
+    async def _apostprocess_nodes(
+        self, nodes: list[NodeWithScore], query_bundle: QueryBundle | None = None
+    ) -> list[NodeWithScore]:
+        query, texts = self._start(nodes, query_bundle)
+        with self.callback_manager.event(CBEventType.RERANKING, payload=self._payload(nodes, query)) as event:
+            ranking = await self._reranker.arank(query, texts, top_n=self.top_n, score_threshold=self.score_threshold)
+            reranked = self._reranked(nodes, ranking)
+            event.on_end(payload={EventPayload.NODES: reranked})
+        dispatcher.event(ReRankEndEvent(nodes=reranked))
+        return reranked

@@ -1,0 +1,218 @@
+"""The LlamaIndex adapter inside real query engines, with the real SciFact-trained cross-encoder."""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+import subprocess
+import sys
+from typing import Any
+
+import pytest
+from llama_index.core import VectorStoreIndex
+from llama_index.core.callbacks import CallbackManager, CBEventType, LlamaDebugHandler
+from llama_index.core.instrumentation import get_dispatcher
+from llama_index.core.instrumentation.event_handlers import BaseEventHandler
+from llama_index.core.instrumentation.events.rerank import ReRankEndEvent, ReRankStartEvent
+from llama_index.core.llms import MockLLM
+from llama_index.core.query_engine import RetrieverQueryEngine
+from llama_index.core.schema import MetadataMode, NodeWithScore, QueryBundle, TextNode
+from llama_index.embeddings.huggingface import HuggingFaceEmbedding
+
+from rerank_plugins import Reranker
+from rerank_plugins.llama_index import RerankPostprocessor
+from tests.conftest import RERANK_QUERY_ID
+
+
+@pytest.fixture(scope="module")
+def index(bi_encoder_path: str, scifact_slice: dict[str, str]) -> VectorStoreIndex:
+    embed_model = HuggingFaceEmbedding(model_name=bi_encoder_path, device="cpu")
+    nodes = [TextNode(text=text, id_=doc_id, metadata={"doc_id": doc_id}) for doc_id, text in scifact_slice.items()]
+    return VectorStoreIndex(nodes, embed_model=embed_model)
+
+
+@pytest.fixture(scope="module")
+def core(trained_model: str) -> Reranker:
+    return Reranker(trained_model, precision="fp32")
+
+
+@pytest.fixture(scope="module")
+def claim(scifact_queries: dict[str, str]) -> str:
+    return scifact_queries[RERANK_QUERY_ID]
+
+
+@pytest.fixture(scope="module")
+def relevant_id(scifact_test_qrels: dict[str, set[str]]) -> str:
+    (doc_id,) = scifact_test_qrels[RERANK_QUERY_ID]
+    return doc_id
+
+
+def _check_reranked(nodes: list[NodeWithScore], relevant_id: str, count: int) -> None:
+    assert len(nodes) == count
+    assert nodes[0].node.node_id == relevant_id
+    scores = [node.score for node in nodes]
+    assert all(type(score) is float and 0.0 <= score <= 1.0 for score in scores)
+    assert scores == sorted(scores, reverse=True) and scores[0] > 0.5
+
+
+def test_query_engine_returns_reranked_source_nodes(index, core, claim, relevant_id) -> None:
+    retrieved = index.as_retriever(similarity_top_k=10).retrieve(claim)
+    assert [n.node.node_id for n in retrieved].index(relevant_id) > 0  # the bi-encoder alone misses it
+    engine = index.as_query_engine(
+        similarity_top_k=10, node_postprocessors=[RerankPostprocessor(reranker=core, top_n=3)], llm=MockLLM()
+    )
+
+    _check_reranked(engine.query(claim).source_nodes, relevant_id, 3)
+
+
+async def test_query_engine_aquery_returns_reranked_source_nodes(index, core, claim, relevant_id) -> None:
+    engine = index.as_query_engine(
+        similarity_top_k=10, node_postprocessors=[RerankPostprocessor(reranker=core, top_n=2)], llm=MockLLM()
+    )
+    response = await engine.aquery(claim)
+    _check_reranked(response.source_nodes, relevant_id, 2)
+
+
+def test_retriever_query_engine_with_the_postprocessor(index, core, claim, relevant_id) -> None:
+    engine = RetrieverQueryEngine.from_args(
+        retriever=index.as_retriever(similarity_top_k=10),
+        node_postprocessors=[RerankPostprocessor(reranker=core, top_n=4)],
+        llm=MockLLM(),
+    )
+    _check_reranked(engine.query(claim).source_nodes, relevant_id, 4)
+
+
+class RerankEvents(BaseEventHandler):
+    """Collects the rerank events the dispatcher sends."""
+
+    events: list[Any] = []
+
+    def handle(self, event: Any, **kwargs: Any) -> None:
+        if isinstance(event, (ReRankStartEvent, ReRankEndEvent)):
+            self.events.append(event)
+
+
+def test_dispatcher_and_legacy_callbacks_see_the_rerank(index, core, claim, relevant_id) -> None:
+    handler = RerankEvents(events=[])
+    root = get_dispatcher()
+    root.add_event_handler(handler)
+    debug = LlamaDebugHandler()
+    postprocessor = RerankPostprocessor(reranker=core, top_n=2, callback_manager=CallbackManager([debug]))
+    nodes = index.as_retriever(similarity_top_k=10).retrieve(claim)
+    try:
+        reranked = postprocessor.postprocess_nodes(nodes, query_str=claim)
+    finally:
+        root.event_handlers.remove(handler)
+
+    start, end = handler.events
+    assert isinstance(start, ReRankStartEvent) and isinstance(end, ReRankEndEvent)
+    assert [n.node.node_id for n in start.nodes] == [n.node.node_id for n in nodes]
+    assert start.top_n == 2 and start.model_name == core.model_name and start.query.query_str == claim
+    assert [n.node.node_id for n in end.nodes] == [n.node.node_id for n in reranked]
+    (pair,) = debug.get_event_pairs(CBEventType.RERANKING)
+    assert [n.node.node_id for n in pair[1].payload["nodes"]] == [n.node.node_id for n in reranked]
+
+
+def test_same_order_and_scores_as_the_langchain_adapter(trained_model, scifact_slice, claim) -> None:
+    from langchain_core.documents import Document
+
+    from rerank_plugins.langchain import RerankCompressor
+
+    items = list(scifact_slice.items())[:25]
+    nodes = [NodeWithScore(node=TextNode(text=text, id_=doc_id), score=0.5) for doc_id, text in items]
+    documents = [Document(page_content=text, id=doc_id) for doc_id, text in items]
+
+    llama = RerankPostprocessor(model=trained_model, precision="fp32", top_n=10).postprocess_nodes(
+        nodes, query_str=claim
+    )
+    chain = RerankCompressor(model=trained_model, precision="fp32", top_n=10).compress_documents(documents, claim)
+
+    assert [n.node.node_id for n in llama] == [d.id for d in chain]
+    assert [n.score for n in llama] == [d.metadata["relevance_score"] for d in chain]
+
+
+def _nodes(scifact_slice: dict[str, str], start: int, count: int) -> list[NodeWithScore]:
+    return [
+        NodeWithScore(node=TextNode(text=text, id_=doc_id, metadata={"doc_id": doc_id}), score=1.0 - i / 100)
+        for i, (doc_id, text) in enumerate(list(scifact_slice.items())[start : start + count])
+    ]
+
+
+def test_inputs_unchanged_and_retrieval_score_kept_out_of_llm_text(core, scifact_slice, claim) -> None:
+    nodes = _nodes(scifact_slice, 0, 12)
+    before = copy.deepcopy(nodes)
+    postprocessor = RerankPostprocessor(reranker=core, top_n=5, keep_retrieval_score=True)
+
+    reranked = postprocessor.postprocess_nodes(nodes, query_bundle=QueryBundle(claim))
+
+    assert [n.model_dump() for n in nodes] == [n.model_dump() for n in before]
+    by_id = {n.node.node_id: n for n in nodes}
+    for node in reranked:
+        assert node.node.metadata["retrieval_score"] == by_id[node.node.node_id].score
+        assert "retrieval_score" not in node.node.get_content(metadata_mode=MetadataMode.LLM)
+        assert "retrieval_score" not in node.node.get_content(metadata_mode=MetadataMode.EMBED)
+        assert node is not by_id[node.node.node_id]
+
+
+async def test_fifty_concurrent_async_calls_equal_sequential(core, scifact_slice, scifact_queries) -> None:
+    postprocessor = RerankPostprocessor(reranker=core, top_n=4)
+    queries = list(scifact_queries.values())[:50]
+    jobs = [(queries[i], _nodes(scifact_slice, i * 5, 8)) for i in range(50)]
+    expected = [postprocessor.postprocess_nodes(nodes, query_str=query) for query, nodes in jobs]
+
+    results = await asyncio.gather(*(postprocessor.apostprocess_nodes(nodes, query_str=q) for q, nodes in jobs))
+
+    assert [[n.node.node_id for n in r] for r in results] == [[n.node.node_id for n in r] for r in expected]
+    for got, want in zip(results, expected, strict=True):
+        assert [n.score for n in got] == pytest.approx([n.score for n in want], abs=1e-5)
+
+
+def test_to_dict_from_dict_round_trip(trained_model: str, core: Reranker, scifact_slice, claim) -> None:
+    original = RerankPostprocessor(
+        model=trained_model,
+        top_n=4,
+        precision="fp32",
+        batch_size=8,
+        max_length=200,
+        long_documents="window",
+        keep_retrieval_score=True,
+        score_threshold=0.01,
+    )
+    data = original.to_dict()
+    assert data["class_name"] == "RerankPostprocessor"
+    restored = RerankPostprocessor.from_dict(data)
+    assert restored.to_dict() == data
+    assert restored.core.options() == original.core.options()
+    nodes = _nodes(scifact_slice, 0, 10)
+    assert [n.node.node_id for n in restored.postprocess_nodes(nodes, query_str=claim)] == [
+        n.node.node_id for n in original.postprocess_nodes(nodes, query_str=claim)
+    ]
+    shared = RerankPostprocessor(reranker=core, top_n=2)
+    assert RerankPostprocessor.from_dict(shared.to_dict()).core.options() == core.options()
+
+
+def test_no_query_no_nodes_and_bad_input(core: Reranker) -> None:
+    postprocessor = RerankPostprocessor(reranker=core)
+    with pytest.raises(ValueError, match="needs a query"):
+        postprocessor.postprocess_nodes([NodeWithScore(node=TextNode(text="a"))])
+    assert postprocessor.postprocess_nodes([], query_str="q") == []
+    with pytest.raises(TypeError, match=r"nodes\[0\] must be a NodeWithScore, got TextNode"):
+        postprocessor.postprocess_nodes([TextNode(text="a")], query_str="q")  # type: ignore[list-item]
+    with pytest.raises(ValueError, match="either reranker= or model options"):
+        RerankPostprocessor(reranker=core, batch_size=3)
+
+
+def test_using_the_adapter_without_llama_index_says_how_to_install() -> None:
+    script = (
+        "import sys\n"
+        "sys.modules['llama_index'] = None\n"
+        "sys.modules['llama_index.core'] = None\n"
+        "import rerank_plugins\n"
+        "try:\n"
+        "    import rerank_plugins.llama_index\n"
+        "except ImportError as error:\n"
+        "    assert 'pip install \"rerank-plugins[llamaindex]\"' in str(error), error\n"
+        "else:\n"
+        "    raise SystemExit('no ImportError')\n"
+    )
+    subprocess.run([sys.executable, "-c", script], check=True)
