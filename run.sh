@@ -20,7 +20,7 @@ export HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 TOKENIZERS_PARALLELISM=false
 
 case "${1:-test}" in
     test)
-        "$PY" -m ruff check rerank_plugins tests benchmarks
+        "$PY" -m ruff check .
         "$PY" -m pytest -q "${@:2}"
         ;;
     demo)

@@ -131,9 +131,9 @@ def test_same_order_and_scores_as_the_langchain_adapter(trained_model, scifact_s
     assert [n.score for n in llama] == [d.metadata["relevance_score"] for d in chain]
 
 
-def _nodes(scifact_slice: dict[str, str], start: int, count: int) -> list[NodeWithScore]:
+def _nodes(scifact_slice: dict[str, str], start: int, count: int, chars: int | None = None) -> list[NodeWithScore]:
     return [
-        NodeWithScore(node=TextNode(text=text, id_=doc_id, metadata={"doc_id": doc_id}), score=1.0 - i / 100)
+        NodeWithScore(node=TextNode(text=text[:chars], id_=doc_id, metadata={"doc_id": doc_id}), score=1.0 - i / 100)
         for i, (doc_id, text) in enumerate(list(scifact_slice.items())[start : start + count])
     ]
 
@@ -157,7 +157,7 @@ def test_inputs_unchanged_and_retrieval_score_kept_out_of_llm_text(core, scifact
 async def test_fifty_concurrent_async_calls_equal_sequential(core, scifact_slice, scifact_queries) -> None:
     postprocessor = RerankPostprocessor(reranker=core, top_n=4)
     queries = list(scifact_queries.values())[:50]
-    jobs = [(queries[i], _nodes(scifact_slice, i * 5, 8)) for i in range(50)]
+    jobs = [(queries[i], _nodes(scifact_slice, i * 5, 8, chars=400)) for i in range(50)]  # concurrency, not length
     expected = [postprocessor.postprocess_nodes(nodes, query_str=query) for query, nodes in jobs]
 
     results = await asyncio.gather(*(postprocessor.apostprocess_nodes(nodes, query_str=q) for q, nodes in jobs))
