@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import threading
 from collections.abc import Sequence
@@ -15,6 +16,7 @@ import torch
 from rerank_plugins.cache import ScoreCache, pair_digest
 from rerank_plugins.devices import Precision, resolve_device, resolve_precision
 from rerank_plugins.encoding import PairEncoder
+from rerank_plugins.fusion import check_fusion, fuse
 from rerank_plugins.inference import score_units
 from rerank_plugins.loading import LoadedModel, check_model_reference, load_model
 from rerank_plugins.results import RankedResult
@@ -264,11 +266,26 @@ class Reranker:
         documents: Sequence[str],
         top_n: int | None = None,
         score_threshold: float | None = None,
+        *,
+        retrieval_scores: Sequence[float] | None = None,
+        fusion_weight: float | None = None,
     ) -> list[RankedResult]:
-        """Documents best first; ``score_threshold`` (on ``relevance_score``) applies before ``top_n``."""
+        """Documents best first; ``score_threshold`` (on ``relevance_score``) applies before ``top_n``.
+
+        With ``fusion_weight`` and one ``retrieval_scores`` entry per document, the order follows
+        ``fusion_weight * minmax(score) + (1 - fusion_weight) * minmax(retrieval score)`` (``fused_score``).
+        """
         query = check_query(query)
         texts = check_documents(documents)
-        return self._rank_checked([query], [texts], check_top_n(top_n), check_score_threshold(score_threshold))[0]
+        fusion = check_fusion(retrieval_scores, fusion_weight, len(texts))
+        return self._rank_checked(
+            [query],
+            [texts],
+            check_top_n(top_n),
+            check_score_threshold(score_threshold),
+            None if fusion is None else [fusion],
+            fusion_weight,
+        )[0]
 
     def rank_many(
         self,
@@ -276,6 +293,9 @@ class Reranker:
         documents_per_query: Sequence[Sequence[str]],
         top_n: int | None = None,
         score_threshold: float | None = None,
+        *,
+        retrieval_scores_per_query: Sequence[Sequence[float]] | None = None,
+        fusion_weight: float | None = None,
     ) -> list[list[RankedResult]]:
         """Rank each query's documents, scoring all pairs of all queries in one length-sorted pass."""
         query_list = check_documents(queries, "queries")
@@ -286,24 +306,51 @@ class Reranker:
         if len(query_list) != len(documents_per_query):
             raise ValueError(f"got {len(query_list)} queries but {len(documents_per_query)} document lists")
         texts = [check_documents(docs, f"documents_per_query[{i}]") for i, docs in enumerate(documents_per_query)]
-        return self._rank_checked(query_list, texts, check_top_n(top_n), check_score_threshold(score_threshold))
+        fusion = None
+        if fusion_weight is not None or retrieval_scores_per_query is not None:
+            per_query = retrieval_scores_per_query
+            if per_query is not None and len(per_query) != len(texts):
+                raise ValueError(f"got {len(texts)} document lists but {len(per_query)} retrieval score lists")
+            fusion = [
+                check_fusion(
+                    None if per_query is None else per_query[i],
+                    fusion_weight,
+                    len(docs),
+                    f"retrieval_scores_per_query[{i}]",
+                )
+                or []
+                for i, docs in enumerate(texts)
+            ]
+        return self._rank_checked(
+            query_list, texts, check_top_n(top_n), check_score_threshold(score_threshold), fusion, fusion_weight
+        )
 
     def _rank_checked(
-        self, queries: list[str], texts: list[list[str]], top_n: int | None, threshold: float | None
+        self,
+        queries: list[str],
+        texts: list[list[str]],
+        top_n: int | None,
+        threshold: float | None,
+        retrieval_scores: list[list[float]] | None = None,
+        fusion_weight: float | None = None,
     ) -> list[list[RankedResult]]:
         pairs = [(query, text) for query, docs in zip(queries, texts, strict=True) for text in docs]
         scored = self._score_pairs(pairs) if pairs else []
         rankings = []
         offset = 0
-        for docs in texts:
-            results = [
-                RankedResult(index, s.score, s.relevance_score, text, s.truncated_tokens, s.windows)
-                for index, (text, s) in enumerate(zip(docs, scored[offset : offset + len(docs)], strict=True))
-            ]
+        for position, docs in enumerate(texts):
+            own = scored[offset : offset + len(docs)]
             offset += len(docs)
+            fused: list[float | None] = [None] * len(docs)
+            if retrieval_scores is not None and fusion_weight is not None:
+                fused = list(fuse([s.score for s in own], retrieval_scores[position], float(fusion_weight)))
+            results = [
+                RankedResult(index, s.score, s.relevance_score, text, s.truncated_tokens, s.windows, blend)
+                for index, (text, s, blend) in enumerate(zip(docs, own, fused, strict=True))
+            ]
             if threshold is not None:
                 results = [result for result in results if result.relevance_score >= threshold]
-            results.sort(key=lambda result: (-result.score, result.index))
+            results.sort(key=lambda r: (-(r.fused_score if r.fused_score is not None else r.score), r.index))
             rankings.append(results[:top_n] if top_n is not None else results)
         return rankings
 
@@ -319,6 +366,15 @@ class Reranker:
         documents: Sequence[str],
         top_n: int | None = None,
         score_threshold: float | None = None,
+        *,
+        retrieval_scores: Sequence[float] | None = None,
+        fusion_weight: float | None = None,
     ) -> list[RankedResult]:
         """``rank`` in a worker thread, so the event loop keeps running while the model works."""
-        return await asyncio.to_thread(self.rank, query, documents, top_n, score_threshold)
+        return await asyncio.to_thread(
+            functools.partial(self.rank, retrieval_scores=retrieval_scores, fusion_weight=fusion_weight),
+            query,
+            documents,
+            top_n,
+            score_threshold,
+        )

@@ -19,6 +19,7 @@ class RankedResult:
         document: The document text that was scored.
         truncated_tokens: Document tokens cut off to fit ``max_length`` ("truncate" mode).
         windows: Number of windows scored for this document ("window" mode; 1 otherwise).
+        fused_score: The blend with the retrieval score when fusion was asked for (it then sets the order).
     """
 
     index: int
@@ -27,3 +28,4 @@ class RankedResult:
     document: str
     truncated_tokens: int = 0
     windows: int = 1
+    fused_score: float | None = None

@@ -21,6 +21,12 @@ class RerankSettings(BaseModel):
     score_threshold: float | None = Field(
         None, ge=0.0, le=1.0, description="Drop documents whose 0-1 relevance_score is lower, before the top_n cut."
     )
+    fusion_weight: float | None = Field(
+        None,
+        ge=0.0,
+        le=1.0,
+        description="Order by this blend of min-max cross-encoder and retrieval scores; None ranks by the model alone.",
+    )
     device: str | None = Field(None, description="'cpu', 'cuda', 'cuda:1' or 'mps'; None picks the best available.")
     precision: Literal["auto", "fp32", "bf16", "fp16"] = Field(
         "auto", description="Numeric precision of the model; scores are always returned in fp32."

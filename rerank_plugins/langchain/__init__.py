@@ -10,16 +10,20 @@ require("langchain_core", "langchain")
 from rerank_plugins.langchain.compressor import RerankCompressor  # noqa: E402
 from rerank_plugins.langchain.cross_encoder import RerankCrossEncoder  # noqa: E402
 from rerank_plugins.langchain.documents import (  # noqa: E402
+    FUSED_SCORE_KEY,
     RELEVANCE_SCORE_KEY,
     RERANK_SCORE_KEY,
     RETRIEVAL_RANK_KEY,
+    RETRIEVAL_SCORE_KEY,
     TRUNCATED_TOKENS_KEY,
     WINDOWS_KEY,
 )
 from rerank_plugins.langchain.retriever import RerankRetriever  # noqa: E402
 
 __all__ = [
+    "FUSED_SCORE_KEY",
     "RELEVANCE_SCORE_KEY",
+    "RETRIEVAL_SCORE_KEY",
     "RERANK_SCORE_KEY",
     "RETRIEVAL_RANK_KEY",
     "TRUNCATED_TOKENS_KEY",

@@ -9,7 +9,7 @@ from langchain_core.callbacks import Callbacks
 from langchain_core.documents import BaseDocumentCompressor, Document
 from pydantic import ConfigDict, Field, model_validator
 
-from rerank_plugins.langchain.documents import arerank, rerank
+from rerank_plugins.langchain.documents import RETRIEVAL_SCORE_KEY, arerank, rerank
 from rerank_plugins.reranker import Reranker
 from rerank_plugins.settings import RerankSettings
 
@@ -31,6 +31,9 @@ class RerankCompressor(RerankSettings, BaseDocumentCompressor):
 
     model_config = ConfigDict(arbitrary_types_allowed=True, extra="forbid")
 
+    retrieval_score_key: str = Field(
+        RETRIEVAL_SCORE_KEY, description="Metadata key holding each document's retrieval score, read for fusion."
+    )
     reranker: Reranker | None = Field(
         None, exclude=True, description="A ready scoring core to share; built from the model options when omitted."
     )
@@ -50,13 +53,13 @@ class RerankCompressor(RerankSettings, BaseDocumentCompressor):
         self, documents: Sequence[Document], query: str, callbacks: Callbacks | None = None
     ) -> Sequence[Document]:
         """Rerank ``documents`` for ``query``; best first, at most ``top_n``."""
-        return rerank(self.core, documents, query, self.top_n, self.score_threshold)
+        return rerank(self.core, documents, query, self, self.retrieval_score_key, self.top_n)
 
     async def acompress_documents(
         self, documents: Sequence[Document], query: str, callbacks: Callbacks | None = None
     ) -> Sequence[Document]:
         """Like ``compress_documents``; the model runs in a worker thread so the event loop stays free."""
-        return await arerank(self.core, documents, query, self.top_n, self.score_threshold)
+        return await arerank(self.core, documents, query, self, self.retrieval_score_key, self.top_n)
 
     def __repr_args__(self) -> Any:
         return [(name, value) for name, value in super().__repr_args__() if name != "reranker"] + [

@@ -9,7 +9,7 @@ from langchain_core.documents import Document
 from langchain_core.retrievers import BaseRetriever, RetrieverLike
 from pydantic import ConfigDict, Field, model_validator
 
-from rerank_plugins.langchain.documents import arerank, rerank
+from rerank_plugins.langchain.documents import RETRIEVAL_SCORE_KEY, arerank, rerank
 from rerank_plugins.reranker import Reranker
 from rerank_plugins.settings import RerankSettings
 from rerank_plugins.validation import check_top_n
@@ -32,6 +32,9 @@ class RerankRetriever(RerankSettings, BaseRetriever):
 
     base_retriever: RetrieverLike = Field(description="The retriever (or runnable) that fetches candidates.")
     top_n: int | None = Field(3, ge=1, alias="k", description="Documents to return after reranking (alias k).")
+    retrieval_score_key: str = Field(
+        RETRIEVAL_SCORE_KEY, description="Metadata key holding each document's retrieval score, read for fusion."
+    )
     reranker: Reranker | None = Field(
         None, exclude=True, description="A ready scoring core to share; built from the model options when omitted."
     )
@@ -58,11 +61,11 @@ class RerankRetriever(RerankSettings, BaseRetriever):
     ) -> list[Document]:
         top_n = self._top_n(kwargs)
         candidates = self.base_retriever.invoke(query, config={"callbacks": run_manager.get_child()}, **kwargs)
-        return rerank(self.core, candidates, query, top_n, self.score_threshold)
+        return rerank(self.core, candidates, query, self, self.retrieval_score_key, top_n)
 
     async def _aget_relevant_documents(
         self, query: str, *, run_manager: AsyncCallbackManagerForRetrieverRun, **kwargs: Any
     ) -> list[Document]:
         top_n = self._top_n(kwargs)
         candidates = await self.base_retriever.ainvoke(query, config={"callbacks": run_manager.get_child()}, **kwargs)
-        return await arerank(self.core, candidates, query, top_n, self.score_threshold)
+        return await arerank(self.core, candidates, query, self, self.retrieval_score_key, top_n)

@@ -70,6 +70,16 @@ class RerankPostprocessor(RerankSettings, BaseNodePostprocessor):
             raise ValueError("RerankPostprocessor needs a query: pass query_bundle or query_str")
         return query_bundle.query_str, texts
 
+    def _rank_arguments(self, nodes: list[NodeWithScore]) -> dict[str, Any]:
+        arguments: dict[str, Any] = {"top_n": self.top_n, "score_threshold": self.score_threshold}
+        if self.fusion_weight is not None:
+            missing = [i for i, node in enumerate(nodes) if node.score is None]
+            if missing:
+                raise ValueError(f"fusion_weight needs each node's retrieval score; nodes {missing[:5]} have none")
+            arguments["retrieval_scores"] = [node.score for node in nodes]
+            arguments["fusion_weight"] = self.fusion_weight
+        return arguments
+
     def _payload(self, nodes: list[NodeWithScore], query: str) -> dict[str, Any]:
         return {
             EventPayload.NODES: nodes,
@@ -99,7 +109,7 @@ class RerankPostprocessor(RerankSettings, BaseNodePostprocessor):
     ) -> list[NodeWithScore]:
         query, texts = self._start(nodes, query_bundle)
         with self.callback_manager.event(CBEventType.RERANKING, payload=self._payload(nodes, query)) as event:
-            ranking = self._reranker.rank(query, texts, top_n=self.top_n, score_threshold=self.score_threshold)
+            ranking = self._reranker.rank(query, texts, **self._rank_arguments(nodes))
             reranked = self._reranked(nodes, ranking)
             event.on_end(payload={EventPayload.NODES: reranked})
         dispatcher.event(ReRankEndEvent(nodes=reranked))
@@ -110,7 +120,7 @@ class RerankPostprocessor(RerankSettings, BaseNodePostprocessor):
     ) -> list[NodeWithScore]:
         query, texts = self._start(nodes, query_bundle)
         with self.callback_manager.event(CBEventType.RERANKING, payload=self._payload(nodes, query)) as event:
-            ranking = await self._reranker.arank(query, texts, top_n=self.top_n, score_threshold=self.score_threshold)
+            ranking = await self._reranker.arank(query, texts, **self._rank_arguments(nodes))
             reranked = self._reranked(nodes, ranking)
             event.on_end(payload={EventPayload.NODES: reranked})
         dispatcher.event(ReRankEndEvent(nodes=reranked))
