@@ -23,8 +23,8 @@ case "${1:-test}" in
         "$PY" -m ruff check .
         "$PY" -m pytest -q "${@:2}"
         ;;
-    demo)
-        "$VENV/bin/rerank-plugins" demo "${@:2}"
+    demo)  # the default hub model cannot be downloaded offline: use the shared SciFact-trained one
+        "$VENV/bin/rerank-plugins" demo --model "${RERANK_PLUGINS_MODEL:-../shared/models/minilm-l6-scifact-ce}" "${@:2}"
         ;;
     *)
         echo "usage: ./run.sh [test|demo] [extra args]" >&2

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -11,7 +12,7 @@ from tqdm.auto import tqdm
 from rerank_plugins.encoding import PairEncoder
 from rerank_plugins.loading import LoadedModel
 
-__all__ = ["score_units", "PROGRESS_MIN_UNITS"]
+__all__ = ["PROGRESS_MIN_UNITS", "UnitScores", "score_units"]
 
 logger = logging.getLogger(__name__)
 
@@ -64,6 +65,15 @@ def _score_batch(model: LoadedModel, encoder: PairEncoder, batch: list[tuple[lis
         return torch.cat([_score_batch(model, encoder, batch[:half]), _score_batch(model, encoder, batch[half:])])
 
 
+@dataclass(frozen=True)
+class UnitScores:
+    """fp32 margins of model inputs in input order, and the token counts spent on them."""
+
+    margins: np.ndarray
+    tokens: int
+    padded_tokens: int
+
+
 @torch.inference_mode()
 def score_units(
     model: LoadedModel,
@@ -71,14 +81,15 @@ def score_units(
     units: list[tuple[list[int], list[int]]],
     batch_size: int,
     show_progress_bar: bool | None = None,
-) -> np.ndarray:
-    """fp32 margins of every unit, in input order; batches are formed from length-sorted units."""
+) -> UnitScores:
+    """Score every unit; batches are formed from length-sorted units, so padding stays small."""
     order = sorted(range(len(units)), key=lambda position: -len(units[position][0]))
     margins = np.empty(len(units), dtype=np.float32)
     show = show_progress_bar if show_progress_bar is not None else len(units) >= PROGRESS_MIN_UNITS
-    starts = range(0, len(order), batch_size)
-    for start in tqdm(starts, desc="Reranking", unit="batch", disable=not show):
+    padded = 0
+    for start in tqdm(range(0, len(order), batch_size), desc="Reranking", unit="batch", disable=not show):
         positions = order[start : start + batch_size]
         scores = _score_batch(model, encoder, [units[position] for position in positions])
         margins[positions] = scores.numpy()
-    return margins
+        padded += len(positions) * len(units[positions[0]][0])
+    return UnitScores(margins, sum(len(ids) for ids, _ in units), padded)

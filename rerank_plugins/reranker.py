@@ -6,6 +6,7 @@ import asyncio
 import functools
 import logging
 import threading
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -19,7 +20,7 @@ from rerank_plugins.encoding import PairEncoder
 from rerank_plugins.fusion import check_fusion, fuse
 from rerank_plugins.inference import score_units
 from rerank_plugins.loading import LoadedModel, check_model_reference, load_model
-from rerank_plugins.results import RankedResult
+from rerank_plugins.results import RankedResult, ScoringStats
 from rerank_plugins.validation import check_documents, check_query, check_score_threshold, check_top_n
 
 __all__ = ["Reranker", "DEFAULT_MODEL"]
@@ -114,6 +115,8 @@ class Reranker:
         self._loaded: LoadedModel | None = None
         self._encoder: PairEncoder | None = None
         self._load_lock = threading.Lock()
+        self._stats = ScoringStats()
+        self._stats_lock = threading.Lock()
 
     def __repr__(self) -> str:
         return (
@@ -172,6 +175,16 @@ class Reranker:
         return self._max_length if self._max_length is not None else self._model()[0].max_length
 
     @property
+    def stats(self) -> ScoringStats:
+        """Pairs, model inputs, tokens and time this instance has spent scoring (see ``reset_stats``)."""
+        return self._stats
+
+    def reset_stats(self) -> None:
+        """Start the ``stats`` counters again from zero."""
+        with self._stats_lock:
+            self._stats = ScoringStats()
+
+    @property
     def cache_size(self) -> int:
         """Capacity of the score cache (0 when off)."""
         return self._cache.capacity
@@ -211,6 +224,7 @@ class Reranker:
         return [known[pair] for pair in pairs]
 
     def _run(self, loaded: LoadedModel, encoder: PairEncoder, pairs: list[tuple[str, str]]) -> list[_PairScore]:
+        started = time.perf_counter()
         texts = list(dict.fromkeys(text for pair in pairs for text in pair))
         token_ids = dict(zip(texts, encoder.tokenize(texts), strict=True))
         window = self.long_documents == "window"
@@ -222,7 +236,8 @@ class Reranker:
             units.extend(plan.units)
             owners.extend([owner] * len(plan.units))
             truncated.append(plan.truncated_tokens)
-        unit_margins = score_units(loaded, encoder, units, self.batch_size, self.show_progress_bar)
+        scored = score_units(loaded, encoder, units, self.batch_size, self.show_progress_bar)
+        unit_margins = scored.margins
         owner_index = np.asarray(owners)
         windows = np.bincount(owner_index, minlength=len(pairs))
         if self.window_aggregation == "max":
@@ -234,6 +249,9 @@ class Reranker:
         with torch.inference_mode():
             scores = logits if loaded.num_labels == 2 else loaded.activation(logits).float()
             relevance = torch.sigmoid(logits)
+        spent = ScoringStats(len(pairs), len(units), scored.tokens, scored.padded_tokens, time.perf_counter() - started)
+        with self._stats_lock:
+            self._stats = self._stats + spent
         return [
             _PairScore(float(score), float(rel), int(cut), int(count))
             for score, rel, cut, count in zip(scores.tolist(), relevance.tolist(), truncated, windows, strict=True)

@@ -18,10 +18,12 @@ from rerank_plugins.langchain.documents import (  # noqa: E402
     TRUNCATED_TOKENS_KEY,
     WINDOWS_KEY,
 )
+from rerank_plugins.langchain.faiss_retriever import FaissDocumentRetriever  # noqa: E402
 from rerank_plugins.langchain.retriever import RerankRetriever  # noqa: E402
 
 __all__ = [
     "FUSED_SCORE_KEY",
+    "FaissDocumentRetriever",
     "RELEVANCE_SCORE_KEY",
     "RETRIEVAL_SCORE_KEY",
     "RERANK_SCORE_KEY",

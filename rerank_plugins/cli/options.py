@@ -1,0 +1,32 @@
+"""Command-line options shared by the commands, and building the core from them."""
+
+from __future__ import annotations
+
+import argparse
+
+from rerank_plugins.reranker import DEFAULT_MODEL, Reranker
+
+__all__ = ["add_reranker_options", "reranker_from"]
+
+
+def add_reranker_options(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("reranker")
+    group.add_argument("--model", default=DEFAULT_MODEL, help="cross-encoder: Hugging Face id or local directory")
+    group.add_argument("--device", default=None, help="cpu, cuda, mps (default: best available)")
+    group.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16", "fp16"])
+    group.add_argument("--batch-size", type=int, default=32)
+    group.add_argument("--max-length", type=int, default=None, help="tokens per pair (default: the model's own)")
+    group.add_argument("--long-documents", default="truncate", choices=["truncate", "window"])
+
+
+def reranker_from(args: argparse.Namespace) -> Reranker:
+    """The core the options describe, loaded now so that a bad model fails before any other work."""
+    reranker = Reranker(
+        args.model,
+        device=args.device,
+        precision=args.precision,
+        batch_size=args.batch_size,
+        max_length=args.max_length,
+        long_documents=args.long_documents,
+    )
+    return reranker.load()
