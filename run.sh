@@ -21,7 +21,7 @@ export HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 TOKENIZERS_PARALLELISM=false
 case "${1:-test}" in
     test)
         "$PY" -m ruff check .
-        "$PY" -m pytest -q "${@:2}"
+        "$PY" -m pytest -q --nbmake tests notebooks "${@:2}"
         ;;
     demo)  # the default hub model cannot be downloaded offline: use the shared SciFact-trained one
         "$VENV/bin/rerank-plugins" demo --model "${RERANK_PLUGINS_MODEL:-../shared/models/minilm-l6-scifact-ce}" "${@:2}"

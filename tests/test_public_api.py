@@ -9,7 +9,13 @@ import rerank_plugins
 
 
 def test_all_is_pinned() -> None:
-    assert sorted(rerank_plugins.__all__) == ["DEFAULT_MODEL", "RankedResult", "Reranker", "ScoringStats", "__version__"]
+    assert sorted(rerank_plugins.__all__) == [
+        "DEFAULT_MODEL",
+        "RankedResult",
+        "Reranker",
+        "ScoringStats",
+        "__version__",
+    ]
     for name in rerank_plugins.__all__:
         assert hasattr(rerank_plugins, name)
 

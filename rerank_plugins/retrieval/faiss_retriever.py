@@ -108,8 +108,12 @@ class FaissRetriever:
         texts: Sequence[str],
         ids: Sequence[str] | None = None,
         metadatas: Sequence[dict[str, Any]] | None = None,
+        embeddings: np.ndarray | None = None,
     ) -> list[str]:
-        """Embed and index more documents; returns their ids (generated as ``doc-N`` when not given)."""
+        """Embed and index more documents; returns their ids (generated as ``doc-N`` when not given).
+
+        ``embeddings`` (one unit-length row per text, from this retriever's ``embedder``) skips embedding.
+        """
         new_texts = check_documents(texts, "texts")
         new_ids = [f"doc-{len(self._ids) + i}" for i in range(len(new_texts))] if ids is None else list(ids)
         new_metadata = [{} for _ in new_texts] if metadatas is None else [dict(m) for m in metadatas]
@@ -123,7 +127,14 @@ class FaissRetriever:
             raise ValueError(f"document ids must be unique; already present or repeated: {duplicates[:5]}")
         if not new_texts:
             return []
-        vectors = self.embedder.embed(new_texts, self.show_progress_bar)
+        if embeddings is None:
+            vectors = self.embedder.embed(new_texts, self.show_progress_bar)
+        else:
+            vectors = np.ascontiguousarray(embeddings, dtype=np.float32)
+            if vectors.ndim != 2 or vectors.shape[0] != len(new_texts):
+                raise ValueError(f"embeddings must have one row per text: got shape {vectors.shape}")
+            if self._index is not None and vectors.shape[1] != self._index.d:
+                raise ValueError(f"embeddings have {vectors.shape[1]} dimensions, the index {self._index.d}")
         if self._index is None:
             self._index = self._new_index(vectors.shape[1])
         self._index.add(vectors)

@@ -1,0 +1,104 @@
+"""The rerank-plugins command: demo, rank and eval, run in-process on the real shared model and data."""
+
+from __future__ import annotations
+
+import io
+import json
+import shutil
+import sys
+from pathlib import Path
+
+import pytest
+
+from rerank_plugins.cli import main
+from rerank_plugins.cli.demo import demo_corpus, demo_queries
+from tests.conftest import SCIFACT
+
+
+def test_bundled_demo_data() -> None:
+    corpus = demo_corpus()
+    assert len(corpus) == 200 and len({row["id"] for row in corpus}) == 200
+    assert len({row["topic"] for row in corpus}) == 10
+    assert len(demo_queries()) >= 5
+
+
+def test_demo_shows_both_orders(trained_model: str, capsys: pytest.CaptureFixture[str]) -> None:
+    code = main(["demo", "--model", trained_model, "--query", "Statins inhibit HMG-CoA reductase.", "--top-n", "2"])
+    out = capsys.readouterr().out
+    assert code == 0
+    assert "bi-encoder order" in out and "reranked" in out
+    assert "Statins lower LDL" in out
+    assert "Reranked 10 pairs" in out
+
+
+def test_demo_without_a_loadable_model_says_what_to_do(tmp_path, monkeypatch, capsys) -> None:
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path))
+    assert main(["demo"]) == 2
+    assert "--model ../shared/models/minilm-l6-scifact-ce" in capsys.readouterr().err
+
+
+def test_rank_reads_lines_and_writes_ranked_jsonl(trained_model, monkeypatch, capsys) -> None:
+    documents = ["The Eiffel Tower is in Paris.", "Statins lower LDL cholesterol by inhibiting HMG-CoA reductase."]
+    monkeypatch.setattr(sys, "stdin", io.StringIO("\n".join(documents) + "\n"))
+    assert main(["rank", "--model", trained_model, "--query", "Statins inhibit HMG-CoA reductase."]) == 0
+    rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [row["index"] for row in rows] == [1, 0]
+    assert rows[0]["text"] == documents[1] and 0.5 < rows[0]["relevance_score"] <= 1.0
+    assert set(rows[0]) == {"index", "score", "relevance_score", "text"}
+
+
+def test_rank_reads_jsonl_files(trained_model, tmp_path: Path, capsys) -> None:
+    source = tmp_path / "docs.jsonl"
+    source.write_text('{"text": "alpha"}\n"beta"\n', encoding="utf-8")
+    assert main(["rank", "--model", trained_model, "--query", "q", "--input", str(source), "--top-n", "1"]) == 0
+    assert len(capsys.readouterr().out.splitlines()) == 1
+    source.write_text('{"body": "no text field"}\n', encoding="utf-8")
+    assert main(["rank", "--model", trained_model, "--query", "q", "--input", str(source)]) == 2
+    assert "line 1" in capsys.readouterr().err
+
+
+@pytest.fixture(scope="module")
+def small_beir(tmp_path_factory, scifact_slice, scifact_test_qrels) -> Path:
+    """A BEIR directory: the 355-abstract slice, and the 60 test claims whose abstracts are in it."""
+    root = tmp_path_factory.mktemp("beir")
+    source = SCIFACT
+    with open(source / "corpus.jsonl", encoding="utf-8") as rows, open(root / "corpus.jsonl", "w") as out:
+        out.writelines(line for line in rows if json.loads(line)["_id"] in scifact_slice)
+    shutil.copy(source / "queries.jsonl", root / "queries.jsonl")
+    (root / "qrels").mkdir()
+    judged = list(scifact_test_qrels)[:60]
+    lines = ["query-id\tcorpus-id\tscore"] + [f"{q}\t{d}\t1" for q in judged for d in sorted(scifact_test_qrels[q])]
+    (root / "qrels" / "test.tsv").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    shutil.copy(source / "qrels" / "train.tsv", root / "qrels" / "train.tsv")
+    return root
+
+
+def test_eval_reports_reranking_gain_and_writes_report_and_chart(trained_model, small_beir, tmp_path, capsys) -> None:
+    output = tmp_path / "report"
+    args = ["eval", "--data", str(small_beir), "--model", trained_model, "--top-k", "20", "--max-queries", "40"]
+    assert main([*args, "--output", str(output), "--fusion-weight", "0.75", "--index-dir", str(tmp_path / "ix")]) == 0
+
+    report = json.loads((output / "report.json").read_text())
+    assert report["queries"] == 40 and set(report["metrics"]) == {"retrieval", "reranked", "fused"}
+    assert report["metrics"]["reranked"]["ndcg@10"] > report["metrics"]["retrieval"]["ndcg@10"]
+    assert report["work"]["pairs"] == 800 and report["work"]["tokens_scored"] > 0
+    assert (output / "chart.png").read_bytes()[:4] == b"\x89PNG"
+    assert "ndcg@10" in capsys.readouterr().out
+    assert (tmp_path / "ix" / "index.faiss").is_file()  # a second run loads the saved index
+    assert main([*args, "--output", str(output), "--index-dir", str(tmp_path / "ix")]) == 0
+
+
+def test_eval_tunes_fusion_on_dev_queries(trained_model, small_beir, tmp_path) -> None:
+    output = tmp_path / "tuned"
+    args = ["eval", "--data", str(small_beir), "--model", trained_model, "--top-k", "10", "--max-queries", "10"]
+    assert main([*args, "--tune-fusion", "--dev-queries", "8", "--output", str(output)]) == 0
+    report = json.loads((output / "report.json").read_text())
+    grid = {float(weight): ndcg for weight, ndcg in report["settings"]["dev_ndcg@10_by_weight"].items()}
+    assert sorted(grid) == [round(step * 0.05, 2) for step in range(21)]
+    assert report["fusion_weight"] == max(grid, key=lambda weight: (grid[weight], weight))
+    assert "fused" in report["metrics"]
+
+
+def test_eval_on_a_directory_that_is_not_beir(tmp_path, trained_model, capsys) -> None:
+    assert main(["eval", "--data", str(tmp_path), "--model", trained_model]) == 2
+    assert "corpus.jsonl is missing" in capsys.readouterr().err

@@ -1,0 +1,96 @@
+"""FaissRetriever: real FAISS and the real all-MiniLM-L6-v2 bi-encoder, offline."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from rerank_plugins.retrieval import FaissRetriever, default_bi_encoder
+from tests.conftest import RERANK_QUERY_ID
+
+
+@pytest.fixture(scope="module")
+def retriever(scifact_slice: dict[str, str]) -> FaissRetriever:
+    items = list(scifact_slice.items())
+    return FaissRetriever.from_texts(
+        [text for _, text in items],
+        ids=[doc_id for doc_id, _ in items],
+        metadatas=[{"n": i} for i in range(len(items))],
+    )
+
+
+def test_default_bi_encoder_is_the_bundled_offline_copy(bi_encoder_path: str) -> None:
+    assert default_bi_encoder() == bi_encoder_path
+
+
+def test_search_finds_judged_abstracts(retriever, scifact_queries, scifact_test_qrels) -> None:
+    hits = retriever.search(scifact_queries["3"], k=5)
+    assert hits[0].id in scifact_test_qrels["3"]
+    assert [h.rank for h in hits] == [1, 2, 3, 4, 5]
+    assert all(-1.0 <= h.score <= 1.0 for h in hits) and hits[0].score >= hits[-1].score
+    assert hits[0].metadata["n"] == list(retriever._ids).index(hits[0].id)
+    (relevant,) = scifact_test_qrels[RERANK_QUERY_ID]
+    assert relevant in [h.id for h in retriever.search(scifact_queries[RERANK_QUERY_ID], k=10)]
+
+
+def test_search_many_equals_search(retriever, scifact_queries) -> None:
+    queries = [scifact_queries[q] for q in ("3", "5", "36")]
+    together = retriever.search_many(queries, k=4)
+    assert [[h.id for h in row] for row in together] == [[h.id for h in retriever.search(q, k=4)] for q in queries]
+    assert retriever.search_many([], k=3) == []
+    assert len(retriever.search("q", k=10_000)) == len(retriever)
+
+
+def test_save_load_round_trip(retriever: FaissRetriever, tmp_path: Path, scifact_queries) -> None:
+    retriever.save(tmp_path / "index")
+    loaded = FaissRetriever.load(tmp_path / "index")
+    query = scifact_queries["36"]
+    assert [(h.id, h.metadata) for h in loaded.search(query, k=8)] == [
+        (h.id, h.metadata) for h in retriever.search(query, k=8)
+    ]
+    assert len(loaded) == len(retriever)
+
+
+def test_incremental_add(scifact_slice: dict[str, str], scifact_queries) -> None:
+    items = list(scifact_slice.items())
+    retriever = FaissRetriever.from_texts([t for _, t in items[:50]], ids=[d for d, _ in items[:50]])
+    query = "Vitamin B12 deficiency leads to elevated plasma homocysteine concentrations."
+    assert retriever.add([query + " (added later)"], ids=["late"]) == ["late"]
+    assert retriever.search(query, k=1)[0].id == "late"
+    assert retriever.add(["unnamed one", "unnamed two"]) == ["doc-51", "doc-52"]
+    assert len(retriever) == 53
+    with pytest.raises(ValueError, match="ids must be unique"):
+        retriever.add(["again"], ids=["late"])
+    with pytest.raises(ValueError, match="ids must be unique"):
+        retriever.add(["a", "b"], ids=["x", "x"])
+    with pytest.raises(TypeError, match=r"texts\[1\] must be a str"):
+        retriever.add(["a", None])  # type: ignore[list-item]
+
+
+def test_loading_with_another_embedding_model_is_refused(retriever, tmp_path: Path, trained_model: str) -> None:
+    retriever.save(tmp_path / "index")
+    with pytest.raises(ValueError, match="embeds differently"):
+        FaissRetriever.load(tmp_path / "index", model=trained_model)
+    with pytest.raises(FileNotFoundError, match="no saved FaissRetriever"):
+        FaissRetriever.load(tmp_path / "empty")
+
+
+def test_hnsw_recall_against_exact_search(scifact_corpus: dict[str, str], scifact_queries) -> None:
+    items = list(scifact_corpus.items())[:3000]
+    texts, ids = [text[:160] for _, text in items], [doc_id for doc_id, _ in items]
+    exact = FaissRetriever()
+    vectors = exact.embedder.embed(texts)
+    exact.add(texts, ids=ids, embeddings=vectors)
+    approximate = FaissRetriever(index="hnsw", hnsw_m=16, ef_search=64)
+    approximate.add(texts, ids=ids, embeddings=vectors)
+    queries = list(scifact_queries.values())[:200]
+
+    found = [
+        len({h.id for h in a} & {h.id for h in e}) / 10
+        for a, e in zip(approximate.search_many(queries, k=10), exact.search_many(queries, k=10), strict=True)
+    ]
+    recall = sum(found) / len(found)
+
+    print(f"HNSW (M=16, efSearch=64) recall@10 against exact search: {recall:.4f} over {len(queries)} queries")
+    assert recall >= 0.95, f"HNSW recall@10 {recall:.4f}"
