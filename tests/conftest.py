@@ -102,3 +102,23 @@ def scifact_slice(scifact_corpus: dict[str, str], scifact_test_qrels: dict[str, 
     judged = [doc_id for query_id in list(scifact_test_qrels)[:60] for doc_id in sorted(scifact_test_qrels[query_id])]
     ids = list(dict.fromkeys([*judged, *list(scifact_corpus)[:300]]))
     return {doc_id: scifact_corpus[doc_id] for doc_id in ids}
+
+
+@pytest.fixture(scope="session")
+def core(trained_model: str):  # type: ignore[no-untyped-def]
+    """One fp32 scoring core over the trained model, shared by the adapter tests."""
+    from rerank_plugins import Reranker
+
+    return Reranker(trained_model, precision="fp32")
+
+
+@pytest.fixture(scope="session")
+def claim(scifact_queries: dict[str, str]) -> str:
+    """A SciFact test claim whose one relevant abstract the bi-encoder ranks 6th and the reranker 1st."""
+    return scifact_queries[RERANK_QUERY_ID]
+
+
+@pytest.fixture(scope="session")
+def relevant_id(scifact_test_qrels: dict[str, set[str]]) -> str:
+    (doc_id,) = scifact_test_qrels[RERANK_QUERY_ID]
+    return doc_id

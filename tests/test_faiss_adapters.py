@@ -11,7 +11,7 @@ from langchain_tests.integration_tests import RetrieversIntegrationTests
 from rerank_plugins import Reranker
 from rerank_plugins.langchain import FaissDocumentRetriever, RerankRetriever
 from rerank_plugins.retrieval import FaissRetriever
-from tests.conftest import RERANK_QUERY_ID, SCIFACT
+from tests.conftest import SCIFACT
 
 
 @pytest.fixture(scope="module")
@@ -19,14 +19,8 @@ def faiss_retriever(scifact_slice: dict[str, str]) -> FaissRetriever:
     return FaissRetriever.from_texts(list(scifact_slice.values()), ids=list(scifact_slice))
 
 
-@pytest.fixture(scope="module")
-def claim_and_answer(scifact_queries, scifact_test_qrels) -> tuple[str, str]:
-    (relevant,) = scifact_test_qrels[RERANK_QUERY_ID]
-    return scifact_queries[RERANK_QUERY_ID], relevant
-
-
-def test_langchain_faiss_then_rerank(faiss_retriever, trained_model, claim_and_answer) -> None:
-    claim, relevant = claim_and_answer
+def test_langchain_faiss_then_rerank(faiss_retriever, trained_model, claim, relevant_id) -> None:
+    relevant = relevant_id
     base = FaissDocumentRetriever(retriever=faiss_retriever, k=10)
     candidates = base.invoke(claim)
     assert len(candidates) == 10 and [d.id for d in candidates].index(relevant) > 0
@@ -42,13 +36,13 @@ def test_langchain_faiss_then_rerank(faiss_retriever, trained_model, claim_and_a
     assert top.metadata["fused_score"] == pytest.approx(0.75 * 1.0 + 0.25 * scaled)
 
 
-async def test_llama_index_faiss_then_rerank(faiss_retriever, trained_model, claim_and_answer) -> None:
+async def test_llama_index_faiss_then_rerank(faiss_retriever, trained_model, claim, relevant_id) -> None:
     from llama_index.core.llms import MockLLM
     from llama_index.core.query_engine import RetrieverQueryEngine
 
     from rerank_plugins.llama_index import FaissNodeRetriever, RerankPostprocessor
 
-    claim, relevant = claim_and_answer
+    relevant = relevant_id
     base = FaissNodeRetriever(faiss_retriever, similarity_top_k=10)
     nodes = await base.aretrieve(claim)
     assert len(nodes) == 10 and [n.node.node_id for n in nodes].index(relevant) > 0

@@ -19,29 +19,12 @@ from langchain_core.vectorstores import InMemoryVectorStore
 
 from rerank_plugins import Reranker
 from rerank_plugins.langchain import RerankCompressor, RerankCrossEncoder, RerankRetriever
-from tests.conftest import RERANK_QUERY_ID
 from tests.langchain_parts import vector_store
 
 
 @pytest.fixture(scope="module")
 def store(bi_encoder_path: str, scifact_slice: dict[str, str]) -> InMemoryVectorStore:
     return vector_store(bi_encoder_path, scifact_slice)
-
-
-@pytest.fixture(scope="module")
-def core(trained_model: str) -> Reranker:
-    return Reranker(trained_model, precision="fp32")
-
-
-@pytest.fixture(scope="module")
-def claim(scifact_queries: dict[str, str]) -> str:
-    return scifact_queries[RERANK_QUERY_ID]
-
-
-@pytest.fixture(scope="module")
-def relevant_id(scifact_test_qrels: dict[str, set[str]]) -> str:
-    (doc_id,) = scifact_test_qrels[RERANK_QUERY_ID]
-    return doc_id
 
 
 def test_contextual_compression_retriever_puts_the_relevant_abstract_first(

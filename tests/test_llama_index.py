@@ -21,7 +21,6 @@ from llama_index.embeddings.huggingface import HuggingFaceEmbedding
 
 from rerank_plugins import Reranker
 from rerank_plugins.llama_index import RerankPostprocessor
-from tests.conftest import RERANK_QUERY_ID
 
 
 @pytest.fixture(scope="module")
@@ -29,22 +28,6 @@ def index(bi_encoder_path: str, scifact_slice: dict[str, str]) -> VectorStoreInd
     embed_model = HuggingFaceEmbedding(model_name=bi_encoder_path, device="cpu")
     nodes = [TextNode(text=text, id_=doc_id, metadata={"doc_id": doc_id}) for doc_id, text in scifact_slice.items()]
     return VectorStoreIndex(nodes, embed_model=embed_model)
-
-
-@pytest.fixture(scope="module")
-def core(trained_model: str) -> Reranker:
-    return Reranker(trained_model, precision="fp32")
-
-
-@pytest.fixture(scope="module")
-def claim(scifact_queries: dict[str, str]) -> str:
-    return scifact_queries[RERANK_QUERY_ID]
-
-
-@pytest.fixture(scope="module")
-def relevant_id(scifact_test_qrels: dict[str, set[str]]) -> str:
-    (doc_id,) = scifact_test_qrels[RERANK_QUERY_ID]
-    return doc_id
 
 
 def _check_reranked(nodes: list[NodeWithScore], relevant_id: str, count: int) -> None:

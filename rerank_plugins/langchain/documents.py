@@ -7,9 +7,7 @@ from typing import Any
 
 from langchain_core.documents import Document
 
-from rerank_plugins.reranker import Reranker
 from rerank_plugins.results import RankedResult
-from rerank_plugins.settings import RerankSettings
 
 __all__ = [
     "FUSED_SCORE_KEY",
@@ -68,48 +66,3 @@ def reranked_documents(documents: Sequence[Document], ranking: list[RankedResult
             metadata[FUSED_SCORE_KEY] = result.fused_score
         reranked.append(original.model_copy(update={"metadata": metadata}))
     return reranked
-
-
-def rank_arguments(
-    documents: Sequence[Document], settings: RerankSettings, score_key: str, top_n: int | None
-) -> dict[str, Any]:
-    """Keyword arguments of ``Reranker.rank`` for these documents and settings (fusion reads ``score_key``)."""
-    arguments: dict[str, Any] = {"top_n": top_n, "score_threshold": settings.score_threshold}
-    if settings.fusion_weight is not None:
-        missing = [i for i, document in enumerate(documents) if score_key not in document.metadata]
-        if missing:
-            raise ValueError(
-                f"fusion_weight needs each document's retrieval score in metadata[{score_key!r}]; "
-                f"documents {missing[:5]} have none"
-            )
-        arguments["retrieval_scores"] = [document.metadata[score_key] for document in documents]
-        arguments["fusion_weight"] = settings.fusion_weight
-    return arguments
-
-
-def rerank(
-    reranker: Reranker,
-    documents: Sequence[Document],
-    query: str,
-    settings: RerankSettings,
-    score_key: str,
-    top_n: int | None,
-) -> list[Document]:
-    """Rank ``documents`` for ``query`` with ``reranker``, as ``settings`` say, keeping ``top_n``."""
-    texts = page_contents(documents)
-    ranking = reranker.rank(query, texts, **rank_arguments(documents, settings, score_key, top_n))
-    return reranked_documents(documents, ranking)
-
-
-async def arerank(
-    reranker: Reranker,
-    documents: Sequence[Document],
-    query: str,
-    settings: RerankSettings,
-    score_key: str,
-    top_n: int | None,
-) -> list[Document]:
-    """``rerank`` with the model running in a worker thread, off the event loop."""
-    texts = page_contents(documents)
-    ranking = await reranker.arank(query, texts, **rank_arguments(documents, settings, score_key, top_n))
-    return reranked_documents(documents, ranking)

@@ -1,0 +1,71 @@
+"""What the LangChain compressor and retriever share: options, the core, and the rerank step itself."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from langchain_core.documents import Document
+from pydantic import ConfigDict, Field, model_validator
+from typing_extensions import Self
+
+from rerank_plugins.langchain.documents import RETRIEVAL_SCORE_KEY, page_contents, reranked_documents
+from rerank_plugins.reranker import Reranker
+from rerank_plugins.settings import RerankSettings
+
+__all__ = ["LangChainRerankSettings"]
+
+
+class LangChainRerankSettings(RerankSettings):
+    """``RerankSettings`` plus a shareable core and where fusion finds each document's retrieval score."""
+
+    model_config = ConfigDict(arbitrary_types_allowed=True)
+
+    retrieval_score_key: str = Field(
+        RETRIEVAL_SCORE_KEY, description="Metadata key holding each document's retrieval score, read for fusion."
+    )
+    reranker: Reranker | None = Field(
+        None, exclude=True, description="A ready scoring core to share; built from the model options when omitted."
+    )
+
+    @model_validator(mode="after")
+    def _build_core(self) -> Self:
+        self.reranker = self.resolve_reranker(self.reranker)
+        return self
+
+    @property
+    def core(self) -> Reranker:
+        """The scoring core in use."""
+        assert self.reranker is not None  # set by the validator
+        return self.reranker
+
+    def _rank_arguments(self, documents: Sequence[Document], top_n: int | None) -> dict[str, Any]:
+        arguments: dict[str, Any] = {"top_n": top_n, "score_threshold": self.score_threshold}
+        if self.fusion_weight is not None:
+            key = self.retrieval_score_key
+            missing = [i for i, document in enumerate(documents) if key not in document.metadata]
+            if missing:
+                raise ValueError(
+                    f"fusion_weight needs each document's retrieval score in metadata[{key!r}]; "
+                    f"documents {missing[:5]} have none"
+                )
+            arguments["retrieval_scores"] = [document.metadata[key] for document in documents]
+            arguments["fusion_weight"] = self.fusion_weight
+        return arguments
+
+    def rerank(self, documents: Sequence[Document], query: str, top_n: int | None) -> list[Document]:
+        """New documents for ``query``, best first, at most ``top_n``."""
+        texts = page_contents(documents)
+        ranking = self.core.rank(query, texts, **self._rank_arguments(documents, top_n))
+        return reranked_documents(documents, ranking)
+
+    async def arerank(self, documents: Sequence[Document], query: str, top_n: int | None) -> list[Document]:
+        """``rerank`` with the model in a worker thread, off the event loop."""
+        texts = page_contents(documents)
+        ranking = await self.core.arank(query, texts, **self._rank_arguments(documents, top_n))
+        return reranked_documents(documents, ranking)
+
+    def __repr_args__(self) -> Any:
+        return [(name, value) for name, value in super().__repr_args__() if name != "reranker"] + [
+            ("reranker", repr(self.reranker))
+        ]
