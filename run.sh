@@ -21,6 +21,7 @@ export HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 TOKENIZERS_PARALLELISM=false
 case "${1:-test}" in
     test)
         "$PY" -m ruff check .
+        "$PY" -m mypy
         "$PY" -m pytest -q --nbmake tests notebooks "${@:2}"
         ;;
     demo)  # the default hub model cannot be downloaded offline: use the shared SciFact-trained one

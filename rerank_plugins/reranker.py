@@ -240,6 +240,7 @@ class Reranker:
         unit_margins = scored.margins
         owner_index = np.asarray(owners)
         windows = np.bincount(owner_index, minlength=len(pairs))
+        margins: np.ndarray
         if self.window_aggregation == "max":
             margins = np.full(len(pairs), -np.inf, dtype=np.float32)
             np.maximum.at(margins, owner_index, unit_margins)

@@ -54,7 +54,9 @@ def dev_split(data: BeirData, size: int = 80, seed: int = 13) -> BeirData:
     return BeirData(data.corpus, {q: data.queries[q] for q in chosen}, {q: data.qrels[q] for q in chosen})
 
 
-def _candidates(data: BeirData, retriever: FaissRetriever, reranker: Reranker, top_k: int) -> tuple[_Candidates, dict]:
+def _candidates(
+    data: BeirData, retriever: FaissRetriever, reranker: Reranker, top_k: int
+) -> tuple[_Candidates, dict[str, dict[str, float]]]:
     query_ids = list(data.queries)
     started = time.perf_counter()
     hits = retriever.search_many([data.queries[q] for q in query_ids], k=top_k)
