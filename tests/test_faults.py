@@ -1,0 +1,76 @@
+"""Faults: out-of-memory batches are split and retried; clear errors when even one pair does not fit."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from rerank_plugins import Reranker
+
+
+class OutOfMemoryAbove:
+    """Wraps a model's forward so batches larger than ``limit`` fail like a full GPU does."""
+
+    def __init__(self, network: torch.nn.Module, limit: int) -> None:
+        self.network, self.limit, self.batch_sizes = network, limit, []
+        self.original = network.forward
+
+    def __call__(self, *args, **kwargs):  # type: ignore[no-untyped-def]
+        size = kwargs["input_ids"].shape[0]
+        self.batch_sizes.append(size)
+        if size > self.limit:
+            raise torch.OutOfMemoryError(f"CUDA out of memory. Tried to allocate for a batch of {size}")
+        return self.original(*args, **kwargs)
+
+
+@pytest.fixture()
+def flaky(random_model: str, monkeypatch: pytest.MonkeyPatch):  # type: ignore[no-untyped-def]
+    reranker = Reranker(random_model, precision="fp32", batch_size=16).load()
+    network = reranker._loaded.network
+    wrapper = OutOfMemoryAbove(network, limit=4)
+    monkeypatch.setattr(network, "forward", wrapper)
+    return reranker, wrapper
+
+
+def test_oom_batches_are_retried_in_halves(flaky, random_model: str, caplog: pytest.LogCaptureFixture) -> None:
+    reranker, wrapper = flaky
+    documents = [f"document {i} " * (i % 5 + 1) for i in range(16)]
+    with caplog.at_level("WARNING"):
+        scores = reranker.score("query", documents)
+    assert wrapper.batch_sizes[0] == 16 and max(wrapper.batch_sizes[1:]) <= 8
+    assert "out of memory on a batch of 16" in caplog.text
+    wrapper.limit = 100
+    assert scores == pytest.approx(reranker.score("query", documents), abs=1e-5)
+
+
+def test_oom_on_a_single_pair_is_a_clear_memory_error(flaky) -> None:
+    reranker, wrapper = flaky
+    wrapper.limit = 0
+    with pytest.raises(MemoryError, match="out of memory scoring a single pair .* lower max_length"):
+        reranker.score("query", ["a", "b", "c"])
+
+
+def test_other_runtime_errors_are_not_retried(random_model: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    reranker = Reranker(random_model, precision="fp32").load()
+    calls = []
+
+    def broken(*args, **kwargs):  # type: ignore[no-untyped-def]
+        calls.append(1)
+        raise RuntimeError("some other failure")
+
+    monkeypatch.setattr(reranker._loaded.network, "forward", broken)
+    with pytest.raises(RuntimeError, match="some other failure"):
+        reranker.score("q", ["a", "b"])
+    assert len(calls) == 1
+
+
+def test_cache_is_keyed_by_revision_and_precision(random_model: str) -> None:
+    fp32 = Reranker(random_model, precision="fp32", cache_size=10)
+    bf16 = Reranker(random_model, precision="bf16", cache_size=10)
+    fp32.score("q", ["d"])
+    bf16.score("q", ["d"])
+    assert fp32._settings_key(fp32._loaded) != bf16._settings_key(bf16._loaded)
+    other_revision = Reranker(random_model, precision="fp32", revision="v2", cache_size=10)
+    other_revision.score("q", ["d"])
+    assert other_revision._loaded is not fp32._loaded
+    assert other_revision._settings_key(other_revision._loaded) != fp32._settings_key(fp32._loaded)
