@@ -102,3 +102,19 @@ def test_eval_tunes_fusion_on_dev_queries(trained_model, small_beir, tmp_path) -
 def test_eval_on_a_directory_that_is_not_beir(tmp_path, trained_model, capsys) -> None:
     assert main(["eval", "--data", str(tmp_path), "--model", trained_model]) == 2
     assert "corpus.jsonl is missing" in capsys.readouterr().err
+
+
+def test_bench_smoke_reports_every_mode(trained_model, small_beir, tmp_path, capsys) -> None:
+    output = tmp_path / "bench"
+    args = ["bench", "--data", str(small_beir), "--model", trained_model, "--queries", "3", "--candidates", "8"]
+    assert main([*args, "--modes", "fp32", "bf16", "--output", str(output)]) == 0
+
+    report = json.loads((output / "bench.json").read_text())
+    baseline, fp32, bf16 = report["modes"]
+    assert report["pairs"] == 24 and baseline["name"].startswith("sentence-transformers")
+    assert fp32["ndcg_at_10"] == pytest.approx(baseline["ndcg_at_10"], abs=1e-3)  # same model, same fp32 scores
+    assert fp32["top10_overlap"] == 1.0 and 0.0 <= bf16["top10_overlap"] <= 1.0
+    assert all(mode["pairs_per_second"] > 0 and mode["latency_p50_ms"] > 0 for mode in report["modes"])
+    assert 0.0 <= fp32["padding_waste"] < 1.0 and fp32["speedup"] > 0
+    assert report["matmul_gflops"]["fp32"] > 0 and report["peak_rss_mb"] > 0
+    assert "x base" in capsys.readouterr().out  # the table prints wide enough for every column

@@ -1,4 +1,4 @@
-"""The ``rerank-plugins`` command: demo, rank, eval."""
+"""The ``rerank-plugins`` command: demo, rank, eval, bench."""
 
 from __future__ import annotations
 
@@ -7,11 +7,11 @@ import logging
 import sys
 from collections.abc import Sequence
 
-from rerank_plugins.cli import demo, evaluate, rank
+from rerank_plugins.cli import bench, demo, evaluate, rank
 
 __all__ = ["main"]
 
-COMMANDS = {"demo": demo, "rank": rank, "eval": evaluate}
+COMMANDS = {"demo": demo, "rank": rank, "eval": evaluate, "bench": bench}
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -17,7 +17,7 @@ from rerank_plugins.evaluation.chart import write_chart
 from rerank_plugins.evaluation.pipeline import dev_split, evaluate, tune_fusion_weight
 from rerank_plugins.retrieval import FaissRetriever
 
-__all__ = ["add_parser", "run"]
+__all__ = ["add_parser", "build_retriever", "run"]
 
 
 def add_parser(commands: Any, name: str) -> None:
@@ -41,7 +41,8 @@ def add_parser(commands: Any, name: str) -> None:
     add_reranker_options(parser)
 
 
-def _retriever(args: argparse.Namespace, corpus: dict[str, str], console: Console) -> FaissRetriever:
+def build_retriever(args: argparse.Namespace, corpus: dict[str, str], console: Console) -> FaissRetriever:
+    """The FAISS retriever over ``corpus``: loaded from ``--index-dir`` when saved there, else built (and saved)."""
     index_dir = Path(args.index_dir) if args.index_dir else None
     if index_dir is not None and (index_dir / "config.json").is_file():
         return FaissRetriever.load(index_dir, model=args.bi_encoder)
@@ -72,7 +73,7 @@ def run(args: argparse.Namespace) -> int:
         kept = list(data.queries)[: args.max_queries]
         data = type(data)(data.corpus, {q: data.queries[q] for q in kept}, {q: data.qrels[q] for q in kept})
     started = time.perf_counter()
-    retriever = _retriever(args, data.corpus, console)
+    retriever = build_retriever(args, data.corpus, console)
     index_seconds = time.perf_counter() - started
     weight, dev_ndcg = args.fusion_weight, None
     if args.tune_fusion:

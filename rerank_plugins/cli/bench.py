@@ -1,0 +1,96 @@
+"""``rerank-plugins bench``: our core against sentence-transformers on real SciFact candidates, one process."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+from rerank_plugins.cli.evaluate import build_retriever
+from rerank_plugins.evaluation import load_beir
+from rerank_plugins.evaluation.speed import SpeedReport, Workload, benchmark
+
+__all__ = ["add_parser", "run"]
+
+
+def add_parser(commands: Any, name: str) -> None:
+    parser = commands.add_parser(name, help="benchmark reranking speed and fidelity against sentence-transformers")
+    parser.add_argument("--data", required=True, help="BEIR directory (queries with judged candidates)")
+    parser.add_argument("--model", required=True, help="cross-encoder: Hugging Face id or local directory")
+    parser.add_argument("--queries", type=int, default=20, help="test queries to rerank")
+    parser.add_argument("--candidates", type=int, default=100, help="bi-encoder candidates per query")
+    parser.add_argument(
+        "--modes",
+        nargs="+",
+        default=["fp32", "auto"],
+        choices=["auto", "fp32", "bf16", "fp16"],
+        help="precisions of our core to measure",
+    )
+    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--bi-encoder", default=None, help="bi-encoder (default: bundled all-MiniLM-L6-v2)")
+    parser.add_argument("--index-dir", default=None, help="save the FAISS index here, or load it if present")
+    parser.add_argument("--output", default="bench-report", help="directory for bench.json")
+
+
+def _table(report: SpeedReport) -> Table:
+    table = Table(title=f"{report.pairs} (query, document) pairs, batch {report.settings['batch_size']}")
+    for column in (
+        "mode",
+        "pairs/s",
+        "x base",
+        "tokens/s",
+        "padding",
+        "p50 ms",
+        "p95 ms",
+        "p50 ratio",
+        "top-10 overlap",
+        "NDCG@10",
+        "matmul peak",
+    ):
+        table.add_column(column, justify="left" if column == "mode" else "right")
+    for mode in report.modes:
+        table.add_row(
+            mode.name,
+            f"{mode.pairs_per_second:.1f}",
+            f"{mode.speedup:.2f}",
+            f"{mode.tokens_per_second:.0f}",
+            f"{mode.padding_waste:.1%}",
+            f"{mode.latency_p50_ms:.0f}",
+            f"{mode.latency_p95_ms:.0f}",
+            f"{mode.latency_ratio:.2f}",
+            f"{mode.top10_overlap:.3f}",
+            f"{mode.ndcg_at_10:.4f}",
+            f"{mode.matmul_fraction:.0%}",
+        )
+    return table
+
+
+def run(args: argparse.Namespace) -> int:
+    console = Console(width=max(Console().width, 150))  # eleven columns
+    data = load_beir(args.data, "test")
+    query_ids = list(data.queries)[: args.queries]
+    retriever = build_retriever(args, data.corpus, console)
+    hits = retriever.search_many([data.queries[q] for q in query_ids], k=args.candidates)
+    workload = Workload(
+        queries=[data.queries[q] for q in query_ids],
+        doc_ids=[[h.id for h in row] for row in hits],
+        texts=[[h.text for h in row] for row in hits],
+        qrels={q: data.qrels[q] for q in query_ids},
+        query_ids=query_ids,
+    )
+    with console.status(f"Benchmarking {workload.pairs} pairs…"):
+        report = benchmark(workload, args.model, modes=args.modes, batch_size=args.batch_size)
+    output = Path(args.output)
+    output.mkdir(parents=True, exist_ok=True)
+    (output / "bench.json").write_text(json.dumps(report.to_dict(), indent=2), encoding="utf-8")
+    console.print(_table(report))
+    console.print(
+        f"matmul on this machine: fp32 {report.matmul_gflops['fp32']:.0f} GFLOP/s, "
+        f"bf16 {report.matmul_gflops['bf16']:.0f} GFLOP/s; peak RSS {report.peak_rss_mb:.0f} MB; "
+        f"report in {output}/bench.json"
+    )
+    return 0

@@ -1,0 +1,182 @@
+"""CPU speed benchmark: sentence-transformers' ``CrossEncoder.predict`` (fp32) against our core's modes.
+
+Everything runs in one process after warm-up, and results are reported as ratios to the baseline
+measured in the same run, because absolute timings on shared machines are noisy.
+"""
+
+from __future__ import annotations
+
+import functools
+import resource
+import statistics
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any, cast
+
+import torch
+
+from rerank_plugins.devices import Precision
+from rerank_plugins.evaluation.metrics import score_run
+from rerank_plugins.reranker import Reranker
+
+__all__ = ["ModeResult", "SpeedReport", "Workload", "benchmark", "matmul_gflops"]
+
+
+@dataclass(frozen=True)
+class Workload:
+    """Queries, each with its candidate documents (ids and texts), and judgments for fidelity."""
+
+    queries: list[str]
+    doc_ids: list[list[str]]
+    texts: list[list[str]]
+    qrels: dict[str, dict[str, int]]
+    query_ids: list[str]
+
+    @property
+    def pairs(self) -> int:
+        return sum(len(texts) for texts in self.texts)
+
+
+@dataclass
+class ModeResult:
+    """One mode's throughput, latency, padding and fidelity."""
+
+    name: str
+    pairs_per_second: float
+    tokens_per_second: float
+    padding_waste: float
+    latency_p50_ms: float
+    latency_p95_ms: float
+    speedup: float = 1.0
+    latency_ratio: float = 1.0
+    top10_overlap: float = 1.0
+    ndcg_at_10: float = 0.0
+    matmul_fraction: float = 0.0
+
+
+@dataclass
+class SpeedReport:
+    """All modes of one run, the machine's matmul rates, and the process's peak memory."""
+
+    modes: list[ModeResult]
+    matmul_gflops: dict[str, float]
+    peak_rss_mb: float
+    pairs: int
+    settings: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def matmul_gflops(dtype: torch.dtype, rows: int = 8192, inner: int = 384, cols: int = 1536, repeats: int = 10) -> float:
+    """Achieved GFLOP/s of a BERT-shaped matmul (tokens x hidden @ hidden x intermediate) in ``dtype``."""
+    left, right = torch.randn(rows, inner).to(dtype), torch.randn(inner, cols).to(dtype)
+    for _ in range(3):
+        left @ right
+    started = time.perf_counter()
+    for _ in range(repeats):
+        left @ right
+    return 2 * rows * inner * cols * repeats / (time.perf_counter() - started) / 1e9
+
+
+def _linear_parameters(reranker: Reranker) -> int:
+    """Weights in the encoder's linear layers: each costs 2 FLOPs per token."""
+    network = reranker._model()[0].network
+    return sum(module.weight.numel() for module in network.modules() if isinstance(module, torch.nn.Linear))
+
+
+def _latencies(run_one: Callable[[int], object], count: int) -> tuple[float, float]:
+    times = []
+    for position in range(count):
+        started = time.perf_counter()
+        run_one(position)
+        times.append((time.perf_counter() - started) * 1000)
+    times.sort()
+    return statistics.median(times), times[min(len(times) - 1, round(0.95 * (len(times) - 1)))]
+
+
+def _rank_one(reranker: Reranker, workload: Workload, position: int) -> object:
+    return reranker.rank(workload.queries[position], workload.texts[position])
+
+
+def _top10_overlap(rankings: Sequence[Sequence[int]], reference: Sequence[Sequence[int]]) -> float:
+    overlaps = [
+        len(set(a[:10]) & set(b[:10])) / max(1, min(10, len(b))) for a, b in zip(rankings, reference, strict=True)
+    ]
+    return sum(overlaps) / len(overlaps)
+
+
+def benchmark(
+    workload: Workload,
+    model: str,
+    modes: Sequence[str] = ("fp32", "auto"),
+    batch_size: int = 32,
+    latency_queries: int = 10,
+) -> SpeedReport:
+    """Measure the baseline and each precision mode of our core on ``workload``."""
+    from sentence_transformers import CrossEncoder
+
+    pairs = [(q, t) for q, texts in zip(workload.queries, workload.texts, strict=True) for t in texts]
+    latency_count = min(latency_queries, len(workload.queries))
+
+    baseline_model = CrossEncoder(model, device="cpu")
+    baseline_model.predict(pairs[:batch_size], batch_size=batch_size, show_progress_bar=False)
+    started = time.perf_counter()
+    baseline_scores = baseline_model.predict(pairs, batch_size=batch_size, show_progress_bar=False)
+    baseline_seconds = time.perf_counter() - started
+    offsets = [0]
+    for texts in workload.texts:
+        offsets.append(offsets[-1] + len(texts))
+    baseline_run = {
+        qid: dict(zip(ids, map(float, baseline_scores[offsets[i] : offsets[i + 1]]), strict=True))
+        for i, (qid, ids) in enumerate(zip(workload.query_ids, workload.doc_ids, strict=True))
+    }
+    base_p50, base_p95 = _latencies(
+        lambda i: baseline_model.predict(
+            [(workload.queries[i], t) for t in workload.texts[i]], batch_size=batch_size, show_progress_bar=False
+        ),
+        latency_count,
+    )
+    peaks = {"fp32": matmul_gflops(torch.float32), "bf16": matmul_gflops(torch.bfloat16)}
+    baseline = ModeResult(
+        "sentence-transformers predict fp32", len(pairs) / baseline_seconds, 0.0, 0.0, base_p50, base_p95
+    )
+    baseline.ndcg_at_10 = score_run(baseline_run, workload.qrels, 10)["ndcg@10"]
+    results = [baseline]
+    reference: list[list[int]] | None = None
+    for mode in modes:
+        precision = cast(Precision, mode)
+        reranker = Reranker(model, device="cpu", precision=precision, batch_size=batch_size, show_progress_bar=False)
+        reranker.rank_many(workload.queries[:1], [workload.texts[0][:batch_size]])
+        reranker.reset_stats()
+        started = time.perf_counter()
+        rankings = reranker.rank_many(workload.queries, workload.texts)
+        seconds = time.perf_counter() - started
+        stats = reranker.stats
+        p50, p95 = _latencies(functools.partial(_rank_one, reranker, workload), latency_count)
+        order = [[r.index for r in ranking] for ranking in rankings]
+        reference = reference or order
+        run = {
+            qid: {ids[r.index]: r.score for r in ranking}
+            for qid, ids, ranking in zip(workload.query_ids, workload.doc_ids, rankings, strict=True)
+        }
+        tokens_per_second = stats.tokens / seconds
+        peak = peaks["bf16" if reranker.precision in ("bf16", "fp16") else "fp32"]
+        results.append(
+            ModeResult(
+                name=f"rerank-plugins {mode} ({reranker.precision})",
+                pairs_per_second=len(pairs) / seconds,
+                tokens_per_second=tokens_per_second,
+                padding_waste=stats.padding_waste,
+                latency_p50_ms=p50,
+                latency_p95_ms=p95,
+                speedup=baseline_seconds / seconds,
+                latency_ratio=p50 / base_p50,
+                top10_overlap=_top10_overlap(order, reference),
+                ndcg_at_10=score_run(run, workload.qrels, 10)["ndcg@10"],
+                matmul_fraction=2 * _linear_parameters(reranker) * stats.padded_tokens / stats.seconds / 1e9 / peak,
+            )
+        )
+    peak_rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    return SpeedReport(results, peaks, peak_rss_mb, len(pairs), {"model": model, "batch_size": batch_size})
