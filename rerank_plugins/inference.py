@@ -3,21 +3,18 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
 import torch
-from tqdm.auto import tqdm
 
 from rerank_plugins.encoding import PairEncoder
 from rerank_plugins.loading import LoadedModel
 
-__all__ = ["PROGRESS_MIN_UNITS", "UnitScores", "score_units"]
+__all__ = ["UnitScores", "score_units"]
 
 logger = logging.getLogger(__name__)
-
-PROGRESS_MIN_UNITS = 5000
-"""Jobs with at least this many model inputs show a progress bar unless told otherwise."""
 
 
 def _is_out_of_memory(error: BaseException) -> bool:
@@ -80,16 +77,20 @@ def score_units(
     encoder: PairEncoder,
     units: list[tuple[list[int], list[int]]],
     batch_size: int,
-    show_progress_bar: bool | None = None,
+    on_batch: Callable[[int], object] | None = None,
 ) -> UnitScores:
-    """Score every unit; batches are formed from length-sorted units, so padding stays small."""
+    """Score every unit; batches are formed from length-sorted units, so padding stays small.
+
+    ``on_batch`` is called with the number of units of each finished batch (a progress bar's ``update``).
+    """
     order = sorted(range(len(units)), key=lambda position: -len(units[position][0]))
     margins = np.empty(len(units), dtype=np.float32)
-    show = show_progress_bar if show_progress_bar is not None else len(units) >= PROGRESS_MIN_UNITS
     padded = 0
-    for start in tqdm(range(0, len(order), batch_size), desc="Reranking", unit="batch", disable=not show):
+    for start in range(0, len(order), batch_size):
         positions = order[start : start + batch_size]
         scores = _score_batch(model, encoder, [units[position] for position in positions])
         margins[positions] = scores.numpy()
         padded += len(positions) * len(units[positions[0]][0])
+        if on_batch is not None:
+            on_batch(len(positions))
     return UnitScores(margins, sum(len(ids) for ids, _ in units), padded)

@@ -13,6 +13,7 @@ from typing import Any, Literal
 
 import numpy as np
 import torch
+from tqdm.auto import tqdm
 
 from rerank_plugins.cache import ScoreCache, pair_digest
 from rerank_plugins.devices import Precision, resolve_device, resolve_precision
@@ -28,6 +29,10 @@ __all__ = ["Reranker", "DEFAULT_MODEL"]
 logger = logging.getLogger(__name__)
 
 DEFAULT_MODEL = "cross-encoder/ms-marco-MiniLM-L6-v2"
+CHUNK_PAIRS = 2048
+"""Pairs tokenised and scored together: length sorting works within a chunk, memory stays bounded."""
+PROGRESS_MIN_PAIRS = 5000
+"""Jobs of at least this many new pairs show a progress bar unless told otherwise."""
 LongDocuments = Literal["truncate", "window"]
 WindowAggregation = Literal["max", "mean"]
 
@@ -217,13 +222,18 @@ class Reranker:
                 missing.append(pair)
             else:
                 known[pair] = cached
-        if missing:
-            for pair, result in zip(missing, self._run(loaded, encoder, missing), strict=True):
-                known[pair] = result
-                self._cache.put((settings, pair_digest(*pair)), result)
+        show = self.show_progress_bar if self.show_progress_bar is not None else len(missing) >= PROGRESS_MIN_PAIRS
+        with tqdm(total=len(missing), desc="Reranking", unit="pair", disable=not show) as progress:
+            for start in range(0, len(missing), CHUNK_PAIRS):  # bounded memory for any number of pairs
+                chunk = missing[start : start + CHUNK_PAIRS]
+                for pair, result in zip(chunk, self._run(loaded, encoder, chunk, progress), strict=True):
+                    known[pair] = result
+                    self._cache.put((settings, pair_digest(*pair)), result)
         return [known[pair] for pair in pairs]
 
-    def _run(self, loaded: LoadedModel, encoder: PairEncoder, pairs: list[tuple[str, str]]) -> list[_PairScore]:
+    def _run(
+        self, loaded: LoadedModel, encoder: PairEncoder, pairs: list[tuple[str, str]], progress: tqdm[Any]
+    ) -> list[_PairScore]:
         started = time.perf_counter()
         texts = list(dict.fromkeys(text for pair in pairs for text in pair))
         token_ids = dict(zip(texts, encoder.tokenize(texts), strict=True))
@@ -236,7 +246,8 @@ class Reranker:
             units.extend(plan.units)
             owners.extend([owner] * len(plan.units))
             truncated.append(plan.truncated_tokens)
-        scored = score_units(loaded, encoder, units, self.batch_size, self.show_progress_bar)
+        progress.total += len(units) - len(pairs)  # windows: count model inputs, not pairs
+        scored = score_units(loaded, encoder, units, self.batch_size, progress.update)
         unit_margins = scored.margins
         owner_index = np.asarray(owners)
         windows = np.bincount(owner_index, minlength=len(pairs))

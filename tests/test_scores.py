@@ -97,3 +97,23 @@ def test_cache_is_per_model(trained_model: str, random_model: str) -> None:
     trained = Reranker(trained_model, precision="fp32", cache_size=10)
     random = Reranker(random_model, precision="fp32", cache_size=10)
     assert trained.score("q", ["d"]) != random.score("q", ["d"])
+
+
+def test_large_jobs_are_scored_in_bounded_chunks(random_model: str, scored_units, monkeypatch) -> None:
+    reranker = Reranker(random_model, precision="fp32")
+    documents = [f"text {i} " * (i % 7 + 1) for i in range(10)]
+    whole = reranker.score("q", documents)
+    monkeypatch.setattr(reranker_module, "CHUNK_PAIRS", 4)
+    chunked = reranker.score("q", documents)
+    assert scored_units == [10, 4, 4, 2]
+    assert chunked == pytest.approx(whole, abs=1e-5)
+
+
+def test_progress_bar_only_when_asked_or_large(random_model: str, capsys, monkeypatch) -> None:
+    Reranker(random_model, precision="fp32").score("q", ["a", "b"])
+    assert "Reranking" not in capsys.readouterr().err
+    Reranker(random_model, precision="fp32", show_progress_bar=True).score("q", ["a", "b"])
+    assert "Reranking" in capsys.readouterr().err
+    monkeypatch.setattr(reranker_module, "PROGRESS_MIN_PAIRS", 2)
+    Reranker(random_model, precision="fp32").score("q", ["a", "b"])
+    assert "2/2" in capsys.readouterr().err
