@@ -11,8 +11,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
-import numpy as np
-import torch
 from tqdm.auto import tqdm
 
 from rerank_plugins.cache import ScoreCache, pair_digest
@@ -22,6 +20,7 @@ from rerank_plugins.fusion import check_fusion, fuse
 from rerank_plugins.inference import score_units
 from rerank_plugins.loading import LoadedModel, check_model_reference, load_model
 from rerank_plugins.results import RankedResult, ScoringStats
+from rerank_plugins.scores import aggregate_windows, scores_and_relevance
 from rerank_plugins.validation import check_documents, check_query, check_score_threshold, check_top_n
 
 __all__ = ["Reranker", "DEFAULT_MODEL"]
@@ -248,25 +247,14 @@ class Reranker:
             truncated.append(plan.truncated_tokens)
         progress.total += len(units) - len(pairs)  # windows: count model inputs, not pairs
         scored = score_units(loaded, encoder, units, self.batch_size, progress.update)
-        unit_margins = scored.margins
-        owner_index = np.asarray(owners)
-        windows = np.bincount(owner_index, minlength=len(pairs))
-        margins: np.ndarray
-        if self.window_aggregation == "max":
-            margins = np.full(len(pairs), -np.inf, dtype=np.float32)
-            np.maximum.at(margins, owner_index, unit_margins)
-        else:
-            margins = np.bincount(owner_index, weights=unit_margins, minlength=len(pairs)) / windows
-        logits = torch.from_numpy(margins.astype(np.float32))
-        with torch.inference_mode():
-            scores = logits if loaded.num_labels == 2 else loaded.activation(logits).float()
-            relevance = torch.sigmoid(logits)
+        margins, windows = aggregate_windows(scored.margins, owners, len(pairs), self.window_aggregation)
+        scores, relevance = scores_and_relevance(margins, loaded)
         spent = ScoringStats(len(pairs), len(units), scored.tokens, scored.padded_tokens, time.perf_counter() - started)
         with self._stats_lock:
             self._stats = self._stats + spent
         return [
             _PairScore(float(score), float(rel), int(cut), int(count))
-            for score, rel, cut, count in zip(scores.tolist(), relevance.tolist(), truncated, windows, strict=True)
+            for score, rel, cut, count in zip(scores, relevance, truncated, windows, strict=True)
         ]
 
     def score(self, query: str, documents: Sequence[str]) -> list[float]:

@@ -1,0 +1,34 @@
+"""From the model's per-input margins to each pair's raw score and 0-1 relevance, in fp32."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from rerank_plugins.loading import LoadedModel
+
+__all__ = ["aggregate_windows", "scores_and_relevance"]
+
+
+def aggregate_windows(
+    unit_margins: np.ndarray, owners: list[int], pairs: int, how: str
+) -> tuple[np.ndarray, np.ndarray]:
+    """One margin per pair from its inputs' margins (``"max"`` or ``"mean"``), and its input count."""
+    owner_index = np.asarray(owners)
+    windows = np.bincount(owner_index, minlength=pairs)
+    margins: np.ndarray
+    if how == "max":
+        margins = np.full(pairs, -np.inf, dtype=np.float32)
+        np.maximum.at(margins, owner_index, unit_margins)
+    else:
+        margins = np.bincount(owner_index, weights=unit_margins, minlength=pairs) / windows
+    return margins.astype(np.float32), windows
+
+
+def scores_and_relevance(margins: np.ndarray, model: LoadedModel) -> tuple[list[float], list[float]]:
+    """Raw scores as ``CrossEncoder.predict`` gives them (log-odds for two-label models); relevance = sigmoid."""
+    logits = torch.from_numpy(margins)
+    with torch.inference_mode():
+        scores = logits if model.num_labels == 2 else model.activation(logits).float()
+        relevance = torch.sigmoid(logits)
+    return scores.tolist(), relevance.tolist()
