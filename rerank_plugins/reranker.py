@@ -236,12 +236,12 @@ class Reranker:
         started = time.perf_counter()
         texts = list(dict.fromkeys(text for pair in pairs for text in pair))
         token_ids = dict(zip(texts, encoder.tokenize(texts), strict=True))
-        window = self.long_documents == "window"
+        window, max_length = self.long_documents == "window", self.max_length
         units: list[tuple[list[int], list[int]]] = []
         owners: list[int] = []
         truncated: list[int] = []
         for owner, (query, document) in enumerate(pairs):
-            plan = encoder.plan(token_ids[query], token_ids[document], self.max_length, window, self.window_overlap)
+            plan = encoder.plan(token_ids[query], token_ids[document], max_length, window, self.window_overlap)
             units.extend(plan.units)
             owners.extend([owner] * len(plan.units))
             truncated.append(plan.truncated_tokens)
