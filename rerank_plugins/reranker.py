@@ -297,12 +297,7 @@ class Reranker:
         texts = check_documents(documents)
         fusion = check_fusion(retrieval_scores, fusion_weight, len(texts))
         return self._rank_checked(
-            [query],
-            [texts],
-            check_top_n(top_n),
-            check_score_threshold(score_threshold),
-            None if fusion is None else [fusion],
-            fusion_weight,
+            [query], [texts], check_top_n(top_n), check_score_threshold(score_threshold), [fusion], fusion_weight
         )[0]
 
     def rank_many(
@@ -324,21 +319,13 @@ class Reranker:
         if len(query_list) != len(documents_per_query):
             raise ValueError(f"got {len(query_list)} queries but {len(documents_per_query)} document lists")
         texts = [check_documents(docs, f"documents_per_query[{i}]") for i, docs in enumerate(documents_per_query)]
-        fusion = None
-        if fusion_weight is not None or retrieval_scores_per_query is not None:
-            per_query = retrieval_scores_per_query
-            if per_query is not None and len(per_query) != len(texts):
-                raise ValueError(f"got {len(texts)} document lists but {len(per_query)} retrieval score lists")
-            fusion = [
-                check_fusion(
-                    None if per_query is None else per_query[i],
-                    fusion_weight,
-                    len(docs),
-                    f"retrieval_scores_per_query[{i}]",
-                )
-                or []
-                for i, docs in enumerate(texts)
-            ]
+        per_query = [None] * len(texts) if retrieval_scores_per_query is None else retrieval_scores_per_query
+        if len(per_query) != len(texts):
+            raise ValueError(f"got {len(texts)} document lists but {len(per_query)} retrieval score lists")
+        fusion = [
+            check_fusion(scores, fusion_weight, len(docs), f"retrieval_scores_per_query[{i}]")
+            for i, (scores, docs) in enumerate(zip(per_query, texts, strict=True))
+        ]
         return self._rank_checked(
             query_list, texts, check_top_n(top_n), check_score_threshold(score_threshold), fusion, fusion_weight
         )
@@ -349,8 +336,8 @@ class Reranker:
         texts: list[list[str]],
         top_n: int | None,
         threshold: float | None,
-        retrieval_scores: list[list[float]] | None = None,
-        fusion_weight: float | None = None,
+        retrieval_scores: list[list[float] | None],
+        fusion_weight: float | None,
     ) -> list[list[RankedResult]]:
         pairs = [(query, text) for query, docs in zip(queries, texts, strict=True) for text in docs]
         scored = self._score_pairs(pairs) if pairs else []
@@ -360,8 +347,9 @@ class Reranker:
             own = scored[offset : offset + len(docs)]
             offset += len(docs)
             fused: list[float | None] = [None] * len(docs)
-            if retrieval_scores is not None and fusion_weight is not None:
-                fused = list(fuse([s.score for s in own], retrieval_scores[position], float(fusion_weight)))
+            first_stage = retrieval_scores[position]
+            if first_stage is not None and fusion_weight is not None:  # check_fusion gives scores only with a weight
+                fused = list(fuse([s.score for s in own], first_stage, float(fusion_weight)))
             results = [
                 RankedResult(index, s.score, s.relevance_score, text, s.truncated_tokens, s.windows, blend)
                 for index, (text, s, blend) in enumerate(zip(docs, own, fused, strict=True))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any, Literal
 
 from pydantic import BaseModel, Field
@@ -56,3 +57,21 @@ class RerankSettings(BaseModel):
         for name in CORE_OPTIONS:  # so the serialised settings describe the core actually in use
             setattr(self, name, options[name])
         return reranker
+
+    def rank_arguments(
+        self, top_n: int | None, retrieval_scores: Iterable[float | None], where: str, items: str
+    ) -> dict[str, Any]:
+        """Keyword arguments of ``Reranker.rank``; ``retrieval_scores`` (lazy) is read only when fusing.
+
+        ``where`` says where each item's retrieval score comes from and ``items`` names the items, for
+        the error raised when one has none.
+        """
+        arguments: dict[str, Any] = {"top_n": top_n, "score_threshold": self.score_threshold}
+        if self.fusion_weight is not None:
+            scores = list(retrieval_scores)
+            missing = [position for position, score in enumerate(scores) if score is None]
+            if missing:
+                raise ValueError(f"fusion_weight needs {where}; {items} {missing[:5]} have none")
+            arguments["retrieval_scores"] = scores
+            arguments["fusion_weight"] = self.fusion_weight
+        return arguments

@@ -40,18 +40,13 @@ class LangChainRerankSettings(RerankSettings):
         return self.reranker
 
     def _rank_arguments(self, documents: Sequence[Document], top_n: int | None) -> dict[str, Any]:
-        arguments: dict[str, Any] = {"top_n": top_n, "score_threshold": self.score_threshold}
-        if self.fusion_weight is not None:
-            key = self.retrieval_score_key
-            missing = [i for i, document in enumerate(documents) if key not in document.metadata]
-            if missing:
-                raise ValueError(
-                    f"fusion_weight needs each document's retrieval score in metadata[{key!r}]; "
-                    f"documents {missing[:5]} have none"
-                )
-            arguments["retrieval_scores"] = [document.metadata[key] for document in documents]
-            arguments["fusion_weight"] = self.fusion_weight
-        return arguments
+        key = self.retrieval_score_key
+        return self.rank_arguments(
+            top_n,
+            (document.metadata.get(key) for document in documents),
+            f"each document's retrieval score in metadata[{key!r}]",
+            "documents",
+        )
 
     def rerank(self, documents: Sequence[Document], query: str, top_n: int | None) -> list[Document]:
         """New documents for ``query``, best first, at most ``top_n``."""

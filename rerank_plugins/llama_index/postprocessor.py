@@ -71,14 +71,7 @@ class RerankPostprocessor(RerankSettings, BaseNodePostprocessor):
         return query_bundle.query_str, texts
 
     def _rank_arguments(self, nodes: list[NodeWithScore]) -> dict[str, Any]:
-        arguments: dict[str, Any] = {"top_n": self.top_n, "score_threshold": self.score_threshold}
-        if self.fusion_weight is not None:
-            missing = [i for i, node in enumerate(nodes) if node.score is None]
-            if missing:
-                raise ValueError(f"fusion_weight needs each node's retrieval score; nodes {missing[:5]} have none")
-            arguments["retrieval_scores"] = [node.score for node in nodes]
-            arguments["fusion_weight"] = self.fusion_weight
-        return arguments
+        return self.rank_arguments(self.top_n, (node.score for node in nodes), "each node's retrieval score", "nodes")
 
     def _payload(self, nodes: list[NodeWithScore], query: str) -> dict[str, Any]:
         return {

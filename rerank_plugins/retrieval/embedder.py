@@ -49,10 +49,6 @@ class Embedder:
                 self._model = _MODELS[key]
         return self._model
 
-    @property
-    def dimension(self) -> int:
-        return int(self._loaded().get_embedding_dimension())
-
     def embed(self, texts: list[str], show_progress_bar: bool | None = None) -> np.ndarray:
         """Unit-length embeddings, one row per text; a progress bar for large jobs unless told otherwise."""
         show = show_progress_bar if show_progress_bar is not None else len(texts) >= 2000
