@@ -1,4 +1,4 @@
-"""The ``rerank-plugins`` command: demo, rank, eval, bench."""
+"""The ``rerank-plugins`` command: demo, rank, eval, bench, train."""
 
 from __future__ import annotations
 
@@ -7,11 +7,11 @@ import logging
 import sys
 from collections.abc import Sequence
 
-from rerank_plugins.cli import bench, demo, evaluate, rank
+from rerank_plugins.cli import bench, demo, evaluate, rank, train
 
 __all__ = ["main"]
 
-COMMANDS = {"demo": demo, "rank": rank, "eval": evaluate, "bench": bench}
+COMMANDS = {"demo": demo, "rank": rank, "eval": evaluate, "bench": bench, "train": train}
 
 
 def build_parser() -> argparse.ArgumentParser:

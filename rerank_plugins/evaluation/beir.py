@@ -6,7 +6,7 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["BeirData", "load_beir", "load_qrels"]
+__all__ = ["BeirData", "check_beir_directory", "load_beir", "load_corpus", "load_qrels", "load_queries"]
 
 
 @dataclass(frozen=True)
@@ -35,18 +35,35 @@ def load_qrels(path: Path) -> dict[str, dict[str, int]]:
     return qrels
 
 
-def load_beir(directory: str | Path, split: str = "test") -> BeirData:
-    """Load a BEIR data directory; only queries judged in ``split`` are kept."""
-    root = Path(directory)
-    for name in ("corpus.jsonl", "queries.jsonl", f"qrels/{split}.tsv"):
-        if not (root / name).is_file():
-            raise FileNotFoundError(f"{root} is not BEIR-format data: {name} is missing")
+def load_corpus(path: Path) -> dict[str, str]:
+    """``corpus.jsonl`` as id -> text, with title and text joined as BEIR does."""
     corpus = {}
-    with open(root / "corpus.jsonl", encoding="utf-8") as lines:
+    with open(path, encoding="utf-8") as lines:
         for row in map(json.loads, lines):
             title = row.get("title") or ""
             corpus[str(row["_id"])] = f"{title} {row['text']}".strip()
+    return corpus
+
+
+def load_queries(path: Path) -> dict[str, str]:
+    """``queries.jsonl`` as id -> text."""
+    with open(path, encoding="utf-8") as lines:
+        return {str(row["_id"]): row["text"] for row in map(json.loads, lines)}
+
+
+def check_beir_directory(directory: str | Path, *splits: str) -> Path:
+    """The directory as a Path, or FileNotFoundError naming the first BEIR file it lacks."""
+    root = Path(directory)
+    for name in ("corpus.jsonl", "queries.jsonl", *(f"qrels/{split}.tsv" for split in splits)):
+        if not (root / name).is_file():
+            raise FileNotFoundError(f"{root} is not BEIR-format data: {name} is missing")
+    return root
+
+
+def load_beir(directory: str | Path, split: str = "test") -> BeirData:
+    """Load a BEIR data directory; only queries judged in ``split`` are kept."""
+    root = check_beir_directory(directory, split)
+    corpus = load_corpus(root / "corpus.jsonl")
     qrels = load_qrels(root / "qrels" / f"{split}.tsv")
-    with open(root / "queries.jsonl", encoding="utf-8") as lines:
-        queries = {str(row["_id"]): row["text"] for row in map(json.loads, lines) if str(row["_id"]) in qrels}
+    queries = {q: text for q, text in load_queries(root / "queries.jsonl").items() if q in qrels}
     return BeirData(corpus, queries, {query_id: qrels[query_id] for query_id in queries})
