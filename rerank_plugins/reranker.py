@@ -2,26 +2,21 @@
 
 from __future__ import annotations
 
-import asyncio
-import functools
 import logging
 import threading
 import time
-from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Any, Literal
 
 from tqdm.auto import tqdm
 
+from rerank_plugins.backend import PairScore, RerankBackend
 from rerank_plugins.cache import ScoreCache, pair_digest
 from rerank_plugins.devices import Precision, resolve_device, resolve_precision
 from rerank_plugins.encoding import PairEncoder
-from rerank_plugins.fusion import check_fusion, fuse
 from rerank_plugins.inference import score_units
 from rerank_plugins.loading import LoadedModel, check_model_reference, load_model
-from rerank_plugins.results import RankedResult, ScoringStats
+from rerank_plugins.results import ScoringStats
 from rerank_plugins.scores import aggregate_windows, scores_and_relevance
-from rerank_plugins.validation import check_documents, check_query, check_score_threshold, check_top_n
 
 __all__ = ["Reranker", "DEFAULT_MODEL"]
 
@@ -36,21 +31,13 @@ LongDocuments = Literal["truncate", "window"]
 WindowAggregation = Literal["max", "mean"]
 
 
-@dataclass(frozen=True, slots=True)
-class _PairScore:
-    score: float
-    relevance_score: float
-    truncated_tokens: int
-    windows: int
-
-
 def _positive_int(name: str, value: Any) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
         raise ValueError(f"{name} must be a positive int, got {value!r}")
     return value
 
 
-class Reranker:
+class Reranker(RerankBackend):
     """Scores (query, document) pairs with a cross-encoder and ranks documents best first.
 
     The model loads on first use and is shared by every ``Reranker`` in the process with the same
@@ -115,7 +102,7 @@ class Reranker:
         self.revision = revision
         self.trust_remote_code = bool(trust_remote_code)
         self.show_progress_bar = show_progress_bar
-        self._cache: ScoreCache[_PairScore] = ScoreCache(cache_size)
+        self._cache: ScoreCache[PairScore] = ScoreCache(cache_size)
         self._loaded: LoadedModel | None = None
         self._encoder: PairEncoder | None = None
         self._load_lock = threading.Lock()
@@ -208,12 +195,12 @@ class Reranker:
 
     # -- scoring -----------------------------------------------------------------------------------
 
-    def _score_pairs(self, pairs: list[tuple[str, str]]) -> list[_PairScore]:
+    def _score_pairs(self, pairs: list[tuple[str, str]]) -> list[PairScore]:
         """Score pairs once each (duplicates and cache hits are not run again), in input order."""
         unique = list(dict.fromkeys(pairs))
         loaded, encoder = self._model()
         settings = self._settings_key(loaded)
-        known: dict[tuple[str, str], _PairScore] = {}
+        known: dict[tuple[str, str], PairScore] = {}
         missing: list[tuple[str, str]] = []
         for pair in unique:
             cached = self._cache.get((settings, pair_digest(*pair)))
@@ -232,7 +219,7 @@ class Reranker:
 
     def _run(
         self, loaded: LoadedModel, encoder: PairEncoder, pairs: list[tuple[str, str]], progress: tqdm[Any]
-    ) -> list[_PairScore]:
+    ) -> list[PairScore]:
         started = time.perf_counter()
         texts = list(dict.fromkeys(text for pair in pairs for text in pair))
         token_ids = dict(zip(texts, encoder.tokenize(texts), strict=True))
@@ -253,134 +240,6 @@ class Reranker:
         with self._stats_lock:
             self._stats = self._stats + spent
         return [
-            _PairScore(float(score), float(rel), int(cut), int(count))
+            PairScore(float(score), float(rel), int(cut), int(count))
             for score, rel, cut, count in zip(scores, relevance, truncated, windows, strict=True)
         ]
-
-    def score(self, query: str, documents: Sequence[str]) -> list[float]:
-        """Raw model scores of ``documents`` against ``query``, in input order, as Python floats."""
-        query = check_query(query)
-        texts = check_documents(documents)
-        if not texts:
-            return []
-        return [result.score for result in self._score_pairs([(query, text) for text in texts])]
-
-    def score_pairs(self, pairs: Sequence[tuple[str, str]]) -> list[float]:
-        """Raw scores of arbitrary (query, document) pairs, in input order (the ``BaseCrossEncoder`` shape)."""
-        if isinstance(pairs, (str, bytes)) or not isinstance(pairs, Sequence):
-            raise TypeError(f"pairs must be a list of (query, document) tuples, got {type(pairs).__name__}")
-        checked = []
-        for position, pair in enumerate(pairs):
-            if not isinstance(pair, (tuple, list)) or len(pair) != 2:
-                raise TypeError(f"pairs[{position}] must be a (query, document) pair, got {type(pair).__name__}")
-            checked.append(
-                (check_query(pair[0], f"pairs[{position}][0]"), check_query(pair[1], f"pairs[{position}][1]"))
-            )
-        return [result.score for result in self._score_pairs(checked)] if checked else []
-
-    def rank(
-        self,
-        query: str,
-        documents: Sequence[str],
-        top_n: int | None = None,
-        score_threshold: float | None = None,
-        *,
-        retrieval_scores: Sequence[float] | None = None,
-        fusion_weight: float | None = None,
-    ) -> list[RankedResult]:
-        """Documents best first; ``score_threshold`` (on ``relevance_score``) applies before ``top_n``.
-
-        With ``fusion_weight`` and one ``retrieval_scores`` entry per document, the order follows
-        ``fusion_weight * minmax(score) + (1 - fusion_weight) * minmax(retrieval score)`` (``fused_score``).
-        """
-        query = check_query(query)
-        texts = check_documents(documents)
-        fusion = check_fusion(retrieval_scores, fusion_weight, len(texts))
-        return self._rank_checked(
-            [query], [texts], check_top_n(top_n), check_score_threshold(score_threshold), [fusion], fusion_weight
-        )[0]
-
-    def rank_many(
-        self,
-        queries: Sequence[str],
-        documents_per_query: Sequence[Sequence[str]],
-        top_n: int | None = None,
-        score_threshold: float | None = None,
-        *,
-        retrieval_scores_per_query: Sequence[Sequence[float]] | None = None,
-        fusion_weight: float | None = None,
-    ) -> list[list[RankedResult]]:
-        """Rank each query's documents, scoring all pairs of all queries in one length-sorted pass."""
-        query_list = check_documents(queries, "queries")
-        if isinstance(documents_per_query, (str, bytes)) or not isinstance(documents_per_query, Sequence):
-            raise TypeError(
-                f"documents_per_query must be a list of lists of str, got {type(documents_per_query).__name__}"
-            )
-        if len(query_list) != len(documents_per_query):
-            raise ValueError(f"got {len(query_list)} queries but {len(documents_per_query)} document lists")
-        texts = [check_documents(docs, f"documents_per_query[{i}]") for i, docs in enumerate(documents_per_query)]
-        per_query = [None] * len(texts) if retrieval_scores_per_query is None else retrieval_scores_per_query
-        if len(per_query) != len(texts):
-            raise ValueError(f"got {len(texts)} document lists but {len(per_query)} retrieval score lists")
-        fusion = [
-            check_fusion(scores, fusion_weight, len(docs), f"retrieval_scores_per_query[{i}]")
-            for i, (scores, docs) in enumerate(zip(per_query, texts, strict=True))
-        ]
-        return self._rank_checked(
-            query_list, texts, check_top_n(top_n), check_score_threshold(score_threshold), fusion, fusion_weight
-        )
-
-    def _rank_checked(
-        self,
-        queries: list[str],
-        texts: list[list[str]],
-        top_n: int | None,
-        threshold: float | None,
-        retrieval_scores: list[list[float] | None],
-        fusion_weight: float | None,
-    ) -> list[list[RankedResult]]:
-        pairs = [(query, text) for query, docs in zip(queries, texts, strict=True) for text in docs]
-        scored = self._score_pairs(pairs) if pairs else []
-        rankings = []
-        offset = 0
-        for position, docs in enumerate(texts):
-            own = scored[offset : offset + len(docs)]
-            offset += len(docs)
-            fused: list[float | None] = [None] * len(docs)
-            first_stage = retrieval_scores[position]
-            if first_stage is not None and fusion_weight is not None:  # check_fusion gives scores only with a weight
-                fused = list(fuse([s.score for s in own], first_stage, float(fusion_weight)))
-            results = [
-                RankedResult(index, s.score, s.relevance_score, text, s.truncated_tokens, s.windows, blend)
-                for index, (text, s, blend) in enumerate(zip(docs, own, fused, strict=True))
-            ]
-            if threshold is not None:
-                results = [result for result in results if result.relevance_score >= threshold]
-            results.sort(key=lambda r: (-(r.fused_score if r.fused_score is not None else r.score), r.index))
-            rankings.append(results[:top_n] if top_n is not None else results)
-        return rankings
-
-    # -- async -------------------------------------------------------------------------------------
-
-    async def ascore(self, query: str, documents: Sequence[str]) -> list[float]:
-        """``score`` in a worker thread, so the event loop keeps running while the model works."""
-        return await asyncio.to_thread(self.score, query, documents)
-
-    async def arank(
-        self,
-        query: str,
-        documents: Sequence[str],
-        top_n: int | None = None,
-        score_threshold: float | None = None,
-        *,
-        retrieval_scores: Sequence[float] | None = None,
-        fusion_weight: float | None = None,
-    ) -> list[RankedResult]:
-        """``rank`` in a worker thread, so the event loop keeps running while the model works."""
-        return await asyncio.to_thread(
-            functools.partial(self.rank, retrieval_scores=retrieval_scores, fusion_weight=fusion_weight),
-            query,
-            documents,
-            top_n,
-            score_threshold,
-        )

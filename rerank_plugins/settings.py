@@ -7,6 +7,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
+from rerank_plugins.backend import RerankBackend
 from rerank_plugins.reranker import DEFAULT_MODEL, Reranker
 
 __all__ = ["RerankSettings"]
@@ -37,25 +38,44 @@ class RerankSettings(BaseModel):
     long_documents: Literal["truncate", "window"] = Field(
         "truncate", description="'truncate' cuts long documents; 'window' scores all of them in windows."
     )
+    url: str | None = Field(
+        None, description="Base URL of a rerank service; when set the model runs there (RemoteReranker)."
+    )
+    api: Literal["rerank-plugins", "tei"] = Field(
+        "rerank-plugins", description="The service's API: 'rerank-plugins' (rerank-plugins serve) or 'tei'."
+    )
 
-    def resolve_reranker(self, reranker: Reranker | None) -> Reranker:
-        """The given ``reranker`` (whose options these fields then mirror), or one built from these options.
+    def resolve_reranker(self, reranker: RerankBackend | None) -> RerankBackend:
+        """The given ``reranker`` (whose options these fields then mirror), or one built from these options:
+        a ``RemoteReranker`` when ``url`` is set, else a local ``Reranker``.
 
         Passing a ``reranker`` together with explicit model options is ambiguous and refused.
 
-        A built one loads its model lazily, and shares it with every other ``Reranker`` of the same model.
+        A built local one loads its model lazily, and shares it with every other ``Reranker`` of the same model.
         """
+        local_options = [name for name in CORE_OPTIONS if name != "model" and name in self.model_fields_set]
         if reranker is None:
+            if self.url is not None:
+                if local_options:
+                    raise ValueError(f"url= runs the model on the service; drop {', '.join(local_options)}")
+                from rerank_plugins.remote import RemoteReranker
+
+                return RemoteReranker(self.url, api=self.api)
             built: dict[str, Any] = {name: getattr(self, name) for name in CORE_OPTIONS if name != "model"}
             return Reranker(self.model, **built)
-        if not isinstance(reranker, Reranker):
-            raise TypeError(f"reranker must be a rerank_plugins.Reranker, got {type(reranker).__name__}")
-        conflicting = [name for name in CORE_OPTIONS if name in self.model_fields_set]
+        if not isinstance(reranker, RerankBackend):
+            raise TypeError(
+                f"reranker must be a rerank_plugins Reranker or RemoteReranker, got {type(reranker).__name__}"
+            )
+        conflicting = [name for name in (*CORE_OPTIONS, "url", "api") if name in self.model_fields_set]
         if conflicting:
             raise ValueError(f"pass either reranker= or model options, not both (got {', '.join(conflicting)})")
         options = reranker.options()
-        for name in CORE_OPTIONS:  # so the serialised settings describe the core actually in use
-            setattr(self, name, options[name])
+        if isinstance(reranker, Reranker):  # so the serialised settings describe the core actually in use
+            for name in CORE_OPTIONS:
+                setattr(self, name, options[name])
+        else:
+            self.url, self.api = options["url"], options["api"]
         return reranker
 
     def rank_arguments(

@@ -1,4 +1,4 @@
-"""The ``rerank-plugins`` command: demo, rank, eval, bench, train."""
+"""The ``rerank-plugins`` command: demo, rank, eval, bench, train, serve."""
 
 from __future__ import annotations
 
@@ -7,11 +7,11 @@ import logging
 import sys
 from collections.abc import Sequence
 
-from rerank_plugins.cli import bench, demo, evaluate, rank, train
+from rerank_plugins.cli import bench, demo, evaluate, rank, serve, train
 
 __all__ = ["main"]
 
-COMMANDS = {"demo": demo, "rank": rank, "eval": evaluate, "bench": bench, "train": train}
+COMMANDS = {"demo": demo, "rank": rank, "eval": evaluate, "bench": bench, "train": train, "serve": serve}
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from rerank_plugins.backend import RerankBackend
 from rerank_plugins.reranker import Reranker
 
 try:  # langchain-core >= 0.3.x carries the interface; older stacks had it in langchain-community
@@ -18,12 +19,12 @@ class RerankCrossEncoder(BaseCrossEncoder):
     """A ``BaseCrossEncoder`` for LangChain's stock ``CrossEncoderReranker``, scored by our fast core.
 
     Args:
-        reranker: A ready ``Reranker``; when omitted one is built from ``model`` and ``options``.
+        reranker: A ready ``Reranker`` or ``RemoteReranker``; when omitted one is built from ``model`` and ``options``.
         model: Hugging Face id or local directory of the cross-encoder.
         **options: Any ``Reranker`` keyword (device, precision, batch_size, max_length, ...).
     """
 
-    def __init__(self, reranker: Reranker | None = None, *, model: str | None = None, **options: Any) -> None:
+    def __init__(self, reranker: RerankBackend | None = None, *, model: str | None = None, **options: Any) -> None:
         if reranker is not None and (model is not None or options):
             raise ValueError("pass either reranker= or model options, not both")
         if reranker is None:

@@ -9,8 +9,8 @@ from langchain_core.documents import Document
 from pydantic import ConfigDict, Field, model_validator
 from typing_extensions import Self
 
+from rerank_plugins.backend import RerankBackend
 from rerank_plugins.langchain.documents import RETRIEVAL_SCORE_KEY, page_contents, reranked_documents
-from rerank_plugins.reranker import Reranker
 from rerank_plugins.settings import RerankSettings
 
 __all__ = ["LangChainRerankSettings"]
@@ -24,8 +24,10 @@ class LangChainRerankSettings(RerankSettings):
     retrieval_score_key: str = Field(
         RETRIEVAL_SCORE_KEY, description="Metadata key holding each document's retrieval score, read for fusion."
     )
-    reranker: Reranker | None = Field(
-        None, exclude=True, description="A ready scoring core to share; built from the model options when omitted."
+    reranker: RerankBackend | None = Field(
+        None,
+        exclude=True,
+        description="A ready Reranker or RemoteReranker to share; built from the options if omitted.",
     )
 
     @model_validator(mode="after")
@@ -34,7 +36,7 @@ class LangChainRerankSettings(RerankSettings):
         return self
 
     @property
-    def core(self) -> Reranker:
+    def core(self) -> RerankBackend:
         """The scoring core in use."""
         assert self.reranker is not None  # set by the validator
         return self.reranker

@@ -11,7 +11,7 @@ from llama_index.core.instrumentation.events.rerank import ReRankEndEvent, ReRan
 from llama_index.core.postprocessor.types import BaseNodePostprocessor
 from llama_index.core.schema import MetadataMode, NodeWithScore, QueryBundle
 
-from rerank_plugins.reranker import Reranker
+from rerank_plugins.backend import RerankBackend
 from rerank_plugins.results import RankedResult
 from rerank_plugins.settings import RerankSettings
 
@@ -46,9 +46,9 @@ class RerankPostprocessor(RerankSettings, BaseNodePostprocessor):
     keep_retrieval_score: bool = Field(
         default=False, description="Keep each node's retrieval score in metadata (hidden from the LLM and embedder)."
     )
-    _reranker: Reranker = PrivateAttr()
+    _reranker: RerankBackend = PrivateAttr()
 
-    def __init__(self, reranker: Reranker | None = None, **data: Any) -> None:
+    def __init__(self, reranker: RerankBackend | None = None, **data: Any) -> None:
         super().__init__(**data)
         self._reranker = self.resolve_reranker(reranker)
 
@@ -57,7 +57,7 @@ class RerankPostprocessor(RerankSettings, BaseNodePostprocessor):
         return "RerankPostprocessor"
 
     @property
-    def core(self) -> Reranker:
+    def core(self) -> RerankBackend:
         """The scoring core in use."""
         return self._reranker
 

@@ -1,0 +1,192 @@
+"""``RemoteReranker``: the ``Reranker`` surface over HTTP, with timeouts, retries and a real async path."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Iterator
+from typing import Any
+
+from rerank_plugins._optional import require
+from rerank_plugins.backend import PairScore, RerankBackend
+from rerank_plugins.remote.wire import Api, parse_response, request_body
+
+__all__ = ["RemoteRerankError", "RemoteReranker"]
+
+logger = logging.getLogger(__name__)
+
+RETRY_STATUSES = frozenset({429, 502, 503, 504})
+MAX_RETRY_AFTER = 30.0
+
+
+class RemoteRerankError(RuntimeError):
+    """The rerank service could not be reached, kept failing, or refused the request."""
+
+
+def _query_groups(pairs: list[tuple[str, str]], size: int) -> Iterator[tuple[str, list[int]]]:
+    """Runs of consecutive pairs with the same query, at most ``size`` long: one request each."""
+    start = 0
+    while start < len(pairs):
+        end = start + 1
+        while end < len(pairs) and end - start < size and pairs[end][0] == pairs[start][0]:
+            end += 1
+        yield pairs[start][0], list(range(start, end))
+        start = end
+
+
+class RemoteReranker(RerankBackend):
+    """Scores pairs on a rerank service; adapters accept it wherever they accept a ``Reranker``.
+
+    Args:
+        url: base URL of the service, e.g. ``"http://127.0.0.1:8000"`` (``/rerank`` is appended).
+        api: ``"rerank-plugins"`` (``rerank-plugins serve``) or ``"tei"`` (Text Embeddings Inference).
+        timeout: seconds to wait for an answer; ``connect_timeout`` for the connection.
+        max_retries: further attempts after a connection error, a timeout, or HTTP 429/502/503/504.
+        backoff: first wait between attempts in seconds, doubled each time (or the server's Retry-After).
+        max_documents_per_request: longer document lists are sent in several requests.
+        transport / async_transport: httpx transports (tests; proxies).
+
+    Example:
+        >>> remote = RemoteReranker("http://127.0.0.1:8000")  # doctest: +SKIP
+        >>> RerankCompressor(reranker=remote, top_n=3)  # doctest: +SKIP
+    """
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        api: Api = "rerank-plugins",
+        timeout: float = 60.0,
+        connect_timeout: float = 5.0,
+        max_retries: int = 3,
+        backoff: float = 0.5,
+        max_documents_per_request: int = 1000,
+        headers: dict[str, str] | None = None,
+        transport: Any = None,
+        async_transport: Any = None,
+    ) -> None:
+        self._httpx = require("httpx", "remote")
+        if not isinstance(url, str) or not url.startswith(("http://", "https://")):
+            raise ValueError(f"url must be an http:// or https:// URL of a rerank service, got {url!r}")
+        if api not in ("rerank-plugins", "tei"):
+            raise ValueError(f"api must be 'rerank-plugins' or 'tei', got {api!r}")
+        if max_retries < 0 or backoff < 0 or timeout <= 0 or connect_timeout <= 0 or max_documents_per_request < 1:
+            raise ValueError("timeouts must be > 0, max_retries and backoff >= 0, max_documents_per_request >= 1")
+        self.url = url.rstrip("/")
+        self.model_name = self.url
+        self.api: Api = api
+        self.timeout = timeout
+        self.connect_timeout = connect_timeout
+        self.max_retries = max_retries
+        self.backoff = backoff
+        self.max_documents_per_request = max_documents_per_request
+        self.headers = dict(headers or {})
+        self._timeouts = self._httpx.Timeout(timeout, connect=connect_timeout)
+        self._async_transport = async_transport
+        self._client = self._httpx.Client(timeout=self._timeouts, headers=self.headers, transport=transport)
+
+    def __repr__(self) -> str:
+        return f"RemoteReranker(url={self.url!r}, api={self.api!r})"
+
+    def options(self) -> dict[str, Any]:
+        return {
+            "url": self.url,
+            "api": self.api,
+            "timeout": self.timeout,
+            "connect_timeout": self.connect_timeout,
+            "max_retries": self.max_retries,
+            "backoff": self.backoff,
+            "max_documents_per_request": self.max_documents_per_request,
+            "headers": dict(self.headers),
+        }
+
+    def close(self) -> None:
+        self._client.close()
+
+    # -- one request, with retries ---------------------------------------------------------------------
+
+    def _wait(self, attempt: int, response: Any) -> float:
+        retry_after = response.headers.get("Retry-After") if response is not None else None
+        if retry_after is not None:
+            try:
+                return min(float(retry_after), MAX_RETRY_AFTER)
+            except ValueError:
+                pass
+        return float(self.backoff * 2**attempt)
+
+    def _outcome(self, response: Any, count: int) -> list[PairScore] | None:
+        """Scores, or None for a status worth retrying; raises for answers that will not improve."""
+        if response.status_code in RETRY_STATUSES:
+            return None
+        if response.status_code >= 400:
+            try:
+                detail = response.json().get("detail", response.text)
+            except ValueError:
+                detail = response.text
+            error = ValueError if response.status_code in (413, 422) else RemoteRerankError
+            raise error(f"rerank service at {self.url} answered {response.status_code}: {detail}")
+        return parse_response(self.api, response.json(), count)
+
+    def _give_up(self, attempts: int, last: str) -> RemoteRerankError:
+        return RemoteRerankError(f"rerank service at {self.url} did not answer after {attempts} attempts: {last}")
+
+    def _post(self, query: str, documents: list[str]) -> list[PairScore]:
+        body = request_body(self.api, query, documents)
+        last = ""
+        for attempt in range(self.max_retries + 1):
+            response = None
+            try:
+                response = self._client.post(f"{self.url}/rerank", json=body)
+                scores = self._outcome(response, len(documents))
+                if scores is not None:
+                    return scores
+                last = f"HTTP {response.status_code}"
+            except self._httpx.TransportError as error:
+                last = f"{type(error).__name__}: {error}"
+            if attempt < self.max_retries:
+                wait = self._wait(attempt, response)
+                logger.warning("rerank service at %s: %s; retrying in %.2f s", self.url, last, wait)
+                time.sleep(wait)
+        raise self._give_up(self.max_retries + 1, last)
+
+    async def _apost(self, client: Any, query: str, documents: list[str]) -> list[PairScore]:
+        body = request_body(self.api, query, documents)
+        last = ""
+        for attempt in range(self.max_retries + 1):
+            response = None
+            try:
+                response = await client.post(f"{self.url}/rerank", json=body)
+                scores = self._outcome(response, len(documents))
+                if scores is not None:
+                    return scores
+                last = f"HTTP {response.status_code}"
+            except self._httpx.TransportError as error:
+                last = f"{type(error).__name__}: {error}"
+            if attempt < self.max_retries:
+                wait = self._wait(attempt, response)
+                logger.warning("rerank service at %s: %s; retrying in %.2f s", self.url, last, wait)
+                await asyncio.sleep(wait)
+        raise self._give_up(self.max_retries + 1, last)
+
+    # -- the backend ---------------------------------------------------------------------------------
+
+    def _score_pairs(self, pairs: list[tuple[str, str]]) -> list[PairScore]:
+        scores: list[PairScore | None] = [None] * len(pairs)
+        for query, positions in _query_groups(pairs, self.max_documents_per_request):
+            answered = self._post(query, [pairs[p][1] for p in positions])
+            for position, score in zip(positions, answered, strict=True):
+                scores[position] = score
+        return [score for score in scores if score is not None]
+
+    async def _ascore_pairs(self, pairs: list[tuple[str, str]]) -> list[PairScore]:
+        groups = list(_query_groups(pairs, self.max_documents_per_request))
+        async with self._httpx.AsyncClient(
+            timeout=self._timeouts, headers=self.headers, transport=self._async_transport
+        ) as client:
+            answers = await asyncio.gather(*(self._apost(client, q, [pairs[p][1] for p in ps]) for q, ps in groups))
+        scores: list[PairScore | None] = [None] * len(pairs)
+        for (_, positions), answered in zip(groups, answers, strict=True):
+            for position, score in zip(positions, answered, strict=True):
+                scores[position] = score
+        return [score for score in scores if score is not None]

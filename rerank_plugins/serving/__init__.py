@@ -1,0 +1,9 @@
+"""The rerank HTTP service (``rerank-plugins serve``), its micro-batching, and Ray Serve / Ray Data helpers.
+
+Needs the ``serve`` extra (FastAPI, uvicorn); the Ray helpers need the ``ray`` extra.
+"""
+
+from rerank_plugins.serving.app import ServiceLimits, create_app
+from rerank_plugins.serving.batching import MicroBatcher, Overloaded
+
+__all__ = ["MicroBatcher", "Overloaded", "ServiceLimits", "create_app"]
