@@ -53,9 +53,10 @@ class RerankSettings(BaseModel):
 
         A built local one loads its model lazily, and shares it with every other ``Reranker`` of the same model.
         """
-        local_options = [name for name in CORE_OPTIONS if name != "model" and name in self.model_fields_set]
         if reranker is None:
             if self.url is not None:
+                defaults = type(self).model_fields
+                local_options = [n for n in CORE_OPTIONS[1:] if getattr(self, n) != defaults[n].default]
                 if local_options:
                     raise ValueError(f"url= runs the model on the service; drop {', '.join(local_options)}")
                 from rerank_plugins.remote import RemoteReranker
