@@ -42,3 +42,45 @@ def test_import_changes_no_global_state() -> None:
         "assert logging.getLogger().handlers == handlers\n"
     )
     subprocess.run([sys.executable, "-c", probe], check=True)
+
+
+def test_subpackage_surfaces_are_pinned() -> None:
+    import rerank_plugins.remote
+    import rerank_plugins.serving
+    import rerank_plugins.training
+
+    assert sorted(rerank_plugins.training.__all__) == [
+        "EpochResult",
+        "TrainingConfig",
+        "TrainingData",
+        "TrainingReport",
+        "fine_tune",
+        "load_training_data",
+    ]
+    assert sorted(rerank_plugins.remote.__all__) == ["RemoteRerankError", "RemoteReranker"]
+    assert sorted(rerank_plugins.serving.__all__) == [
+        "MicroBatcher",
+        "Overloaded",
+        "ServiceLimits",
+        "create_app",
+        "serve_in_background",
+    ]
+
+
+def test_serving_and_remote_import_without_their_extras_and_name_them_when_used() -> None:
+    blocker = (
+        "import sys\n"
+        "for name in ('fastapi', 'uvicorn', 'httpx', 'ray'):\n"
+        "    sys.modules[name] = None\n"
+        "import rerank_plugins.serving, rerank_plugins.remote\n"
+        "from rerank_plugins import Reranker\n"
+        "for call in (lambda: rerank_plugins.remote.RemoteReranker('http://x'),\n"
+        "             lambda: rerank_plugins.serving.create_app(Reranker('cross-encoder/x'))):\n"
+        "    try:\n"
+        "        call()\n"
+        "    except ImportError as error:\n"
+        "        assert 'pip install \"rerank-plugins[' in str(error), error\n"
+        "    else:\n"
+        "        raise AssertionError('no ImportError')\n"
+    )
+    subprocess.run([sys.executable, "-c", blocker], check=True)

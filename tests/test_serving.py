@@ -18,7 +18,8 @@ import pytest
 from rerank_plugins import Reranker
 from rerank_plugins.remote import RemoteReranker, RemoteRerankError
 from rerank_plugins.serving import ServiceLimits, create_app
-from tests.serving_parts import free_port, running
+from rerank_plugins.serving.background import serve_in_background as running
+from tests.serving_parts import free_port
 
 pytestmark = pytest.mark.slow
 

@@ -4,6 +4,7 @@ Needs the ``serve`` extra (FastAPI, uvicorn); the Ray helpers need the ``ray`` e
 """
 
 from rerank_plugins.serving.app import ServiceLimits, create_app
+from rerank_plugins.serving.background import serve_in_background
 from rerank_plugins.serving.batching import MicroBatcher, Overloaded
 
-__all__ = ["MicroBatcher", "Overloaded", "ServiceLimits", "create_app"]
+__all__ = ["MicroBatcher", "Overloaded", "ServiceLimits", "create_app", "serve_in_background"]

@@ -37,8 +37,8 @@ def ray_application(
 
     ingress = serve.ingress(build_app)()
     deployment = serve.deployment(
-        ingress, name="rerank", num_replicas=replicas, ray_actor_options={"num_cpus": cpus_per_replica}
-    )
+        name="rerank", num_replicas=replicas, ray_actor_options={"num_cpus": cpus_per_replica}
+    )(ingress)
     return deployment.bind()
 
 
