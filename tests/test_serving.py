@@ -277,3 +277,29 @@ def test_500_requests_from_32_clients_are_all_answered_correctly_and_merged(rand
         batches = httpx.get(f"{url}/info").json()["batches_run"]
     assert len(answers) == 500 and all(order == expected[query] for query, order in answers)
     assert batches < 500  # concurrent requests shared forward passes
+
+
+class _PoisonedReranker(Reranker):
+    """A real core that fails any batch holding the query "poison"."""
+
+    def rank_many(self, queries: Any, *args: Any, **kwargs: Any) -> Any:
+        if "poison" in queries:
+            raise RuntimeError("poisoned batch")
+        return super().rank_many(queries, *args, **kwargs)
+
+
+def test_one_failing_request_does_not_fail_the_others_in_its_batch(random_model: str) -> None:
+    from rerank_plugins.serving import MicroBatcher
+
+    async def scenario() -> list[Any]:
+        batcher = MicroBatcher(_PoisonedReranker(random_model, precision="fp32"), max_wait_ms=200)
+        await batcher.start()
+        try:
+            jobs = [batcher.rank("good", ["a", "b"]), batcher.rank("poison", ["c"]), batcher.rank("fine", ["d"])]
+            return await asyncio.gather(*jobs, return_exceptions=True)
+        finally:
+            await batcher.stop()
+
+    good, poisoned, fine = asyncio.run(scenario())
+    assert [r.document for r in sorted(good, key=lambda r: r.index)] == ["a", "b"] and fine[0].document == "d"
+    assert isinstance(poisoned, RuntimeError) and "poisoned" in str(poisoned)

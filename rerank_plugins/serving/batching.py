@@ -98,20 +98,26 @@ class MicroBatcher:
             pairs += len(job.documents)
         return batch
 
+    async def _score(self, batch: list[_Job]) -> None:
+        try:
+            rankings = await asyncio.to_thread(
+                self.reranker.rank_many, [job.query for job in batch], [job.documents for job in batch]
+            )
+        except Exception as error:
+            if len(batch) > 1:  # one bad request must not fail the others: score each on its own
+                logger.warning("a batch of %d requests failed (%s); scoring them one by one", len(batch), error)
+                for job in batch:
+                    await self._score([job])
+                return
+            logger.exception("scoring a request failed")
+            if not batch[0].done.done():
+                batch[0].done.set_exception(error)
+            return
+        self.batches += 1
+        for job, ranking in zip(batch, rankings, strict=True):
+            if not job.done.done():  # the client may have gone away
+                job.done.set_result(ranking)
+
     async def _work(self, queue: asyncio.Queue[_Job]) -> None:
         while True:
-            batch = await self._gather(queue)
-            try:
-                rankings = await asyncio.to_thread(
-                    self.reranker.rank_many, [job.query for job in batch], [job.documents for job in batch]
-                )
-            except Exception as error:  # every waiting request learns what went wrong
-                logger.exception("scoring a batch of %d requests failed", len(batch))
-                for job in batch:
-                    if not job.done.done():
-                        job.done.set_exception(error)
-                continue
-            self.batches += 1
-            for job, ranking in zip(batch, rankings, strict=True):
-                if not job.done.done():  # the client may have gone away
-                    job.done.set_result(ranking)
+            await self._score(await self._gather(queue))

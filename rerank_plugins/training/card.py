@@ -24,43 +24,48 @@ def write_model_card(path: Path, report: TrainingReport, bi_encoder: str) -> Non
         for e in report.epochs
     )
     head = "a fresh one-logit head (the base had none)" if report.fresh_head else "the base's own relevance head"
-    text = f"""---
-library_name: sentence-transformers
-pipeline_tag: text-ranking
-tags: [cross-encoder, reranker, rerank-plugins]
----
-# Cross-encoder fine-tuned with rerank-plugins
-
-Scores (query, document) pairs; higher is more relevant. Scores are raw logits unless the base had its own
-activation (recorded in `config_sentence_transformers.json`).
-
-```python
-from rerank_plugins import Reranker
-Reranker(model="{report.output_dir}").rank("query", ["document one", "document two"])
-```
-
-## Base and data
-- Base: `{report.base_model}`, with {head}.
-- Data: `{report.data}`, qrels `{config["train_split"]}`: {report.train_queries} training queries,
-  {report.positive_pairs} positive pairs; {report.dev_queries} dev queries
-  ({"qrels " + str(config["dev_split"]) if config["dev_split"] else f"seeded hold-out, seed {config['dev_seed']}"}).
-  The licence of the model follows that of the data it was trained on.
-
-## Recipe
-- Groups of 1 positive + {config["hard_negatives"]} hard negatives (bi-encoder `{bi_encoder}` top
-  {config["negative_depth"]} minus judged positives, resampled each epoch) + {config["random_negatives"]} random
-  negatives; listwise softmax cross-entropy; {config["groups_per_step"]} groups per step.
-- AdamW lr {config["learning_rate"]} (head {config["head_learning_rate"]}), weight decay {config["weight_decay"]},
-  {config["warmup_ratio"]:.0%} linear warm-up then linear decay, grad-norm clip {config["max_grad_norm"]},
-  max_length {config["max_length"]}, word embeddings {"frozen" if config["freeze_embeddings"] else "trained"},
-  attention dropout 0, seed {config["seed"]}, {report.autocast} on {report.device}.
-- {report.train_seconds:.0f} s of training steps, {report.pairs_per_second:.1f} pairs/s.
-
-## Dev results (NDCG@10, reranking the bi-encoder top {config["dev_top_k"]})
-Bi-encoder alone: {_number(report.dev_retrieval_ndcg_at_10)}.
-
-| epoch | mean loss | dev NDCG@10 | seconds | |
-|---|---|---|---|---|
-{rows}
-"""
+    dev = f"qrels {config['dev_split']}" if config["dev_split"] else f"seeded hold-out, seed {config['dev_seed']}"
+    embeddings = "frozen" if config["freeze_embeddings"] else "trained"
+    lines = [
+        "---",
+        "library_name: sentence-transformers",
+        "pipeline_tag: text-ranking",
+        "tags: [cross-encoder, reranker, rerank-plugins]",
+        "---",
+        "# Cross-encoder fine-tuned with rerank-plugins",
+        "",
+        "Scores (query, document) pairs; higher is more relevant. Scores are raw logits unless the base had",
+        "its own activation (recorded in `config_sentence_transformers.json`).",
+        "",
+        "```python",
+        "from rerank_plugins import Reranker",
+        f'Reranker(model="{report.output_dir}").rank("query", ["document one", "document two"])',
+        "```",
+        "",
+        "## Base and data",
+        f"- Base: `{report.base_model}`, with {head}.",
+        f"- Data: `{report.data}`, qrels `{config['train_split']}`: {report.train_queries} training queries, "
+        f"{report.positive_pairs} positive pairs; {report.dev_queries} dev queries ({dev}).",
+        "- The licence of the model follows that of the data it was trained on.",
+        "",
+        "## Recipe",
+        f"- Groups of 1 positive + {config['hard_negatives']} hard negatives (top {config['negative_depth']} of "
+        f"bi-encoder `{bi_encoder}` minus judged positives, resampled each epoch) + "
+        f"{config['random_negatives']} random negatives; listwise softmax cross-entropy; "
+        f"{config['groups_per_step']} groups per step.",
+        f"- AdamW lr {config['learning_rate']} (head {config['head_learning_rate']}), weight decay "
+        f"{config['weight_decay']}, {config['warmup_ratio']:.0%} linear warm-up then linear decay, grad-norm clip "
+        f"{config['max_grad_norm']}, max_length {config['max_length']}, word embeddings {embeddings}, attention "
+        f"dropout 0, seed {config['seed']}, {report.autocast} on {report.device}.",
+        f"- {report.train_seconds:.0f} s of training steps, {report.pairs_per_second:.1f} pairs/s.",
+        "",
+        f"## Dev results (NDCG@10, reranking the bi-encoder top {config['dev_top_k']})",
+        f"Bi-encoder alone: {_number(report.dev_retrieval_ndcg_at_10)}.",
+        "",
+        "| epoch | mean loss | dev NDCG@10 | seconds | |",
+        "|---|---|---|---|---|",
+        rows,
+        "",
+    ]
+    text = "\n".join(lines)
     path.write_text(text, encoding="utf-8")
