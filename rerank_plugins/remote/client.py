@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
 import time
 from collections.abc import Iterator
@@ -106,68 +107,60 @@ class RemoteReranker(RerankBackend):
 
     # -- one request, with retries ---------------------------------------------------------------------
 
-    def _wait(self, attempt: int, response: Any) -> float:
-        retry_after = response.headers.get("Retry-After") if response is not None else None
+    def _outcome(self, answer: Any, count: int) -> list[PairScore] | None:
+        """Scores, or None for an answer worth retrying (a transport error, 429, 502-504); raises for
+        answers that will not improve."""
+        if isinstance(answer, Exception) or answer.status_code in RETRY_STATUSES:
+            return None
+        if answer.status_code >= 400:
+            try:
+                detail = answer.json().get("detail", answer.text)
+            except ValueError:
+                detail = answer.text
+            error = ValueError if answer.status_code in (413, 422) else RemoteRerankError
+            raise error(f"rerank service at {self.url} answered {answer.status_code}: {detail}")
+        return parse_response(self.api, answer.json(), count)
+
+    def _retry_wait(self, attempt: int, answer: Any) -> float:
+        """Seconds to wait before the next attempt (Retry-After, else doubling back-off); raises when spent."""
+        last = f"{type(answer).__name__}: {answer}" if isinstance(answer, Exception) else f"HTTP {answer.status_code}"
+        if attempt >= self.max_retries:
+            raise RemoteRerankError(f"rerank service at {self.url} did not answer after {attempt + 1} attempts: {last}")
+        wait = float(self.backoff * 2**attempt)
+        retry_after = None if isinstance(answer, Exception) else answer.headers.get("Retry-After")
         if retry_after is not None:
             try:
-                return min(float(retry_after), MAX_RETRY_AFTER)
+                wait = min(float(retry_after), MAX_RETRY_AFTER)
             except ValueError:
                 pass
-        return float(self.backoff * 2**attempt)
-
-    def _outcome(self, response: Any, count: int) -> list[PairScore] | None:
-        """Scores, or None for a status worth retrying; raises for answers that will not improve."""
-        if response.status_code in RETRY_STATUSES:
-            return None
-        if response.status_code >= 400:
-            try:
-                detail = response.json().get("detail", response.text)
-            except ValueError:
-                detail = response.text
-            error = ValueError if response.status_code in (413, 422) else RemoteRerankError
-            raise error(f"rerank service at {self.url} answered {response.status_code}: {detail}")
-        return parse_response(self.api, response.json(), count)
-
-    def _give_up(self, attempts: int, last: str) -> RemoteRerankError:
-        return RemoteRerankError(f"rerank service at {self.url} did not answer after {attempts} attempts: {last}")
+        logger.warning("rerank service at %s: %s; retrying in %.2f s", self.url, last, wait)
+        return wait
 
     def _post(self, query: str, documents: list[str]) -> list[PairScore]:
         body = request_body(self.api, query, documents)
-        last = ""
-        for attempt in range(self.max_retries + 1):
-            response = None
+        for attempt in itertools.count():
             try:
-                response = self._client.post(f"{self.url}/rerank", json=body)
-                scores = self._outcome(response, len(documents))
-                if scores is not None:
-                    return scores
-                last = f"HTTP {response.status_code}"
+                answer: Any = self._client.post(f"{self.url}/rerank", json=body)
             except self._httpx.TransportError as error:
-                last = f"{type(error).__name__}: {error}"
-            if attempt < self.max_retries:
-                wait = self._wait(attempt, response)
-                logger.warning("rerank service at %s: %s; retrying in %.2f s", self.url, last, wait)
-                time.sleep(wait)
-        raise self._give_up(self.max_retries + 1, last)
+                answer = error
+            scores = self._outcome(answer, len(documents))
+            if scores is not None:
+                return scores
+            time.sleep(self._retry_wait(attempt, answer))
+        raise AssertionError("unreachable")  # pragma: no cover
 
     async def _apost(self, client: Any, query: str, documents: list[str]) -> list[PairScore]:
         body = request_body(self.api, query, documents)
-        last = ""
-        for attempt in range(self.max_retries + 1):
-            response = None
+        for attempt in itertools.count():
             try:
-                response = await client.post(f"{self.url}/rerank", json=body)
-                scores = self._outcome(response, len(documents))
-                if scores is not None:
-                    return scores
-                last = f"HTTP {response.status_code}"
+                answer: Any = await client.post(f"{self.url}/rerank", json=body)
             except self._httpx.TransportError as error:
-                last = f"{type(error).__name__}: {error}"
-            if attempt < self.max_retries:
-                wait = self._wait(attempt, response)
-                logger.warning("rerank service at %s: %s; retrying in %.2f s", self.url, last, wait)
-                await asyncio.sleep(wait)
-        raise self._give_up(self.max_retries + 1, last)
+                answer = error
+            scores = self._outcome(answer, len(documents))
+            if scores is not None:
+                return scores
+            await asyncio.sleep(self._retry_wait(attempt, answer))
+        raise AssertionError("unreachable")  # pragma: no cover
 
     # -- the backend ---------------------------------------------------------------------------------
 
