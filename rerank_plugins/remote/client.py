@@ -36,6 +36,15 @@ def _query_groups(pairs: list[tuple[str, str]], size: int) -> Iterator[tuple[str
         start = end
 
 
+def _in_input_order(groups: list[tuple[str, list[int]]], answers: list[list[PairScore]], count: int) -> list[PairScore]:
+    """The scores of all groups' requests, put back at their pairs' positions."""
+    scores: list[PairScore | None] = [None] * count
+    for (_, positions), answered in zip(groups, answers, strict=True):
+        for position, score in zip(positions, answered, strict=True):
+            scores[position] = score
+    return [score for score in scores if score is not None]
+
+
 class RemoteReranker(RerankBackend):
     """Scores pairs on a rerank service; adapters accept it wherever they accept a ``Reranker``.
 
@@ -165,12 +174,9 @@ class RemoteReranker(RerankBackend):
     # -- the backend ---------------------------------------------------------------------------------
 
     def _score_pairs(self, pairs: list[tuple[str, str]]) -> list[PairScore]:
-        scores: list[PairScore | None] = [None] * len(pairs)
-        for query, positions in _query_groups(pairs, self.max_documents_per_request):
-            answered = self._post(query, [pairs[p][1] for p in positions])
-            for position, score in zip(positions, answered, strict=True):
-                scores[position] = score
-        return [score for score in scores if score is not None]
+        groups = list(_query_groups(pairs, self.max_documents_per_request))
+        answers = [self._post(query, [pairs[p][1] for p in positions]) for query, positions in groups]
+        return _in_input_order(groups, answers, len(pairs))
 
     async def _ascore_pairs(self, pairs: list[tuple[str, str]]) -> list[PairScore]:
         groups = list(_query_groups(pairs, self.max_documents_per_request))
@@ -178,8 +184,4 @@ class RemoteReranker(RerankBackend):
             timeout=self._timeouts, headers=self.headers, transport=self._async_transport
         ) as client:
             answers = await asyncio.gather(*(self._apost(client, q, [pairs[p][1] for p in ps]) for q, ps in groups))
-        scores: list[PairScore | None] = [None] * len(pairs)
-        for (_, positions), answered in zip(groups, answers, strict=True):
-            for position, score in zip(positions, answered, strict=True):
-                scores[position] = score
-        return [score for score in scores if score is not None]
+        return _in_input_order(groups, answers, len(pairs))

@@ -97,7 +97,10 @@ def _prepare_output(output_dir: str | Path, overwrite: bool) -> Path:
     if output.exists() and (not output.is_dir() or any(output.iterdir())):
         if not overwrite:
             raise FileExistsError(f"{str(output)!r} exists and is not empty: choose another directory or overwrite")
-        shutil.rmtree(output) if output.is_dir() else output.unlink()
+        if output.is_dir():
+            shutil.rmtree(output)
+        else:
+            output.unlink()
     output.mkdir(parents=True, exist_ok=True)
     return output
 
@@ -121,9 +124,12 @@ def _load_base(base: str, fresh_head: bool, config: TrainingConfig, device: str)
         logger.warning("%s has no relevance head: a fresh one-logit head is added and trained from scratch", base)
     try:
         # Attention dropout off: the fused CPU attention kernels do not take a dropout mask (much faster).
-        return CrossEncoder(base, config_kwargs={"attention_probs_dropout_prob": 0.0}, **options)
+        model = CrossEncoder(base, config_kwargs={"attention_probs_dropout_prob": 0.0}, **options)
     except Exception as error:  # transformers, safetensors and torch each raise their own types
         raise RuntimeError(f"Could not load the base model {base!r} for fine-tuning: {error}") from error
+    if config.freeze_embeddings:
+        model.model.get_input_embeddings().weight.requires_grad_(False)
+    return model
 
 
 def fine_tune(

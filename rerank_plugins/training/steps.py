@@ -23,11 +23,10 @@ def listwise_loss(logits: torch.Tensor, group_size: int) -> torch.Tensor:
 
 
 def make_optimizer(network: Any, config: TrainingConfig, total_steps: int) -> tuple[Any, Any]:
-    """AdamW with the encoder at ``learning_rate`` and the head at ``head_learning_rate``; linear warm-up/decay."""
+    """AdamW over the trainable weights, the encoder at ``learning_rate`` and the head at ``head_learning_rate``;
+    linear warm-up then decay."""
     from transformers import get_linear_schedule_with_warmup
 
-    if config.freeze_embeddings:
-        network.get_input_embeddings().weight.requires_grad_(False)
     encoder = {id(p) for p in network.base_model.parameters()}
     trainable = [p for p in network.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(
