@@ -35,7 +35,7 @@ def _margins(model: LoadedModel, encoder: PairEncoder, batch: list[tuple[list[in
     if encoder.uses_token_types:
         inputs["token_type_ids"] = token_types
     inputs = {name: tensor.to(model.device) for name, tensor in inputs.items()}
-    logits: torch.Tensor = model.network(**inputs).logits.float()
+    logits = model.forward(inputs).float()
     if model.num_labels == 2:
         return (logits[:, 1] - logits[:, 0]).cpu()
     return logits[:, 0].cpu()

@@ -13,13 +13,15 @@ from typing import Any
 
 import torch
 
-from rerank_plugins.devices import DTYPES
+from rerank_plugins.devices import DTYPES, cpu_has_native_bf16
+from rerank_plugins.runtime import Forward, torch_forward
+from rerank_plugins.runtime.openvino import openvino_forward
 
 __all__ = ["LoadedModel", "load_model", "check_model_reference"]
 
 logger = logging.getLogger(__name__)
 
-_REGISTRY: dict[tuple[str, str | None, str, str, bool], LoadedModel] = {}
+_REGISTRY: dict[tuple[str, str | None, str, str, str, bool], LoadedModel] = {}
 _REGISTRY_LOCK = threading.Lock()
 
 
@@ -33,6 +35,8 @@ class LoadedModel:
     precision: str
     network: Any  # transformers PreTrainedModel (…ForSequenceClassification)
     tokenizer: Any  # transformers fast tokenizer
+    runtime: str
+    forward: Forward
     activation: Callable[[torch.Tensor], torch.Tensor]
     num_labels: int
     max_length: int
@@ -124,7 +128,23 @@ def _keep_head_in_fp32(network: Any) -> None:
             head.register_forward_pre_hook(_upcast_inputs)
 
 
-def _load(model: str, revision: str | None, device: str, precision: str, trust_remote_code: bool) -> LoadedModel:
+def _forward(model: str, revision: str | None, runtime: str, precision: str, network: Any, tokenizer: Any) -> Forward:
+    """Set the network up for ``runtime`` and ``precision`` and return its forward pass."""
+    if runtime == "openvino":
+        names = ["input_ids", "attention_mask"]
+        if "token_type_ids" in getattr(tokenizer, "model_input_names", ()):
+            names.append("token_type_ids")
+        source = {"name": model, "revision": revision, "commit": getattr(network.config, "_commit_hash", None)}
+        return openvino_forward(network, names, precision, cpu_has_native_bf16(), source)
+    if precision != "fp32":
+        network.to(DTYPES[precision])
+        _keep_head_in_fp32(network)
+    return torch_forward(network)
+
+
+def _load(
+    model: str, revision: str | None, device: str, precision: str, runtime: str, trust_remote_code: bool
+) -> LoadedModel:
     from sentence_transformers import CrossEncoder
 
     config = _read_config(model, revision, trust_remote_code)
@@ -138,12 +158,17 @@ def _load(model: str, revision: str | None, device: str, precision: str, trust_r
         raise ValueError(f"{model!r} has no fast (Rust) tokenizer (tokenizer.json); rerank-plugins needs one")
     network = encoder.model
     network.eval()
-    if precision != "fp32":
-        network.to(DTYPES[precision])
-        _keep_head_in_fp32(network)
+    forward = _forward(model, revision, runtime, precision, network, tokenizer)
     max_positions = int(getattr(network.config, "max_position_embeddings", 512))
     configured = int(encoder.max_seq_length or max_positions)
-    logger.info("loaded %s on %s in %s (max_length %d)", model, device, precision, min(configured, max_positions))
+    logger.info(
+        "loaded %s on %s with %s in %s (max_length %d)",
+        model,
+        device,
+        runtime,
+        precision,
+        min(configured, max_positions),
+    )
     return LoadedModel(
         name=model,
         revision=revision,
@@ -151,6 +176,8 @@ def _load(model: str, revision: str | None, device: str, precision: str, trust_r
         precision=precision,
         network=network,
         tokenizer=tokenizer,
+        runtime=runtime,
+        forward=forward,
         activation=encoder.activation_fn,
         num_labels=num_labels,
         max_length=min(configured, max_positions),
@@ -159,13 +186,13 @@ def _load(model: str, revision: str | None, device: str, precision: str, trust_r
 
 
 def load_model(
-    model: str, *, revision: str | None, device: str, precision: str, trust_remote_code: bool
+    model: str, *, revision: str | None, device: str, precision: str, runtime: str, trust_remote_code: bool
 ) -> LoadedModel:
     """Load ``model`` or return the instance already loaded with the same settings in this process."""
-    key = (model, revision, device, precision, trust_remote_code)
+    key = (model, revision, device, precision, runtime, trust_remote_code)
     with _REGISTRY_LOCK:
         loaded = _REGISTRY.get(key)
         if loaded is None:
-            loaded = _load(model, revision, device, precision, trust_remote_code)
+            loaded = _load(model, revision, device, precision, runtime, trust_remote_code)
             _REGISTRY[key] = loaded
         return loaded

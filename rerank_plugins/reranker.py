@@ -16,6 +16,7 @@ from rerank_plugins.encoding import PairEncoder
 from rerank_plugins.inference import score_units
 from rerank_plugins.loading import LoadedModel, check_model_reference, load_model
 from rerank_plugins.results import ScoringStats
+from rerank_plugins.runtime import Runtime, resolve_runtime
 from rerank_plugins.scores import aggregate_windows, scores_and_relevance
 
 __all__ = ["Reranker", "DEFAULT_MODEL"]
@@ -47,7 +48,10 @@ class Reranker(RerankBackend):
         model: Hugging Face id or local directory of a cross-encoder.
         device: ``"cpu"``, ``"cuda"``, ``"cuda:1"``, ``"mps"``; ``None`` picks cuda, then mps, then cpu.
         precision: ``"auto"`` (bf16 on CPUs with native bf16, fp16 on CUDA, else fp32), ``"fp32"``,
-            ``"bf16"`` or ``"fp16"``. Scores are always returned in fp32.
+            ``"bf16"``, ``"fp16"`` or ``"int8"`` (OpenVINO only). Scores are always returned in fp32.
+        runtime: ``"auto"`` (OpenVINO on CPU when the ``openvino`` extra is installed, else torch),
+            ``"torch"`` or ``"openvino"``. OpenVINO exports the model once and caches it on disk
+            (``$RERANK_PLUGINS_CACHE``, default ``~/.cache/rerank-plugins``).
         batch_size: Pairs per forward pass.
         max_length: Token limit of one pair; defaults to the model's own configured limit.
         long_documents: ``"truncate"`` cuts a document to fit; ``"window"`` scores overlapping windows
@@ -71,6 +75,7 @@ class Reranker(RerankBackend):
         *,
         device: str | None = None,
         precision: Precision = "auto",
+        runtime: Runtime = "auto",
         batch_size: int = 32,
         max_length: int | None = None,
         long_documents: LongDocuments = "truncate",
@@ -84,6 +89,7 @@ class Reranker(RerankBackend):
         self.model_name = check_model_reference(model)
         self.device = resolve_device(device)
         self.precision = resolve_precision(precision, self.device)
+        self.runtime = resolve_runtime(runtime, self.device, self.precision)
         self.batch_size = _positive_int("batch_size", batch_size)
         self._max_length = None if max_length is None else _positive_int("max_length", max_length)
         if long_documents not in ("truncate", "window"):
@@ -112,6 +118,7 @@ class Reranker(RerankBackend):
     def __repr__(self) -> str:
         return (
             f"Reranker(model={self.model_name!r}, device={self.device!r}, precision={self.precision!r}, "
+            f"runtime={self.runtime!r}, "
             f"batch_size={self.batch_size}, long_documents={self.long_documents!r})"
         )
 
@@ -121,6 +128,7 @@ class Reranker(RerankBackend):
             "model": self.model_name,
             "device": self.device,
             "precision": self.precision,
+            "runtime": self.runtime,
             "batch_size": self.batch_size,
             "max_length": self._max_length,
             "long_documents": self.long_documents,
@@ -147,6 +155,7 @@ class Reranker(RerankBackend):
                     revision=self.revision,
                     device=self.device,
                     precision=self.precision,
+                    runtime=self.runtime,
                     trust_remote_code=self.trust_remote_code,
                 )
                 if self._max_length is not None and self._max_length > loaded.max_positions:
@@ -188,6 +197,7 @@ class Reranker(RerankBackend):
             commit,
             self.max_length,
             loaded.precision,
+            loaded.runtime,
             self.long_documents,
             self.window_aggregation,
             self.window_overlap,

@@ -12,7 +12,7 @@ from rerank_plugins.reranker import DEFAULT_MODEL, Reranker
 
 __all__ = ["RerankSettings"]
 
-CORE_OPTIONS = ("model", "device", "precision", "batch_size", "max_length", "long_documents")
+CORE_OPTIONS = ("model", "device", "precision", "runtime", "batch_size", "max_length", "long_documents")
 
 
 class RerankSettings(BaseModel):
@@ -30,8 +30,11 @@ class RerankSettings(BaseModel):
         description="Order by this blend of min-max cross-encoder and retrieval scores; None ranks by the model alone.",
     )
     device: str | None = Field(None, description="'cpu', 'cuda', 'cuda:1' or 'mps'; None picks the best available.")
-    precision: Literal["auto", "fp32", "bf16", "fp16"] = Field(
-        "auto", description="Numeric precision of the model; scores are always returned in fp32."
+    precision: Literal["auto", "fp32", "bf16", "fp16", "int8"] = Field(
+        "auto", description="Numeric precision of the model ('int8' via OpenVINO); scores are always fp32."
+    )
+    runtime: Literal["auto", "torch", "openvino"] = Field(
+        "auto", description="'openvino' (CPU, the default there when installed) or 'torch'."
     )
     batch_size: int = Field(32, ge=1, description="Pairs per forward pass.")
     max_length: int | None = Field(None, ge=1, description="Token limit per pair; None uses the model's own.")

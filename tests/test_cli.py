@@ -107,13 +107,13 @@ def test_eval_on_a_directory_that_is_not_beir(tmp_path, trained_model, capsys) -
 def test_bench_smoke_reports_every_mode(trained_model, small_beir, tmp_path, capsys) -> None:
     output = tmp_path / "bench"
     args = ["bench", "--data", str(small_beir), "--model", trained_model, "--queries", "3", "--candidates", "8"]
-    assert main([*args, "--modes", "fp32", "bf16", "--output", str(output)]) == 0
+    assert main([*args, "--modes", "torch-fp32", "openvino-int8", "--output", str(output)]) == 0
 
     report = json.loads((output / "bench.json").read_text())
-    baseline, fp32, bf16 = report["modes"]
+    baseline, fp32, int8 = report["modes"]
     assert report["pairs"] == 24 and baseline["name"].startswith("sentence-transformers")
     assert fp32["ndcg_at_10"] == pytest.approx(baseline["ndcg_at_10"], abs=1e-3)  # same model, same fp32 scores
-    assert fp32["top10_overlap"] == 1.0 and 0.0 <= bf16["top10_overlap"] <= 1.0
+    assert fp32["top10_overlap"] == 1.0 and 0.0 <= int8["top10_overlap"] <= 1.0 and "openvino int8" in int8["name"]
     assert all(mode["pairs_per_second"] > 0 and mode["latency_p50_ms"] > 0 for mode in report["modes"])
     assert 0.0 <= fp32["padding_waste"] < 1.0 and fp32["speedup"] > 0
     assert report["matmul_gflops"]["fp32"] > 0 and report["peak_rss_mb"] > 0

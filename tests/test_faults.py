@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
+from collections.abc import Callable
+
 import pytest
 import torch
 
@@ -9,27 +12,32 @@ from rerank_plugins import Reranker
 
 
 class OutOfMemoryAbove:
-    """Wraps a model's forward so batches larger than ``limit`` fail like a full GPU does."""
+    """Wraps a model's forward pass so batches larger than ``limit`` fail like a full GPU does."""
 
-    def __init__(self, network: torch.nn.Module, limit: int) -> None:
-        self.network, self.limit, self.batch_sizes = network, limit, []
-        self.original = network.forward
+    def __init__(self, original: Callable[[dict[str, torch.Tensor]], torch.Tensor], limit: int) -> None:
+        self.original, self.limit, self.batch_sizes = original, limit, []
 
-    def __call__(self, *args, **kwargs):  # type: ignore[no-untyped-def]
-        size = kwargs["input_ids"].shape[0]
+    def __call__(self, inputs: dict[str, torch.Tensor]) -> torch.Tensor:
+        size = inputs["input_ids"].shape[0]
         self.batch_sizes.append(size)
         if size > self.limit:
             raise torch.OutOfMemoryError(f"CUDA out of memory. Tried to allocate for a batch of {size}")
-        return self.original(*args, **kwargs)
+        return self.original(inputs)
+
+
+def with_forward(reranker: Reranker, forward: Callable[[dict[str, torch.Tensor]], torch.Tensor]) -> Reranker:
+    """A fresh core whose model runs ``forward`` (the shared loaded model is left as it is)."""
+    loaded = reranker._model()[0]
+    clone = Reranker(**reranker.options())
+    clone._loaded, clone._encoder = dataclasses.replace(loaded, forward=forward), reranker._encoder
+    return clone
 
 
 @pytest.fixture()
-def flaky(random_model: str, monkeypatch: pytest.MonkeyPatch):  # type: ignore[no-untyped-def]
+def flaky(random_model: str):  # type: ignore[no-untyped-def]
     reranker = Reranker(random_model, precision="fp32", batch_size=16).load()
-    network = reranker._loaded.network
-    wrapper = OutOfMemoryAbove(network, limit=4)
-    monkeypatch.setattr(network, "forward", wrapper)
-    return reranker, wrapper
+    wrapper = OutOfMemoryAbove(reranker._model()[0].forward, limit=4)
+    return with_forward(reranker, wrapper), wrapper
 
 
 def test_oom_batches_are_retried_in_halves(flaky, random_model: str, caplog: pytest.LogCaptureFixture) -> None:
@@ -50,15 +58,14 @@ def test_oom_on_a_single_pair_is_a_clear_memory_error(flaky) -> None:
         reranker.score("query", ["a", "b", "c"])
 
 
-def test_other_runtime_errors_are_not_retried(random_model: str, monkeypatch: pytest.MonkeyPatch) -> None:
-    reranker = Reranker(random_model, precision="fp32").load()
+def test_other_runtime_errors_are_not_retried(random_model: str) -> None:
     calls = []
 
-    def broken(*args, **kwargs):  # type: ignore[no-untyped-def]
+    def broken(inputs: dict[str, torch.Tensor]) -> torch.Tensor:
         calls.append(1)
         raise RuntimeError("some other failure")
 
-    monkeypatch.setattr(reranker._loaded.network, "forward", broken)
+    reranker = with_forward(Reranker(random_model, precision="fp32").load(), broken)
     with pytest.raises(RuntimeError, match="some other failure"):
         reranker.score("q", ["a", "b"])
     assert len(calls) == 1

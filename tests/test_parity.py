@@ -15,16 +15,18 @@ def _varied_documents(corpus: dict[str, str]) -> list[str]:
     return ["", "Short.", *texts[:10], "cells " * 400, *texts[10:], "A single sentence about T cells."]
 
 
+@pytest.mark.parametrize("runtime", ["torch", "openvino"])
 @pytest.mark.parametrize("model_fixture", ["trained_model", "random_model"])
 def test_fp32_scores_match_cross_encoder_predict(
-    request: pytest.FixtureRequest, model_fixture: str, scifact_corpus: dict[str, str]
+    request: pytest.FixtureRequest, model_fixture: str, runtime: str, scifact_corpus: dict[str, str]
 ) -> None:
     path = request.getfixturevalue(model_fixture)
     query = "Vitamin B12 deficiency raises homocysteine levels in the blood."
     documents = _varied_documents(scifact_corpus)
     expected = CrossEncoder(path, device="cpu").predict([(query, doc) for doc in documents], batch_size=7)
 
-    scores = Reranker(path, device="cpu", precision="fp32", batch_size=5).score(query, documents)
+    reranker = Reranker(path, device="cpu", precision="fp32", runtime=runtime, batch_size=5)  # type: ignore[arg-type]
+    scores = reranker.score(query, documents)
 
     assert all(type(score) is float for score in scores)
     np.testing.assert_allclose(scores, expected, atol=1e-4, rtol=0)

@@ -46,6 +46,7 @@ def test_import_changes_no_global_state() -> None:
 
 def test_subpackage_surfaces_are_pinned() -> None:
     import rerank_plugins.remote
+    import rerank_plugins.runtime
     import rerank_plugins.serving
     import rerank_plugins.training
 
@@ -58,6 +59,13 @@ def test_subpackage_surfaces_are_pinned() -> None:
         "load_training_data",
     ]
     assert sorted(rerank_plugins.remote.__all__) == ["RemoteRerankError", "RemoteReranker"]
+    assert sorted(rerank_plugins.runtime.__all__) == [
+        "Forward",
+        "RUNTIMES",
+        "Runtime",
+        "resolve_runtime",
+        "torch_forward",
+    ]
     assert sorted(rerank_plugins.serving.__all__) == [
         "MicroBatcher",
         "Overloaded",

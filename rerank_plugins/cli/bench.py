@@ -12,7 +12,7 @@ from rich.table import Table
 
 from rerank_plugins.cli.evaluate import build_retriever
 from rerank_plugins.evaluation import load_beir
-from rerank_plugins.evaluation.speed import SpeedReport, Workload, benchmark
+from rerank_plugins.evaluation.speed import MODES, SpeedReport, Workload, benchmark
 
 __all__ = ["add_parser", "run"]
 
@@ -26,9 +26,9 @@ def add_parser(commands: Any, name: str) -> None:
     parser.add_argument(
         "--modes",
         nargs="+",
-        default=["fp32", "auto"],
-        choices=["auto", "fp32", "bf16", "fp16"],
-        help="precisions of our core to measure",
+        default=["torch-fp32", "auto"],
+        choices=MODES,
+        help="modes of our core to measure: auto (the default Reranker) or runtime-precision",
     )
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--bi-encoder", default=None, help="bi-encoder (default: bundled all-MiniLM-L6-v2)")

@@ -13,7 +13,8 @@ def add_reranker_options(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("reranker")
     group.add_argument("--model", default=DEFAULT_MODEL, help="cross-encoder: Hugging Face id or local directory")
     group.add_argument("--device", default=None, help="cpu, cuda, mps (default: best available)")
-    group.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16", "fp16"])
+    group.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16", "fp16", "int8"])
+    group.add_argument("--runtime", default="auto", choices=["auto", "torch", "openvino"])
     group.add_argument("--batch-size", type=int, default=32)
     group.add_argument("--max-length", type=int, default=None, help="tokens per pair (default: the model's own)")
     group.add_argument("--long-documents", default="truncate", choices=["truncate", "window"])
@@ -25,6 +26,7 @@ def reranker_from(args: argparse.Namespace) -> Reranker:
         args.model,
         device=args.device,
         precision=args.precision,
+        runtime=args.runtime,
         batch_size=args.batch_size,
         max_length=args.max_length,
         long_documents=args.long_documents,

@@ -10,17 +10,21 @@ import functools
 import resource
 import statistics
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any, cast
 
 import torch
 
-from rerank_plugins.devices import Precision
 from rerank_plugins.evaluation.metrics import score_run
 from rerank_plugins.reranker import Reranker
+from rerank_plugins.results import ScoringStats
+from rerank_plugins.runtime.cls_only import supports_cls_only
 
-__all__ = ["ModeResult", "SpeedReport", "Workload", "benchmark", "matmul_gflops"]
+__all__ = ["MODES", "ModeResult", "SpeedReport", "Workload", "benchmark", "matmul_gflops", "reranker_for_mode"]
+
+MODES = ("auto", "torch-fp32", "torch-bf16", "openvino-fp32", "openvino-bf16", "openvino-int8")
+"""``auto`` is the default ``Reranker``; the others name a runtime and a precision."""
 
 
 @dataclass(frozen=True)
@@ -80,10 +84,41 @@ def matmul_gflops(dtype: torch.dtype, rows: int = 8192, inner: int = 384, cols: 
     return 2 * rows * inner * cols * repeats / (time.perf_counter() - started) / 1e9
 
 
-def _linear_parameters(reranker: Reranker) -> int:
-    """Weights in the encoder's linear layers: each costs 2 FLOPs per token."""
+def reranker_for_mode(model: str, mode: str, batch_size: int) -> Reranker:
+    """Our core in one benchmark mode, on the CPU."""
+    if mode not in MODES:
+        raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
+    runtime, precision = ("auto", "auto") if mode == "auto" else mode.split("-")
+    return Reranker(
+        model,
+        device="cpu",
+        precision=cast(Any, precision),
+        runtime=cast(Any, runtime),
+        batch_size=batch_size,
+        show_progress_bar=False,
+    )
+
+
+def _weights(modules: Iterable[Any]) -> int:
+    return sum(m.weight.numel() for module in modules for m in module.modules() if isinstance(m, torch.nn.Linear))
+
+
+def _matmul_flops(reranker: Reranker, stats: ScoringStats) -> float:
+    """FLOPs of the linear layers the mode actually ran: every weight costs 2 FLOPs per token it sees.
+
+    With the [CLS]-only last layer, that layer's key and value projections see every token and the
+    rest of it (and the head) one token per model input.
+    """
     network = reranker._model()[0].network
-    return sum(module.weight.numel() for module in network.modules() if isinstance(module, torch.nn.Linear))
+    if not supports_cls_only(network):
+        return 2.0 * _weights([network]) * stats.padded_tokens
+    last = network.bert.encoder.layer[-1]
+    per_token = _weights([network]) - _weights([last, network.bert.pooler, network.classifier])
+    per_token += _weights([last.attention.self.key, last.attention.self.value])
+    per_input = _weights([last, network.bert.pooler, network.classifier]) - _weights(
+        [last.attention.self.key, last.attention.self.value]
+    )
+    return 2.0 * (per_token * stats.padded_tokens + per_input * stats.model_inputs)
 
 
 def _latencies(run_one: Callable[[int], object], count: int) -> tuple[float, float]:
@@ -110,7 +145,7 @@ def _top10_overlap(rankings: Sequence[Sequence[int]], reference: Sequence[Sequen
 def benchmark(
     workload: Workload,
     model: str,
-    modes: Sequence[str] = ("fp32", "auto"),
+    modes: Sequence[str] = ("torch-fp32", "auto"),
     batch_size: int = 32,
     latency_queries: int = 10,
 ) -> SpeedReport:
@@ -146,8 +181,7 @@ def benchmark(
     results = [baseline]
     reference: list[list[int]] | None = None
     for mode in modes:
-        precision = cast(Precision, mode)
-        reranker = Reranker(model, device="cpu", precision=precision, batch_size=batch_size, show_progress_bar=False)
+        reranker = reranker_for_mode(model, mode, batch_size)
         reranker.rank_many(workload.queries[:1], [workload.texts[0][:batch_size]])
         reranker.reset_stats()
         started = time.perf_counter()
@@ -162,10 +196,10 @@ def benchmark(
             for qid, ids, ranking in zip(workload.query_ids, workload.doc_ids, rankings, strict=True)
         }
         tokens_per_second = stats.tokens / seconds
-        peak = peaks["bf16" if reranker.precision in ("bf16", "fp16") else "fp32"]
+        peak = peaks["fp32" if reranker.precision == "fp32" else "bf16"]
         results.append(
             ModeResult(
-                name=f"rerank-plugins {mode} ({reranker.precision})",
+                name=f"rerank-plugins {mode} ({reranker.runtime} {reranker.precision})",
                 pairs_per_second=len(pairs) / seconds,
                 tokens_per_second=tokens_per_second,
                 padding_waste=stats.padding_waste,
@@ -175,7 +209,7 @@ def benchmark(
                 latency_ratio=p50 / base_p50,
                 top10_overlap=_top10_overlap(order, reference),
                 ndcg_at_10=score_run(run, workload.qrels, 10)["ndcg@10"],
-                matmul_fraction=2 * _linear_parameters(reranker) * stats.padded_tokens / stats.seconds / 1e9 / peak,
+                matmul_fraction=_matmul_flops(reranker, stats) / stats.seconds / 1e9 / peak,
             )
         )
     peak_rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024

@@ -208,7 +208,8 @@ def fine_tune(
         model.save_pretrained(str(checkpoint))
         dev_ndcg = None
         if data.dev is not None:
-            report = evaluate(data.dev, retriever, Reranker(str(checkpoint)), top_k=config.dev_top_k)
+            scorer = Reranker(str(checkpoint), runtime="torch")  # a checkpoint is read once: no OpenVINO export
+            report = evaluate(data.dev, retriever, scorer, top_k=config.dev_top_k)
             dev_ndcg = report.metrics["reranked"]["ndcg@10"]
             dev_retrieval = report.metrics["retrieval"]["ndcg@10"]
         epochs.append(EpochResult(epoch, losses, dev_ndcg, time.perf_counter() - started))
