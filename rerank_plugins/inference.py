@@ -21,9 +21,22 @@ def _is_out_of_memory(error: BaseException) -> bool:
     return isinstance(error, torch.OutOfMemoryError) or "out of memory" in str(error).lower()
 
 
+SHAPE_STEP = 16
+"""OpenVINO batches are padded to a multiple of this many tokens: it keeps one compiled kernel set per
+length bucket, so memory stays flat over many batch shapes (a few % more padding)."""
+
+
+def _width(model: LoadedModel, batch: list[tuple[list[int], list[int]]]) -> int:
+    """Padded length of a batch: its longest input, rounded up to a bucket for OpenVINO."""
+    width = max(len(ids) for ids, _ in batch)
+    if model.runtime == "openvino":
+        width = min(-(-width // SHAPE_STEP) * SHAPE_STEP, max(width, model.max_positions))
+    return width
+
+
 def _margins(model: LoadedModel, encoder: PairEncoder, batch: list[tuple[list[int], list[int]]]) -> torch.Tensor:
     """fp32 relevance logits of one batch (log-odds of the positive class for two-label models)."""
-    width = max(len(ids) for ids, _ in batch)
+    width = _width(model, batch)
     input_ids = torch.full((len(batch), width), encoder.pad_id, dtype=torch.long)
     token_types = torch.zeros((len(batch), width), dtype=torch.long)
     attention = torch.zeros((len(batch), width), dtype=torch.long)
@@ -88,9 +101,9 @@ def score_units(
     padded = 0
     for start in range(0, len(order), batch_size):
         positions = order[start : start + batch_size]
-        scores = _score_batch(model, encoder, [units[position] for position in positions])
-        margins[positions] = scores.numpy()
-        padded += len(positions) * len(units[positions[0]][0])
+        batch = [units[position] for position in positions]
+        margins[positions] = _score_batch(model, encoder, batch).numpy()
+        padded += len(batch) * _width(model, batch)
         if on_batch is not None:
             on_batch(len(positions))
     return UnitScores(margins, sum(len(ids) for ids, _ in units), padded)

@@ -135,7 +135,9 @@ def _forward(model: str, revision: str | None, runtime: str, precision: str, net
         if "token_type_ids" in getattr(tokenizer, "model_input_names", ()):
             names.append("token_type_ids")
         source = {"name": model, "revision": revision, "commit": getattr(network.config, "_commit_hash", None)}
-        return openvino_forward(network, names, precision, cpu_has_native_bf16(), source)
+        forward = openvino_forward(network, names, precision, cpu_has_native_bf16(), source)
+        network.to("meta")  # OpenVINO holds its own weights; keep the module tree (config, shapes), free the memory
+        return forward
     if precision != "fp32":
         network.to(DTYPES[precision])
         _keep_head_in_fp32(network)

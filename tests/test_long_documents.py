@@ -28,7 +28,9 @@ def test_window_mode_finds_passage_that_truncation_misses(trained_model: str, lo
     long_index = len(documents) - 1
     windowing = Reranker(trained_model, device="cpu", precision="fp32", long_documents="window")
     filler = documents[long_index][: documents[long_index].index(RELEVANT_TITLE_START)]
-    loaded = load_model(trained_model, revision=None, device="cpu", precision="fp32", trust_remote_code=False)
+    loaded = load_model(
+        trained_model, revision=None, device="cpu", precision="fp32", runtime="torch", trust_remote_code=False
+    )
     assert len(PairEncoder(loaded.tokenizer).tokenize([filler])[0]) > 512
 
     windowed = windowing.rank(query, documents)
@@ -54,7 +56,9 @@ def test_window_mean_is_not_above_max(trained_model: str, long_case) -> None:
 
 
 def test_truncation_cuts_the_document_and_keeps_the_query(random_model: str) -> None:
-    loaded = load_model(random_model, revision=None, device="cpu", precision="fp32", trust_remote_code=False)
+    loaded = load_model(
+        random_model, revision=None, device="cpu", precision="fp32", runtime="torch", trust_remote_code=False
+    )
     encoder = PairEncoder(loaded.tokenizer)
     query_ids = encoder.tokenize(["a fairly long question about proteins " * 4])[0]
     document_ids = encoder.tokenize(["tokens " * 500])[0]
@@ -71,7 +75,9 @@ def test_truncation_cuts_the_document_and_keeps_the_query(random_model: str) -> 
 
 
 def test_windows_overlap_and_cover_the_whole_document(random_model: str) -> None:
-    loaded = load_model(random_model, revision=None, device="cpu", precision="fp32", trust_remote_code=False)
+    loaded = load_model(
+        random_model, revision=None, device="cpu", precision="fp32", runtime="torch", trust_remote_code=False
+    )
     encoder = PairEncoder(loaded.tokenizer)
     query_ids = encoder.tokenize(["query"])[0]
     document_ids = list(range(1000, 1300))

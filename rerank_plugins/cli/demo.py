@@ -82,6 +82,6 @@ def run(args: argparse.Namespace) -> int:
     stats = reranker.stats
     console.print(
         f"\nReranked {stats.pairs} pairs ({stats.tokens} tokens, {stats.padding_waste:.0%} padding) "
-        f"in {stats.seconds:.2f} s on {reranker.device} ({reranker.precision})."
+        f"in {stats.seconds:.2f} s on {reranker.device} ({reranker.runtime} {reranker.precision})."
     )
     return 0

@@ -87,6 +87,7 @@ def run(args: argparse.Namespace) -> int:
         "split": args.split,
         "model": reranker.model_name,
         "precision": reranker.precision,
+        "runtime": reranker.runtime,
         "device": reranker.device,
         "bi_encoder": retriever.model_name,
         "dev_ndcg@10_by_weight": dev_ndcg,

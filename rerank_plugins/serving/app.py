@@ -102,6 +102,7 @@ def create_app(reranker: Reranker, limits: ServiceLimits | None = None) -> Any:
             "model": reranker.model_name,
             "device": reranker.device,
             "precision": reranker.precision,
+            "runtime": reranker.runtime,
             "max_length": reranker.max_length,
             "long_documents": reranker.long_documents,
             "limits": asdict(limits),
