@@ -72,15 +72,19 @@ def test_openvino_low_precision_ranks_like_fp32_on_science_text(
     assert fast.stats.pairs == len({(query, text) for query, texts in jobs for text in texts})
 
 
+def _forget_openvino_models(model: str) -> None:
+    """As in a new process: no OpenVINO model of ``model`` is loaded yet."""
+    for key in [key for key in _REGISTRY if key[0] == model and key[4] == "openvino"]:
+        del _REGISTRY[key]
+
+
 def test_exports_are_cached_on_disk_and_reused(random_model: str, caplog: pytest.LogCaptureFixture) -> None:
-    for key in [key for key in _REGISTRY if key[0] == random_model and key[4] == "openvino"]:
-        del _REGISTRY[key]  # a new process: nothing loaded yet
+    _forget_openvino_models(random_model)
     with caplog.at_level(logging.INFO, logger="rerank_plugins"):
         first = Reranker(random_model, precision="fp32", runtime="openvino").score("q", ["a document"])
     exported = sorted(cache_root().glob("openvino/*/model.xml"))
     assert exported and all(str(path).startswith(str(cache_root())) for path in exported)
-    for key in [key for key in _REGISTRY if key[0] == random_model and key[4] == "openvino"]:
-        del _REGISTRY[key]
+    _forget_openvino_models(random_model)
     caplog.clear()
     with caplog.at_level(logging.INFO, logger="rerank_plugins"):
         again = Reranker(random_model, precision="bf16", runtime="openvino").score("q", ["a document"])

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import argparse
 
+from rerank_plugins.devices import PRECISIONS
 from rerank_plugins.reranker import DEFAULT_MODEL, Reranker
+from rerank_plugins.runtime import RUNTIMES
 
 __all__ = ["add_reranker_options", "reranker_from"]
 
@@ -13,8 +15,8 @@ def add_reranker_options(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("reranker")
     group.add_argument("--model", default=DEFAULT_MODEL, help="cross-encoder: Hugging Face id or local directory")
     group.add_argument("--device", default=None, help="cpu, cuda, mps (default: best available)")
-    group.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16", "fp16", "int8"])
-    group.add_argument("--runtime", default="auto", choices=["auto", "torch", "openvino"])
+    group.add_argument("--precision", default="auto", choices=PRECISIONS)
+    group.add_argument("--runtime", default="auto", choices=RUNTIMES)
     group.add_argument("--batch-size", type=int, default=32)
     group.add_argument("--max-length", type=int, default=None, help="tokens per pair (default: the model's own)")
     group.add_argument("--long-documents", default="truncate", choices=["truncate", "window"])

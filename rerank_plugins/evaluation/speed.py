@@ -113,11 +113,9 @@ def _matmul_flops(reranker: Reranker, stats: ScoringStats) -> float:
     if not supports_cls_only(network):
         return 2.0 * _weights([network]) * stats.padded_tokens
     last = network.bert.encoder.layer[-1]
-    per_token = _weights([network]) - _weights([last, network.bert.pooler, network.classifier])
-    per_token += _weights([last.attention.self.key, last.attention.self.value])
-    per_input = _weights([last, network.bert.pooler, network.classifier]) - _weights(
-        [last.attention.self.key, last.attention.self.value]
-    )
+    key_value = _weights([last.attention.self.key, last.attention.self.value])
+    per_input = _weights([last, network.bert.pooler, network.classifier]) - key_value
+    per_token = _weights([network]) - per_input
     return 2.0 * (per_token * stats.padded_tokens + per_input * stats.model_inputs)
 
 
