@@ -16,7 +16,7 @@ from rerank_plugins.fusion import check_fusion, fuse
 from rerank_plugins.results import RankedResult
 from rerank_plugins.validation import check_documents, check_query, check_score_threshold, check_top_n
 
-__all__ = ["PairScore", "RerankBackend"]
+__all__ = ["PairScore", "RerankBackend", "rank_scored"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,6 +41,29 @@ class _RankJob:
     @property
     def pairs(self) -> list[tuple[str, str]]:
         return [(query, text) for query, docs in zip(self.queries, self.texts, strict=True) for text in docs]
+
+
+def rank_scored(
+    documents: list[str],
+    scored: list[PairScore],
+    fused: Sequence[float | None] | None = None,
+    threshold: float | None = None,
+    top_n: int | None = None,
+) -> list[RankedResult]:
+    """One query's documents best first from their scores: the one place results are ordered.
+
+    ``fused`` (one blend per document) sets the order when given; ``threshold`` applies to
+    ``relevance_score`` before ``top_n``.
+    """
+    blends: Sequence[float | None] = fused if fused is not None else [None] * len(documents)
+    results = [
+        RankedResult(index, s.score, s.relevance_score, text, s.truncated_tokens, s.windows, blend)
+        for index, (text, s, blend) in enumerate(zip(documents, scored, blends, strict=True))
+    ]
+    if threshold is not None:
+        results = [result for result in results if result.relevance_score >= threshold]
+    results.sort(key=lambda r: (-(r.fused_score if r.fused_score is not None else r.score), r.index))
+    return results[:top_n] if top_n is not None else results
 
 
 class RerankBackend(ABC):
@@ -84,6 +107,14 @@ class RerankBackend(ABC):
                 (check_query(pair[0], f"pairs[{position}][0]"), check_query(pair[1], f"pairs[{position}][1]"))
             )
         return [result.score for result in self._score_pairs(checked)] if checked else []
+
+    def pair_scores(self, pairs: Sequence[tuple[str, str]]) -> list[PairScore]:
+        """Each pair's full judgement (raw and 0-1 score, truncation, windows), in input order.
+
+        For callers that schedule scoring themselves, such as the service's micro-batcher; pairs are
+        not checked here, so pass (str, str) tuples.
+        """
+        return self._score_pairs(list(pairs)) if pairs else []
 
     @staticmethod
     def _query_pairs(query: str, documents: Sequence[str]) -> list[tuple[str, str]]:
@@ -180,16 +211,9 @@ class RerankBackend(ABC):
         for position, docs in enumerate(job.texts):
             own = scored[offset : offset + len(docs)]
             offset += len(docs)
-            fused: list[float | None] = [None] * len(docs)
+            fused = None
             first_stage = job.retrieval_scores[position]
             if first_stage is not None and job.fusion_weight is not None:
                 fused = list(fuse([s.score for s in own], first_stage, float(job.fusion_weight)))
-            results = [
-                RankedResult(index, s.score, s.relevance_score, text, s.truncated_tokens, s.windows, blend)
-                for index, (text, s, blend) in enumerate(zip(docs, own, fused, strict=True))
-            ]
-            if job.threshold is not None:
-                results = [result for result in results if result.relevance_score >= job.threshold]
-            results.sort(key=lambda r: (-(r.fused_score if r.fused_score is not None else r.score), r.index))
-            rankings.append(results[: job.top_n] if job.top_n is not None else results)
+            rankings.append(rank_scored(docs, own, fused, job.threshold, job.top_n))
         return rankings

@@ -5,6 +5,8 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any, Literal
 
 from tqdm.auto import tqdm
@@ -19,7 +21,7 @@ from rerank_plugins.results import ScoringStats
 from rerank_plugins.runtime import Runtime, resolve_runtime
 from rerank_plugins.scores import aggregate_windows, scores_and_relevance
 
-__all__ = ["Reranker", "DEFAULT_MODEL"]
+__all__ = ["Reranker", "DEFAULT_MODEL", "TokenCost"]
 
 logger = logging.getLogger(__name__)
 
@@ -30,6 +32,23 @@ PROGRESS_MIN_PAIRS = 5000
 """Jobs of at least this many new pairs show a progress bar unless told otherwise."""
 LongDocuments = Literal["truncate", "window"]
 WindowAggregation = Literal["max", "mean"]
+
+
+COST_SLICE = 64
+"""Documents tokenised at a time when costing a request, so counting never holds a large job's ids."""
+
+
+@dataclass(frozen=True)
+class TokenCost:
+    """What scoring one query's documents would cost, counted before any forward pass.
+
+    Attributes:
+        query_tokens: Tokens of the query alone (no special tokens).
+        pair_tokens: Model tokens each (query, document) pair runs, windows and special tokens included.
+    """
+
+    query_tokens: int
+    pair_tokens: list[int]
 
 
 def _positive_int(name: str, value: Any) -> int:
@@ -173,6 +192,28 @@ class Reranker(RerankBackend):
     def max_length(self) -> int:
         """Token limit of one (query, document) pair; the model's own limit unless set."""
         return self._max_length if self._max_length is not None else self._model()[0].max_length
+
+    @property
+    def max_query_tokens(self) -> int:
+        """The longest query kept whole; a longer one is cut (with a warning) to leave room for the document."""
+        room = self.max_length - self._model()[1].special_count
+        return room - room // 4
+
+    def token_cost(self, query: str, documents: Sequence[str]) -> TokenCost:
+        """Tokens ``query`` has and each pair would run through the model, without scoring anything.
+
+        A service checks budgets with it before admitting work; it tokenises a few documents at a time.
+        """
+        _, encoder = self._model()
+        query_ids = encoder.tokenize([query])[0]
+        kept = query_ids[: self.max_query_tokens]
+        window, max_length = self.long_documents == "window", self.max_length
+        pair_tokens: list[int] = []
+        for start in range(0, len(documents), COST_SLICE):
+            for document_ids in encoder.tokenize(list(documents[start : start + COST_SLICE])):
+                plan = encoder.plan(kept, document_ids, max_length, window, self.window_overlap)
+                pair_tokens.append(sum(len(ids) for ids, _ in plan.units))
+        return TokenCost(len(query_ids), pair_tokens)
 
     @property
     def stats(self) -> ScoringStats:

@@ -151,9 +151,9 @@ class _GatedReranker(Reranker):
 
     gate = threading.Event()
 
-    def rank_many(self, *args: Any, **kwargs: Any) -> Any:
+    def pair_scores(self, *args: Any, **kwargs: Any) -> Any:
         self.gate.wait(30)
-        return super().rank_many(*args, **kwargs)
+        return super().pair_scores(*args, **kwargs)
 
 
 def test_a_full_queue_answers_503_with_retry_after(random_model: str) -> None:
@@ -282,10 +282,10 @@ def test_500_requests_from_32_clients_are_all_answered_correctly_and_merged(rand
 class _PoisonedReranker(Reranker):
     """A real core that fails any batch holding the query "poison"."""
 
-    def rank_many(self, queries: Any, *args: Any, **kwargs: Any) -> Any:
-        if "poison" in queries:
+    def pair_scores(self, pairs: Any) -> Any:
+        if any(query == "poison" for query, _ in pairs):
             raise RuntimeError("poisoned batch")
-        return super().rank_many(queries, *args, **kwargs)
+        return super().pair_scores(pairs)
 
 
 def test_one_failing_request_does_not_fail_the_others_in_its_batch(random_model: str) -> None:

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import argparse
+from dataclasses import fields
 from typing import Any
 
 from rerank_plugins._optional import require
 from rerank_plugins.cli.options import add_reranker_options, reranker_from
-from rerank_plugins.serving.app import ServiceLimits, create_app
+from rerank_plugins.serving.app import create_app
+from rerank_plugins.serving.limits import ServiceLimits
+from rerank_plugins.serving.server import server_config
 
 __all__ = ["add_parser", "run"]
 
@@ -16,13 +19,16 @@ def add_parser(commands: Any, name: str) -> None:
     parser = commands.add_parser(name, help="serve POST /rerank over HTTP (FastAPI), optionally on Ray Serve")
     parser.add_argument("--host", default="127.0.0.1", help="interface to listen on (0.0.0.0: all)")
     parser.add_argument("--port", type=int, default=8000)
-    limits = parser.add_argument_group("limits and batching")
-    defaults = ServiceLimits()
-    limits.add_argument("--max-documents", type=int, default=defaults.max_documents, help="per request (else 413)")
-    limits.add_argument("--max-document-bytes", type=int, default=defaults.max_document_bytes, help="else 413")
-    limits.add_argument("--max-wait-ms", type=float, default=defaults.max_wait_ms, help="micro-batching wait")
-    limits.add_argument("--max-batch-pairs", type=int, default=defaults.max_batch_pairs, help="pairs per pass")
-    limits.add_argument("--max-queue", type=int, default=defaults.max_queue, help="waiting requests (else 503)")
+    parser.add_argument("--model-name", default=None, help="name shown in answers (default: the model's own)")
+    parser.add_argument("--log-level", default="warning", help="uvicorn's log level (info shows each request)")
+    limits = parser.add_argument_group("limits and batching (see the README's limits table)")
+    for limit in fields(ServiceLimits):
+        if limit.name == "micro_batching":
+            continue
+        flag = "--" + limit.name.replace("_", "-")
+        kind = float if isinstance(limit.default, float) else int
+        text = str(limit.metadata["help"]).replace("``", "")
+        limits.add_argument(flag, type=kind, default=limit.default, help=f"{text} (default: %(default)s)")
     limits.add_argument("--no-micro-batching", action="store_true", help="one request per forward pass")
     ray = parser.add_argument_group("Ray Serve (the ray extra)")
     ray.add_argument("--ray", action="store_true", help="serve with Ray Serve replicas behind Ray's router")
@@ -32,14 +38,10 @@ def add_parser(commands: Any, name: str) -> None:
 
 
 def limits_from(args: argparse.Namespace) -> ServiceLimits:
-    return ServiceLimits(
-        max_documents=args.max_documents,
-        max_document_bytes=args.max_document_bytes,
-        max_wait_ms=args.max_wait_ms,
-        max_batch_pairs=args.max_batch_pairs,
-        max_queue=args.max_queue,
-        micro_batching=not args.no_micro_batching,
-    )
+    values = {
+        limit.name: getattr(args, limit.name) for limit in fields(ServiceLimits) if limit.name != "micro_batching"
+    }
+    return ServiceLimits(**values, micro_batching=not args.no_micro_batching)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -58,5 +60,7 @@ def run(args: argparse.Namespace) -> int:
         )
         return 0
     uvicorn = require("uvicorn", "serve")
-    uvicorn.run(create_app(reranker, limits_from(args)), host=args.host, port=args.port, log_level="warning")
+    limits = limits_from(args)
+    app = create_app(reranker, limits, model_name=args.model_name)
+    uvicorn.Server(server_config(app, limits, host=args.host, port=args.port, log_level=args.log_level)).run()
     return 0

@@ -10,19 +10,30 @@ from contextlib import contextmanager
 from typing import Any
 
 from rerank_plugins._optional import require
+from rerank_plugins.serving.limits import ServiceLimits
+from rerank_plugins.serving.server import server_config
 
 __all__ = ["serve_in_background"]
 
 
 @contextmanager
-def serve_in_background(app: Any, host: str = "127.0.0.1", port: int = 0, timeout: float = 60.0) -> Iterator[str]:
-    """Serve ``app`` with uvicorn in a daemon thread (``port=0``: a free port); yields the base URL."""
+def serve_in_background(
+    app: Any,
+    host: str = "127.0.0.1",
+    port: int = 0,
+    timeout: float = 60.0,
+    limits: ServiceLimits | None = None,
+) -> Iterator[str]:
+    """Serve ``app`` with uvicorn in a daemon thread (``port=0``: a free port); yields the base URL.
+
+    ``limits`` sets the connection limits (header deadline, keep-alive, connections), as ``serve`` does.
+    """
     uvicorn = require("uvicorn", "serve")
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind((host, port))
     bound = sock.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="on"))
+    server = uvicorn.Server(server_config(app, limits or ServiceLimits(), host=host, port=bound))
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()
     deadline = time.monotonic() + timeout

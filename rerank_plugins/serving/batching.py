@@ -1,123 +1,308 @@
-"""Dynamic micro-batching: requests that arrive within a few milliseconds share one forward pass."""
+"""Dynamic micro-batching under budgets: requests share passes, large ones are split, abandoned work stops.
+
+Work is admitted only within budgets of waiting requests, pairs and model tokens, so memory and
+latency stay bounded under any mix; beyond them the caller gets :class:`Overloaded` with a retry
+estimate from the real backlog. Each pass takes pairs first come, first served up to a pair and token
+budget, so a large request spans several passes, small requests join the next pass instead of waiting
+for all of it, and work whose every client has gone stops at the next pass boundary.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import logging
+import math
+import time
+from collections import deque
 from dataclasses import dataclass, field
 
-from rerank_plugins.reranker import Reranker
+from rerank_plugins.backend import PairScore, RerankBackend, rank_scored
 from rerank_plugins.results import RankedResult
 
-__all__ = ["MicroBatcher", "Overloaded"]
+__all__ = ["Job", "MicroBatcher", "Overloaded"]
 
 logger = logging.getLogger(__name__)
 
+MIN_RETRY_AFTER = 1
+MAX_RETRY_AFTER = 120
+
 
 class Overloaded(RuntimeError):
-    """The queue of waiting requests is full: the caller should retry later (HTTP 503)."""
+    """Admitting the request would overflow a queue budget: retry after ``retry_after`` seconds (HTTP 503)."""
+
+    def __init__(self, reason: str, retry_after: int) -> None:
+        super().__init__(reason)
+        self.retry_after = retry_after
+
+
+class IdempotencyConflict(ValueError):
+    """An ``Idempotency-Key`` still in flight was sent again with a different request (HTTP 422)."""
+
+
+@dataclass(eq=False)
+class Job:
+    """One request's documents, scored over one or more passes; shared by every retry with its key."""
+
+    query: str
+    documents: list[str]
+    costs: list[int]
+    done: asyncio.Future[list[RankedResult]] = field(repr=False)
+    key: str | None = None
+    digest: str | None = None
+    scores: list[PairScore | None] = field(default_factory=list, repr=False)
+    taken: int = 0
+    waiters: int = 1
+
+    @property
+    def untaken_tokens(self) -> int:
+        return sum(self.costs[self.taken :])
 
 
 @dataclass
-class _Job:
-    query: str
-    documents: list[str]
-    done: asyncio.Future[list[RankedResult]] = field(repr=False)
+class _Pass:
+    parts: list[tuple[Job, int, int]]
+    tokens: int
 
 
 class MicroBatcher:
-    """Queues rank requests and runs them through ``Reranker.rank_many`` together.
+    """Queues rank requests and scores them in shared, budgeted passes in a worker thread.
 
-    One worker takes the first waiting request, then gathers more for up to ``max_wait_ms`` or until
-    ``max_batch_pairs`` pairs are waiting, and scores them all in one length-sorted pass (in a worker
-    thread, so the event loop keeps accepting requests). At most ``max_queue`` requests wait; more get
-    :class:`Overloaded` at once instead of a hang. ``enabled=False`` runs one request per pass.
+    ``submit`` admits a request (or raises :class:`Overloaded`), ``result`` waits for its ranking, and
+    ``release`` says a client is gone: once every client of a job is gone its remaining pairs are dropped.
+    ``enabled=False`` runs one request per pass (still split by the pass budgets).
     """
 
     def __init__(
         self,
-        reranker: Reranker,
+        reranker: RerankBackend,
         *,
         max_wait_ms: float = 5.0,
         max_batch_pairs: int = 512,
+        max_batch_tokens: int = 32_768,
         max_queue: int = 256,
+        max_queued_pairs: int = 16_384,
+        max_queued_tokens: int = 2_097_152,
         enabled: bool = True,
     ) -> None:
-        if max_wait_ms < 0 or max_batch_pairs < 1 or max_queue < 1:
-            raise ValueError("max_wait_ms must be >= 0, max_batch_pairs and max_queue >= 1")
+        if max_wait_ms < 0 or min(max_batch_pairs, max_batch_tokens, max_queue, max_queued_pairs) < 1:
+            raise ValueError("max_wait_ms must be >= 0; the batch and queue budgets >= 1")
         self.reranker = reranker
         self.max_wait = max_wait_ms / 1000
         self.max_batch_pairs = max_batch_pairs
+        self.max_batch_tokens = max_batch_tokens
         self.max_queue = max_queue
+        self.max_queued_pairs = max_queued_pairs
+        self.max_queued_tokens = max_queued_tokens
         self.enabled = enabled
         self.batches = 0
-        self._queue: asyncio.Queue[_Job] | None = None
+        self.abandoned = 0
+        self.tokens_per_second: float | None = None
+        self._pending: deque[Job] = deque()
+        self._by_key: dict[str, Job] = {}
+        self._queued_pairs = 0
+        self._queued_tokens = 0
+        self._running_tokens = 0
+        self._arrived: asyncio.Event | None = None
         self._worker: asyncio.Task[None] | None = None
 
+    # -- lifecycle -------------------------------------------------------------------------------------
+
     async def start(self) -> None:
-        self._queue = asyncio.Queue(self.max_queue)
-        self._worker = asyncio.create_task(self._work(self._queue))
+        self._arrived = asyncio.Event()
+        self._worker = asyncio.create_task(self._work())
 
     async def stop(self) -> None:
+        """Stop the worker; requests still waiting fail with :class:`Overloaded` ("shutting down")."""
         if self._worker is not None:
             self._worker.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._worker
         self._worker = None
+        for job in list(self._pending):
+            self._forget(job)
+            if not job.done.done():
+                job.done.set_exception(Overloaded("the service is shutting down", MIN_RETRY_AFTER))
 
-    async def rank(self, query: str, documents: list[str]) -> list[RankedResult]:
-        """All of ``documents`` ranked for ``query`` (no cut), once a pass that includes them has run."""
-        if self._queue is None:
+    # -- the queue -------------------------------------------------------------------------------------
+
+    @property
+    def queued(self) -> dict[str, int]:
+        """Work admitted and not yet scored: requests, pairs and model tokens (the running pass included)."""
+        return {
+            "requests": len(self._pending),
+            "pairs": self._queued_pairs,
+            "tokens": self._queued_tokens + self._running_tokens,
+        }
+
+    def retry_after(self) -> int:
+        """Whole seconds until the backlog is likely scored, from the measured rate (1 s until measured)."""
+        backlog = self._queued_tokens + self._running_tokens
+        if not self.tokens_per_second or not backlog:
+            return MIN_RETRY_AFTER
+        return max(MIN_RETRY_AFTER, min(MAX_RETRY_AFTER, math.ceil(backlog / self.tokens_per_second)))
+
+    def submit(
+        self,
+        query: str,
+        documents: list[str],
+        costs: list[int],
+        *,
+        key: str | None = None,
+        digest: str | None = None,
+    ) -> Job:
+        """Admit one request (``costs``: model tokens per document), or join the in-flight job with ``key``."""
+        if self._arrived is None:
             raise RuntimeError("MicroBatcher.start() has not been awaited")
-        job = _Job(query, documents, asyncio.get_running_loop().create_future())
-        try:
-            self._queue.put_nowait(job)
-        except asyncio.QueueFull:
-            raise Overloaded(f"{self.max_queue} requests are already waiting") from None
-        return await job.done
-
-    async def _gather(self, queue: asyncio.Queue[_Job]) -> list[_Job]:
-        batch = [await queue.get()]
-        pairs = len(batch[0].documents)
-        if not self.enabled:
-            return batch
-        deadline = asyncio.get_running_loop().time() + self.max_wait
-        while pairs < self.max_batch_pairs:
-            if queue.empty():
-                remaining = deadline - asyncio.get_running_loop().time()
-                if remaining <= 0:
-                    break
-                try:
-                    job = await asyncio.wait_for(queue.get(), remaining)
-                except asyncio.TimeoutError:
-                    break
-            else:
-                job = queue.get_nowait()
-            batch.append(job)
-            pairs += len(job.documents)
-        return batch
-
-    async def _score(self, batch: list[_Job]) -> None:
-        try:
-            rankings = await asyncio.to_thread(
-                self.reranker.rank_many, [job.query for job in batch], [job.documents for job in batch]
+        if key is not None and key in self._by_key:
+            job = self._by_key[key]
+            if job.digest != digest:
+                raise IdempotencyConflict("this Idempotency-Key is in flight for a different request")
+            job.waiters += 1
+            return job
+        tokens = sum(costs)
+        if self._pending:
+            over = (
+                f"{self.max_queue} requests are waiting"
+                if len(self._pending) >= self.max_queue
+                else f"{self._queued_pairs} pairs are waiting"
+                if self._queued_pairs + len(documents) > self.max_queued_pairs
+                else f"{self._queued_tokens} tokens are waiting"
+                if self._queued_tokens + tokens > self.max_queued_tokens
+                else None
             )
-        except Exception as error:
-            if len(batch) > 1:  # one bad request must not fail the others: score each on its own
-                logger.warning("a batch of %d requests failed (%s); scoring them one by one", len(batch), error)
-                for job in batch:
-                    await self._score([job])
-                return
-            logger.exception("scoring a request failed")
-            if not batch[0].done.done():
-                batch[0].done.set_exception(error)
-            return
-        self.batches += 1
-        for job, ranking in zip(batch, rankings, strict=True):
-            if not job.done.done():  # the client may have gone away
-                job.done.set_result(ranking)
+            if over:
+                raise Overloaded(over, self.retry_after())
+        job = Job(query, documents, costs, asyncio.get_running_loop().create_future(), key, digest)
+        job.scores = [None] * len(documents)
+        self._pending.append(job)
+        if key is not None:
+            self._by_key[key] = job
+        self._queued_pairs += len(documents)
+        self._queued_tokens += tokens
+        self._arrived.set()
+        return job
 
-    async def _work(self, queue: asyncio.Queue[_Job]) -> None:
+    async def result(self, job: Job) -> list[RankedResult]:
+        """The job's full ranking; waiting here never cancels the job for its other clients."""
+        return await asyncio.shield(job.done)
+
+    def release(self, job: Job) -> None:
+        """One client of ``job`` is done (answered or gone); the last one gone drops its unscored pairs."""
+        job.waiters -= 1
+        if job.waiters > 0 or job.done.done():
+            return
+        self.abandoned += 1
+        logger.info("dropping a request whose client has gone (%d of %d pairs unscored)", *self._left(job))
+        self._forget(job)
+        job.done.cancel()
+
+    async def rank(self, query: str, documents: list[str], costs: list[int] | None = None) -> list[RankedResult]:
+        """All of ``documents`` ranked for ``query`` (no cut): ``submit`` then ``result``."""
+        job = self.submit(query, documents, costs if costs is not None else [1] * len(documents))
+        try:
+            return await self.result(job)
+        finally:
+            self.release(job)
+
+    @staticmethod
+    def _left(job: Job) -> tuple[int, int]:
+        return len(job.documents) - job.taken, len(job.documents)
+
+    def _forget(self, job: Job) -> None:
+        """Take ``job`` off the queue and its budgets (its pairs in a running pass are counted there)."""
+        if job in self._pending:
+            self._pending.remove(job)
+            self._queued_pairs -= len(job.documents) - job.taken
+            self._queued_tokens -= job.untaken_tokens
+        if job.key is not None and self._by_key.get(job.key) is job:
+            del self._by_key[job.key]
+
+    # -- the worker ------------------------------------------------------------------------------------
+
+    async def _gathered(self) -> None:
+        """Wait for work, then up to ``max_wait`` for more to share the pass, unless the pass is full."""
+        assert self._arrived is not None
+        while not any(job.taken < len(job.documents) for job in self._pending):
+            self._arrived.clear()
+            await self._arrived.wait()
+        if not self.enabled or self.max_wait <= 0:
+            return
+        deadline = asyncio.get_running_loop().time() + self.max_wait
+        while self._queued_pairs < self.max_batch_pairs and self._queued_tokens < self.max_batch_tokens:
+            remaining = deadline - asyncio.get_running_loop().time()
+            if remaining <= 0:
+                return
+            self._arrived.clear()
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(self._arrived.wait(), remaining)
+
+    def _take(self) -> _Pass:
+        """Pairs for one pass, first come first served, within the pair and token budgets (at least one)."""
+        parts: list[tuple[Job, int, int]] = []
+        pairs = tokens = 0
+        for job in self._pending:
+            start = end = job.taken
+            while end < len(job.documents) and pairs < self.max_batch_pairs:
+                if pairs and tokens + job.costs[end] > self.max_batch_tokens:
+                    break
+                tokens += job.costs[end]
+                pairs += 1
+                end += 1
+            if end > start:
+                parts.append((job, start, end))
+                job.taken = end
+            full = pairs >= self.max_batch_pairs or tokens >= self.max_batch_tokens
+            if full or not self.enabled or (end < len(job.documents)):
+                break
+        self._queued_pairs -= pairs
+        self._queued_tokens -= tokens
+        self._running_tokens = tokens
+        return _Pass(parts, tokens)
+
+    async def _score(self, parts: list[tuple[Job, int, int]]) -> list[PairScore] | None:
+        """Scores of the parts' pairs; a failing pass is retried per request so one bad request fails alone."""
+        pairs = [(job.query, text) for job, start, end in parts for text in job.documents[start:end]]
+        try:
+            return await asyncio.to_thread(self.reranker.pair_scores, pairs)
+        except Exception as error:
+            if len(parts) == 1:
+                job = parts[0][0]
+                logger.exception("scoring a request failed")
+                self._forget(job)
+                if not job.done.done():
+                    job.done.set_exception(error)
+                return None
+            logger.warning("a pass over %d requests failed (%s); scoring them one by one", len(parts), error)
+            for part in parts:
+                own = await self._score([part])
+                if own is not None:
+                    self._place([part], own)
+            return None
+
+    def _place(self, parts: list[tuple[Job, int, int]], scores: list[PairScore]) -> None:
+        offset = 0
+        for job, start, end in parts:
+            job.scores[start:end] = scores[offset : offset + end - start]
+            offset += end - start
+            if end == len(job.documents) and not job.done.done():
+                self._forget(job)
+                job.done.set_result(rank_scored(job.documents, [s for s in job.scores if s is not None]))
+
+    async def _work(self) -> None:
         while True:
-            await self._score(await self._gather(queue))
+            await self._gathered()
+            batch = self._take()
+            if not batch.parts:
+                continue
+            started = time.perf_counter()
+            try:
+                scores = await self._score(batch.parts)
+            finally:
+                self._running_tokens = 0
+            self.batches += 1
+            if scores is not None:
+                self._place(batch.parts, scores)
+                rate = batch.tokens / max(time.perf_counter() - started, 1e-6)
+                previous = self.tokens_per_second
+                self.tokens_per_second = rate if previous is None else 0.7 * previous + 0.3 * rate

@@ -7,7 +7,8 @@ from typing import Any
 
 from rerank_plugins._optional import require
 from rerank_plugins.reranker import Reranker
-from rerank_plugins.serving.app import ServiceLimits, create_app
+from rerank_plugins.serving.app import create_app
+from rerank_plugins.serving.limits import ServiceLimits
 
 __all__ = ["ray_application", "run_ray_service"]
 

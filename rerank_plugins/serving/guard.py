@@ -1,0 +1,131 @@
+"""ASGI middleware that bounds what a connection can make the service hold, before any parsing.
+
+It refuses too many headers (431), a ``Content-Length`` or streamed body over the cap (413), a body
+that arrives too slowly (408) and bodies beyond the budget of bytes held at once (503), then hands
+the app the whole body in one piece. Refusals close the connection, so a client cannot keep sending.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import Awaitable, Callable, MutableMapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from rerank_plugins.serving.limits import ServiceLimits
+
+__all__ = ["GuardStats", "RequestGuard"]
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+App = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+
+async def _refuse(send: Send, status: int, detail: str, headers: dict[str, str] | None = None) -> None:
+    body = json.dumps({"detail": detail}).encode()
+    raw = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+    raw += [(b"connection", b"close")] + [(k.lower().encode(), v.encode()) for k, v in (headers or {}).items()]
+    await send({"type": "http.response.start", "status": status, "headers": raw})
+    await send({"type": "http.response.body", "body": body})
+
+
+@dataclass
+class GuardStats:
+    """Bytes the bodies of requests in progress hold right now, and refusals by status."""
+
+    held_bytes: int = 0
+    refused: dict[int, int] = field(default_factory=dict)
+
+    def count(self, status: int) -> None:
+        self.refused[status] = self.refused.get(status, 0) + 1
+
+
+class RequestGuard:
+    """Wraps an ASGI app and enforces the body and header limits of ``limits`` (see the module doc)."""
+
+    def __init__(
+        self, app: App, limits: ServiceLimits, stats: GuardStats, retry_after: Callable[[], int] = lambda: 1
+    ) -> None:
+        self.app = app
+        self.limits = limits
+        self.stats = stats
+        self.retry_after = retry_after
+
+    async def _refuse(self, send: Send, status: int, detail: str, headers: dict[str, str] | None = None) -> None:
+        self.stats.count(status)
+        await _refuse(send, status, detail, headers)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        limits = self.limits
+        if len(scope["headers"]) > limits.max_headers:
+            await self._refuse(send, 431, f"more than {limits.max_headers} header lines")
+            return
+        declared = None
+        for name, value in scope["headers"]:
+            if name == b"content-length":
+                try:
+                    declared = int(value)
+                except ValueError:
+                    await self._refuse(send, 400, "Content-Length is not a number")
+                    return
+        if declared is not None and declared > limits.max_body_bytes:
+            await self._refuse(send, 413, f"the body is {declared} bytes; the limit is {limits.max_body_bytes} bytes")
+            return
+        if scope["method"] not in ("POST", "PUT", "PATCH"):
+            await self.app(scope, receive, send)
+            return
+        if self.stats.held_bytes + (declared or 0) > limits.max_inflight_body_bytes:
+            await self._refuse(
+                send, 503, "service overloaded: too many request bodies in progress; retry later",
+                {"Retry-After": str(self.retry_after())},
+            )  # fmt: skip
+            return
+        held = 0
+        try:
+            chunks: list[bytes] = []
+            deadline = time.monotonic() + limits.body_timeout_s
+            more = True
+            while more:
+                remaining = deadline - time.monotonic()
+                try:
+                    message = await asyncio.wait_for(receive(), max(remaining, 0.0))
+                except asyncio.TimeoutError:
+                    await self._refuse(send, 408, f"the body did not arrive within {limits.body_timeout_s:g} s")
+                    return
+                if message["type"] == "http.disconnect":
+                    return
+                chunk = message.get("body", b"")
+                held += len(chunk)
+                self.stats.held_bytes += len(chunk)
+                if held > limits.max_body_bytes:
+                    await self._refuse(send, 413, f"the body exceeds the limit of {limits.max_body_bytes} bytes")
+                    return
+                if self.stats.held_bytes > limits.max_inflight_body_bytes:
+                    await self._refuse(
+                        send, 503, "service overloaded: too many request bodies in progress; retry later",
+                        {"Retry-After": str(self.retry_after())},
+                    )  # fmt: skip
+                    return
+                chunks.append(chunk)
+                more = bool(message.get("more_body", False))
+            body = b"".join(chunks)
+            chunks.clear()
+            replayed = False
+
+            async def replay() -> Message:
+                nonlocal replayed
+                if not replayed:
+                    replayed = True
+                    return {"type": "http.request", "body": body, "more_body": False}
+                return await receive()
+
+            await self.app(scope, replay, send)
+        finally:
+            self.stats.held_bytes -= held
