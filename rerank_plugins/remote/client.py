@@ -3,26 +3,65 @@
 from __future__ import annotations
 
 import asyncio
+import email.utils
 import itertools
+import json
 import logging
+import math
 import time
+import uuid
 from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import Any
 
 from rerank_plugins._optional import require
 from rerank_plugins.backend import PairScore, RerankBackend
-from rerank_plugins.remote.wire import Api, parse_response, request_body
+from rerank_plugins.remote.wire import Api, MalformedAnswer, parse_response, request_body
 
 __all__ = ["RemoteRerankError", "RemoteReranker"]
 
 logger = logging.getLogger(__name__)
 
 RETRY_STATUSES = frozenset({429, 502, 503, 504})
-MAX_RETRY_AFTER = 30.0
+MAX_RETRY_AFTER = 120.0
+DETAIL_CHARS = 300
 
 
 class RemoteRerankError(RuntimeError):
-    """The rerank service could not be reached, kept failing, or refused the request."""
+    """The rerank service could not be reached, kept failing, refused the request, or answered nonsense."""
+
+
+class _AttemptTimeout(Exception):
+    """One attempt ran past its time (the answer was too slow in coming, even if it kept trickling)."""
+
+
+@dataclass(frozen=True)
+class _Answer:
+    """A whole HTTP answer, read within the attempt's time and the size cap."""
+
+    status_code: int
+    headers: Any
+    content: bytes
+
+
+def retry_after_seconds(value: str | None, now: float | None = None) -> float | None:
+    """Seconds a ``Retry-After`` header asks for (delta seconds or an HTTP date), clamped to
+    [0, ``MAX_RETRY_AFTER``]; ``None`` when it is missing, unreadable or not finite (then back-off applies)."""
+    if value is None:
+        return None
+    try:
+        seconds = float(value)
+    except ValueError:
+        try:
+            when = email.utils.parsedate_to_datetime(value)
+        except (TypeError, ValueError):
+            return None
+        if when.tzinfo is None:
+            return None
+        seconds = when.timestamp() - (time.time() if now is None else now)
+    if not math.isfinite(seconds):
+        return None
+    return min(max(seconds, 0.0), MAX_RETRY_AFTER)
 
 
 def _query_groups(pairs: list[tuple[str, str]], size: int) -> Iterator[tuple[str, list[int]]]:
@@ -51,10 +90,13 @@ class RemoteReranker(RerankBackend):
     Args:
         url: base URL of the service, e.g. ``"http://127.0.0.1:8000"`` (``/rerank`` is appended).
         api: ``"rerank-plugins"`` (``rerank-plugins serve``) or ``"tei"`` (Text Embeddings Inference).
-        timeout: seconds to wait for an answer; ``connect_timeout`` for the connection.
+        timeout: seconds one attempt may take to get its whole answer; ``connect_timeout`` for the connection.
+        deadline: seconds one call may take, retries and waits included (default: ``timeout`` times the
+            number of attempts); a ``Retry-After`` beyond it ends the call at once.
         max_retries: further attempts after a connection error, a timeout, or HTTP 429/502/503/504.
         backoff: first wait between attempts in seconds, doubled each time (or the server's Retry-After).
         max_documents_per_request: longer document lists are sent in several requests.
+        max_answer_bytes: a larger answer is refused (``RemoteRerankError``) rather than held in memory.
         transport / async_transport: httpx transports (tests; proxies).
 
     Example:
@@ -69,9 +111,11 @@ class RemoteReranker(RerankBackend):
         api: Api = "rerank-plugins",
         timeout: float = 60.0,
         connect_timeout: float = 5.0,
+        deadline: float | None = None,
         max_retries: int = 3,
         backoff: float = 0.5,
         max_documents_per_request: int = 1000,
+        max_answer_bytes: int = 16 * 2**20,
         headers: dict[str, str] | None = None,
         transport: Any = None,
         async_transport: Any = None,
@@ -81,16 +125,23 @@ class RemoteReranker(RerankBackend):
             raise ValueError(f"url must be an http:// or https:// URL of a rerank service, got {url!r}")
         if api not in ("rerank-plugins", "tei"):
             raise ValueError(f"api must be 'rerank-plugins' or 'tei', got {api!r}")
+        numbers = (timeout, connect_timeout, backoff, deadline if deadline is not None else 1.0)
+        if not all(isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x) for x in numbers):
+            raise ValueError("timeout, connect_timeout, deadline and backoff must be finite numbers")
         if max_retries < 0 or backoff < 0 or timeout <= 0 or connect_timeout <= 0 or max_documents_per_request < 1:
             raise ValueError("timeouts must be > 0, max_retries and backoff >= 0, max_documents_per_request >= 1")
+        if (deadline is not None and deadline <= 0) or max_answer_bytes < 1:
+            raise ValueError("deadline and max_answer_bytes must be > 0")
         self.url = url.rstrip("/")
         self.model_name = self.url
         self.api: Api = api
         self.timeout = timeout
         self.connect_timeout = connect_timeout
+        self.deadline = deadline
         self.max_retries = max_retries
         self.backoff = backoff
         self.max_documents_per_request = max_documents_per_request
+        self.max_answer_bytes = max_answer_bytes
         self.headers = dict(headers or {})
         self._timeouts = self._httpx.Timeout(timeout, connect=connect_timeout)
         self._async_transport = async_transport
@@ -105,9 +156,11 @@ class RemoteReranker(RerankBackend):
             "api": self.api,
             "timeout": self.timeout,
             "connect_timeout": self.connect_timeout,
+            "deadline": self.deadline,
             "max_retries": self.max_retries,
             "backoff": self.backoff,
             "max_documents_per_request": self.max_documents_per_request,
+            "max_answer_bytes": self.max_answer_bytes,
             "headers": dict(self.headers),
         }
 
@@ -116,59 +169,128 @@ class RemoteReranker(RerankBackend):
 
     # -- one request, with retries ---------------------------------------------------------------------
 
-    def _outcome(self, answer: Any, count: int) -> list[PairScore] | None:
-        """Scores, or None for an answer worth retrying (a transport error, 429, 502-504); raises for
-        answers that will not improve."""
+    def _call_deadline(self) -> float:
+        span = self.deadline if self.deadline is not None else self.timeout * (self.max_retries + 1)
+        return time.monotonic() + span
+
+    def _attempt_timeouts(self, stop: float) -> Any:
+        left = max(stop - time.monotonic(), 0.001)
+        return self._httpx.Timeout(left, connect=min(self.connect_timeout, left))
+
+    def _declared_too_large(self, response: Any) -> None:
+        declared = response.headers.get("content-length")
+        if declared is not None and declared.isdigit() and int(declared) > self.max_answer_bytes:
+            raise RemoteRerankError(
+                f"rerank service at {self.url} sent a {declared}-byte answer; the limit is {self.max_answer_bytes}"
+            )
+
+    def _grow(self, data: bytearray, chunk: bytes, stop: float) -> None:
+        data += chunk
+        if len(data) > self.max_answer_bytes:
+            raise RemoteRerankError(
+                f"rerank service at {self.url} sent more than {self.max_answer_bytes} bytes; the answer was dropped"
+            )
+        if time.monotonic() > stop:
+            raise _AttemptTimeout(f"the answer was not complete within {self.timeout:g} s")
+
+    def _read(self, body: dict[str, Any], headers: dict[str, str], stop: float) -> _Answer:
+        timeouts = self._attempt_timeouts(stop)
+        url = f"{self.url}/rerank"
+        with self._client.stream("POST", url, json=body, headers=headers, timeout=timeouts) as response:
+            self._declared_too_large(response)
+            data = bytearray()
+            for chunk in response.iter_bytes():
+                self._grow(data, chunk, stop)
+            return _Answer(response.status_code, response.headers, bytes(data))
+
+    async def _aread(self, client: Any, body: dict[str, Any], headers: dict[str, str], stop: float) -> _Answer:
+        timeouts = self._attempt_timeouts(stop)
+        async with client.stream(
+            "POST", f"{self.url}/rerank", json=body, headers=headers, timeout=timeouts
+        ) as response:
+            self._declared_too_large(response)
+            data = bytearray()
+            async for chunk in response.aiter_bytes():
+                self._grow(data, chunk, stop)
+            return _Answer(response.status_code, response.headers, bytes(data))
+
+    def _attempt_stop(self, call_stop: float) -> float:
+        return min(time.monotonic() + self.timeout, call_stop)
+
+    def _outcome(self, answer: _Answer | Exception, count: int) -> list[PairScore] | None:
+        """Scores, or None for an answer worth retrying (a transport error, a timeout, 429, 502-504);
+        raises for answers that will not improve."""
         if isinstance(answer, Exception) or answer.status_code in RETRY_STATUSES:
             return None
-        if answer.status_code >= 400:
-            try:
-                detail = answer.json().get("detail", answer.text)
-            except ValueError:
-                detail = answer.text
+        try:
+            payload = json.loads(answer.content) if answer.content else None
+        except ValueError:
+            payload = None
+            if answer.status_code < 400:
+                raise RemoteRerankError(
+                    f"rerank service at {self.url} answered {answer.status_code} with a body that is not JSON"
+                ) from None
+        if answer.status_code >= 400 or answer.status_code < 200:
+            detail = payload.get("detail", payload) if isinstance(payload, dict) else answer.content[:DETAIL_CHARS]
             error = ValueError if answer.status_code in (413, 422) else RemoteRerankError
-            raise error(f"rerank service at {self.url} answered {answer.status_code}: {detail}")
-        return parse_response(self.api, answer.json(), count)
+            raise error(f"rerank service at {self.url} answered {answer.status_code}: {str(detail)[:DETAIL_CHARS]}")
+        try:
+            return parse_response(self.api, payload, count)
+        except MalformedAnswer as problem:
+            raise RemoteRerankError(f"rerank service at {self.url} sent a malformed answer: {problem}") from None
 
-    def _retry_wait(self, attempt: int, answer: Any) -> float:
-        """Seconds to wait before the next attempt (Retry-After, else doubling back-off); raises when spent."""
+    def _retry_wait(self, attempt: int, answer: _Answer | Exception, call_stop: float) -> float:
+        """Seconds to wait before the next attempt (Retry-After, else doubling back-off); raises when the
+        attempts or the call's deadline are spent."""
         last = f"{type(answer).__name__}: {answer}" if isinstance(answer, Exception) else f"HTTP {answer.status_code}"
         if attempt >= self.max_retries:
             raise RemoteRerankError(f"rerank service at {self.url} did not answer after {attempt + 1} attempts: {last}")
-        wait = float(self.backoff * 2**attempt)
-        retry_after = None if isinstance(answer, Exception) else answer.headers.get("Retry-After")
-        if retry_after is not None:
-            try:
-                wait = min(float(retry_after), MAX_RETRY_AFTER)
-            except ValueError:
-                pass
+        asked = None if isinstance(answer, Exception) else retry_after_seconds(answer.headers.get("Retry-After"))
+        wait = float(self.backoff * 2**attempt) if asked is None else asked
+        left = call_stop - time.monotonic()
+        if wait >= left:
+            raise RemoteRerankError(
+                f"rerank service at {self.url} did not answer within the call's deadline after {attempt + 1} "
+                f"attempts ({last}; the next try would be in {wait:.1f} s, {max(left, 0):.1f} s were left)"
+            )
         logger.warning("rerank service at %s: %s; retrying in %.2f s", self.url, last, wait)
         return wait
 
     def _post(self, query: str, documents: list[str]) -> list[PairScore]:
         body = request_body(self.api, query, documents)
+        headers = {"Idempotency-Key": uuid.uuid4().hex}  # the same for each retry: the server runs it once
+        call_stop = self._call_deadline()
         for attempt in itertools.count():
+            answer: _Answer | Exception
             try:
-                answer: Any = self._client.post(f"{self.url}/rerank", json=body)
-            except self._httpx.TransportError as error:
+                answer = self._read(body, headers, self._attempt_stop(call_stop))
+            except (self._httpx.TransportError, _AttemptTimeout) as error:
                 answer = error
             scores = self._outcome(answer, len(documents))
             if scores is not None:
                 return scores
-            time.sleep(self._retry_wait(attempt, answer))
+            time.sleep(self._retry_wait(attempt, answer, call_stop))
         raise AssertionError("unreachable")  # pragma: no cover
 
     async def _apost(self, client: Any, query: str, documents: list[str]) -> list[PairScore]:
         body = request_body(self.api, query, documents)
+        headers = {"Idempotency-Key": uuid.uuid4().hex}
+        call_stop = self._call_deadline()
         for attempt in itertools.count():
+            answer: _Answer | Exception
+            stop = self._attempt_stop(call_stop)
             try:
-                answer: Any = await client.post(f"{self.url}/rerank", json=body)
-            except self._httpx.TransportError as error:
+                answer = await asyncio.wait_for(
+                    self._aread(client, body, headers, stop), max(stop - time.monotonic(), 0.001)
+                )
+            except asyncio.TimeoutError:
+                answer = _AttemptTimeout(f"the answer was not complete within {self.timeout:g} s")
+            except (self._httpx.TransportError, _AttemptTimeout) as error:
                 answer = error
             scores = self._outcome(answer, len(documents))
             if scores is not None:
                 return scores
-            await asyncio.sleep(self._retry_wait(attempt, answer))
+            await asyncio.sleep(self._retry_wait(attempt, answer, call_stop))
         raise AssertionError("unreachable")  # pragma: no cover
 
     # -- the backend ---------------------------------------------------------------------------------

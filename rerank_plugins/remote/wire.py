@@ -7,7 +7,7 @@ from typing import Any, Literal
 
 from rerank_plugins.backend import PairScore
 
-__all__ = ["Api", "parse_response", "request_body"]
+__all__ = ["Api", "MalformedAnswer", "parse_response", "request_body"]
 
 Api = Literal["rerank-plugins", "tei"]
 
@@ -23,25 +23,53 @@ def _sigmoid(value: float) -> float:
     return 1.0 / (1.0 + math.exp(-value)) if value >= 0 else math.exp(value) / (1.0 + math.exp(value))
 
 
+class MalformedAnswer(ValueError):
+    """A rerank answer that does not hold one finite, in-range score for each document."""
+
+
+def _number(row: dict[str, Any], name: str, where: str) -> float:
+    value = row.get(name)
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise MalformedAnswer(f"{where}.{name} is {type(value).__name__}, not a number")
+    if not math.isfinite(value):
+        raise MalformedAnswer(f"{where}.{name} is {value}, not a finite number")
+    return float(value)
+
+
+def _count(row: dict[str, Any], name: str, default: int, least: int, where: str) -> int:
+    value = row.get(name, default)
+    if isinstance(value, bool) or not isinstance(value, int) or value < least:
+        raise MalformedAnswer(f"{where}.{name} is {value!r:.40}, not an int >= {least}")
+    return value
+
+
 def parse_response(api: Api, payload: Any, count: int) -> list[PairScore]:
-    """Scores in input order from a ``/rerank`` answer covering ``count`` documents."""
+    """Scores in input order from a ``/rerank`` answer covering ``count`` documents.
+
+    Every row is checked: an int index in range, each once; finite scores; relevance in [0, 1].
+    Anything else raises :class:`MalformedAnswer`, so a bad server cannot reorder the valid documents.
+    """
     rows = payload if api == "tei" else payload.get("results") if isinstance(payload, dict) else None
     if not isinstance(rows, list) or len(rows) != count:
-        raise ValueError(f"the rerank service answered {type(rows).__name__} for {count} documents: {payload!r:.200}")
+        size = f"{len(rows)} rows" if isinstance(rows, list) else type(rows).__name__
+        raise MalformedAnswer(f"answered {size} for {count} documents")
     scores: list[PairScore | None] = [None] * count
-    for row in rows:
-        index = int(row["index"])
+    for position, row in enumerate(rows):
+        where = f"results[{position}]"
+        if not isinstance(row, dict):
+            raise MalformedAnswer(f"{where} is {type(row).__name__}, not an object")
+        index = row.get("index")
+        if isinstance(index, bool) or not isinstance(index, int) or not 0 <= index < count:
+            raise MalformedAnswer(f"{where}.index is {index!r:.40}, not an int in [0, {count})")
+        if scores[index] is not None:
+            raise MalformedAnswer(f"{where}.index {index} appears twice")
+        raw = _number(row, "score", where)
         if api == "tei":  # raw logits asked for; TEI maps them with a sigmoid when not
-            raw = float(row["score"])
             scores[index] = PairScore(raw, _sigmoid(raw))
-        else:
-            scores[index] = PairScore(
-                float(row["score"]),
-                float(row["relevance_score"]),
-                int(row.get("truncated_tokens", 0)),
-                int(row.get("windows", 1)),
-            )
-    missing = [position for position, score in enumerate(scores) if score is None]
-    if missing:
-        raise ValueError(f"the rerank service left out documents {missing[:5]}")
+            continue
+        relevance = _number(row, "relevance_score", where)
+        if not 0.0 <= relevance <= 1.0:
+            raise MalformedAnswer(f"{where}.relevance_score is {relevance}, outside [0, 1]")
+        truncated = _count(row, "truncated_tokens", 0, 0, where)
+        scores[index] = PairScore(raw, relevance, truncated, _count(row, "windows", 1, 1, where))
     return [score for score in scores if score is not None]

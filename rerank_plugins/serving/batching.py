@@ -161,10 +161,11 @@ class MicroBatcher:
             job.waiters += 1
             return job
         tokens = sum(costs)
-        if self._pending:
+        waiting = sum(1 for job in self._pending if job.taken < len(job.documents))
+        if waiting:
             over = (
                 f"{self.max_queue} requests are waiting"
-                if len(self._pending) >= self.max_queue
+                if waiting >= self.max_queue
                 else f"{self._queued_pairs} pairs are waiting"
                 if self._queued_pairs + len(documents) > self.max_queued_pairs
                 else f"{self._queued_tokens} tokens are waiting"
