@@ -2,9 +2,9 @@
 
 Work is admitted only within budgets of waiting requests, pairs and model tokens, so memory and
 latency stay bounded under any mix; beyond them the caller gets :class:`Overloaded` with a retry
-estimate from the real backlog. Each pass takes pairs first come, first served up to a pair and token
-budget, so a large request spans several passes, small requests join the next pass instead of waiting
-for all of it, and work whose every client has gone stops at the next pass boundary.
+estimate from the real backlog. Each pass takes pairs up to a pair and a token budget, so a large
+request spans several passes, requests that fit one pass go ahead of the rest of a
+large one, and work whose every client has gone stops at the next pass boundary.
 """
 
 from __future__ import annotations
@@ -52,11 +52,13 @@ class Job:
     digest: str | None = None
     scores: list[PairScore | None] = field(default_factory=list, repr=False)
     taken: int = 0
+    left_tokens: int = 0
     waiters: int = 1
 
     @property
-    def untaken_tokens(self) -> int:
-        return sum(self.costs[self.taken :])
+    def left(self) -> int:
+        """Documents not yet taken into a pass."""
+        return len(self.documents) - self.taken
 
 
 @dataclass
@@ -161,7 +163,7 @@ class MicroBatcher:
             job.waiters += 1
             return job
         tokens = sum(costs)
-        waiting = sum(1 for job in self._pending if job.taken < len(job.documents))
+        waiting = sum(1 for job in self._pending if job.left)
         if waiting:
             over = (
                 f"{self.max_queue} requests are waiting"
@@ -175,7 +177,7 @@ class MicroBatcher:
             if over:
                 raise Overloaded(over, self.retry_after())
         job = Job(query, documents, costs, asyncio.get_running_loop().create_future(), key, digest)
-        job.scores = [None] * len(documents)
+        job.scores, job.left_tokens = [None] * len(documents), tokens
         self._pending.append(job)
         if key is not None:
             self._by_key[key] = job
@@ -194,7 +196,7 @@ class MicroBatcher:
         if job.waiters > 0 or job.done.done():
             return
         self.abandoned += 1
-        logger.info("dropping a request whose client has gone (%d of %d pairs unscored)", *self._left(job))
+        logger.info("dropping a request whose client has gone (%d of %d pairs unscored)", job.left, len(job.documents))
         self._forget(job)
         job.done.cancel()
 
@@ -206,16 +208,12 @@ class MicroBatcher:
         finally:
             self.release(job)
 
-    @staticmethod
-    def _left(job: Job) -> tuple[int, int]:
-        return len(job.documents) - job.taken, len(job.documents)
-
     def _forget(self, job: Job) -> None:
         """Take ``job`` off the queue and its budgets (its pairs in a running pass are counted there)."""
         if job in self._pending:
             self._pending.remove(job)
-            self._queued_pairs -= len(job.documents) - job.taken
-            self._queued_tokens -= job.untaken_tokens
+            self._queued_pairs -= job.left
+            self._queued_tokens -= job.left_tokens
         if job.key is not None and self._by_key.get(job.key) is job:
             del self._by_key[job.key]
 
@@ -224,7 +222,7 @@ class MicroBatcher:
     async def _gathered(self) -> None:
         """Wait for work, then up to ``max_wait`` for more to share the pass, unless the pass is full."""
         assert self._arrived is not None
-        while not any(job.taken < len(job.documents) for job in self._pending):
+        while not any(job.left for job in self._pending):
             self._arrived.clear()
             await self._arrived.wait()
         if not self.enabled or self.max_wait <= 0:
@@ -239,22 +237,30 @@ class MicroBatcher:
                 await asyncio.wait_for(self._arrived.wait(), remaining)
 
     def _take(self) -> _Pass:
-        """Pairs for one pass, first come first served, within the pair and token budgets (at least one)."""
+        """Pairs for one pass within the pair and token budgets (at least one pair).
+
+        Requests that fit in one pass go first, in arrival order, so a small request never waits
+        behind all of a large one; the room left goes to the larger requests, oldest first.
+        """
         parts: list[tuple[Job, int, int]] = []
         pairs = tokens = 0
-        for job in self._pending:
+        fits = [j for j in self._pending if j.left_tokens <= self.max_batch_tokens and j.left <= self.max_batch_pairs]
+        large = [job for job in self._pending if job not in fits]
+        for job in fits + large:
             start = end = job.taken
             while end < len(job.documents) and pairs < self.max_batch_pairs:
                 if pairs and tokens + job.costs[end] > self.max_batch_tokens:
                     break
                 tokens += job.costs[end]
+                job.left_tokens -= job.costs[end]
                 pairs += 1
                 end += 1
             if end > start:
                 parts.append((job, start, end))
                 job.taken = end
-            full = pairs >= self.max_batch_pairs or tokens >= self.max_batch_tokens
-            if full or not self.enabled or (end < len(job.documents)):
+                if not self.enabled:
+                    break
+            if pairs >= self.max_batch_pairs or tokens >= self.max_batch_tokens:
                 break
         self._queued_pairs -= pairs
         self._queued_tokens -= tokens

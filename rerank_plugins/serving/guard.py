@@ -67,6 +67,9 @@ class RequestGuard:
         if len(scope["headers"]) > limits.max_headers:
             await self._refuse(send, 431, f"more than {limits.max_headers} header lines")
             return
+        if sum(len(name) + len(value) + 4 for name, value in scope["headers"]) > limits.max_header_bytes:
+            await self._refuse(send, 431, f"the headers exceed {limits.max_header_bytes} bytes")
+            return
         declared = None
         for name, value in scope["headers"]:
             if name == b"content-length":
