@@ -28,6 +28,8 @@ LONG_DOC = "a " * 600  # 600 tokens in 1.2 kB: each pair is cut to the full 512 
 def long_docs(count: int) -> list[str]:
     """``count`` distinct long documents (the core scores a repeated pair only once)."""
     return [f"{i} {LONG_DOC}" for i in range(count)]
+
+
 BATCH_TOKENS = 8192  # 16 full pairs per pass
 FLAGS = (
     "--max-body-bytes", "1048576",
