@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import json
 import socket
 import subprocess
 import sys
+import threading
 import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
 
 import httpx
 
@@ -96,3 +101,78 @@ def raw_exchange(port: int, data: bytes, *, wait: float = 10.0, send_all: bool =
                 return received, True
             received += chunk
         return received, False
+
+
+def _until_closed(port: int, first: bytes, more: Callable[[], bytes], interval: float, stop: threading.Event) -> bytes:
+    """Send ``first``, then ``more()`` every ``interval`` s until the server answers or closes; its answer."""
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=30) as sock:
+            sock.sendall(first)
+            sock.setblocking(False)
+            received = b""
+            for _ in range(100_000):
+                if stop.is_set():
+                    return received or b"stopped"
+                try:
+                    chunk = sock.recv(4096)
+                    if not chunk:
+                        return received
+                    received += chunk
+                except BlockingIOError:
+                    pass
+                try:
+                    sock.send(more())
+                except BlockingIOError:
+                    pass
+                time.sleep(interval)
+            return received
+    except OSError:
+        return b"closed"
+
+
+@contextmanager
+def hostile_traffic(port: int, big_job: dict[str, Any], rounds: int = 100) -> Iterator[dict[str, list[bytes]]]:
+    """Five hostile clients busy while the block runs (each stops after ``rounds`` tries or at the end):
+    a declared 100 MB body sent in 64 kB pieces, an endless chunked body, headers dripped a byte at a
+    time, and two clients that post ``big_job`` and leave after 0.5 s. Yields what each got back."""
+    stop = threading.Event()
+    seen: dict[str, list[bytes]] = {"declared": [], "chunked": [], "dripped": [], "abandoned": []}
+    piece = b"x" * 65536
+    head = b"POST /rerank HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+    body = json.dumps(big_job).encode()
+    big = head + b"Content-Length: %d\r\n\r\n" % len(body) + body
+
+    def declared() -> bytes:
+        return _until_closed(port, head + b"Content-Length: 100000000\r\n\r\n", lambda: piece, 0.01, stop)
+
+    def chunked() -> bytes:
+        chunk = b"%x\r\n%s\r\n" % (len(piece), piece)
+        return _until_closed(port, head + b"Transfer-Encoding: chunked\r\n\r\n", lambda: chunk, 0.01, stop)
+
+    def dripped() -> bytes:
+        return _until_closed(port, b"P", lambda: b"O", 0.2, stop)
+
+    def abandoned() -> bytes:
+        with socket.create_connection(("127.0.0.1", port), timeout=30) as sock:
+            sock.sendall(big)
+            stop.wait(0.5)
+        return b"left"
+
+    def keep(name: str, attack: Callable[[], bytes]) -> None:
+        for _ in range(rounds):
+            if stop.is_set():
+                return
+            seen[name].append(attack())
+            stop.wait(0.2)
+
+    attacks = [("declared", declared), ("chunked", chunked), ("dripped", dripped)]
+    attacks += [("abandoned", abandoned), ("abandoned", abandoned)]
+    threads = [threading.Thread(target=keep, args=attack, daemon=True) for attack in attacks]
+    for thread in threads:
+        thread.start()
+    try:
+        yield seen
+    finally:
+        stop.set()
+        for thread in threads:
+            thread.join(30)

@@ -17,8 +17,9 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
+from rerank_plugins import Reranker
 from rerank_plugins.remote import RemoteReranker, RemoteRerankError
-from tests.serving_parts import ServeProcess, raw_exchange
+from tests.serving_parts import ServeProcess, hostile_traffic, raw_exchange
 
 pytestmark = pytest.mark.slow
 
@@ -125,8 +126,8 @@ def test_work_for_a_client_that_has_gone_stops_at_the_next_pass(server: ServePro
 
 
 def test_a_retry_with_the_same_idempotency_key_joins_the_running_job(server: ServeProcess) -> None:
-    """Finding 3: two sends of one keyed request run its 7 passes once; unkeyed twins run 13."""
-    body = {"query": "q", "documents": long_docs(100)}
+    """Finding 3: two sends of one keyed request run its 3 passes once; unkeyed twins run 5."""
+    body = {"query": "q", "documents": long_docs(40)}
 
     async def twice(headers: dict[str, str]) -> tuple[list[httpx.Response], int]:
         start = wait_idle(server)["batches_run"]
@@ -140,7 +141,7 @@ def test_a_retry_with_the_same_idempotency_key_joins_the_running_job(server: Ser
     plain, plain_passes = asyncio.run(twice({}))
     assert all(a.status_code == 200 for a in keyed + plain)
     assert keyed[0].json() == keyed[1].json()
-    assert keyed_passes == 7 and plain_passes == 13
+    assert keyed_passes == 3 and plain_passes == 5
 
     async def conflicting() -> list[httpx.Response]:
         async with httpx.AsyncClient(timeout=120) as client:
@@ -310,3 +311,47 @@ def test_sigterm_finishes_connected_work_drops_abandoned_work_and_exits_within_t
         endless.join(10)
     assert code in (0, -signal.SIGTERM) and answers["small"] == 200  # uvicorn re-raises SIGTERM once drained
     assert answers["long"] != 200  # it could not finish within the drain bound
+
+
+# -- all of it at once ----------------------------------------------------------------------------------
+
+
+def test_200_clients_are_answered_correctly_beside_5_hostile_ones(server: ServeProcess, random_model: str) -> None:
+    """200 concurrent well-behaved clients beside five hostile ones (a 100 MB body, an endless chunked
+    body, dripped headers, two abandoned 390-pair jobs): every answer equals the local core's, the
+    hostile ones are all refused or dropped, and peak memory stays under 1.5 GB."""
+    local = Reranker(random_model, precision="fp32", runtime="torch")
+    topics = ["statins and cholesterol", "malaria vectors", "vitamin D and bone", "sleep and memory"]
+    queries = [f"claim {i} on {topics[i % 4]}" for i in range(200)]
+    documents = [[f"{topic} finding {i}" for topic in topics] + [f"passage {i}"] for i in range(200)]
+    expected = [local.score(q, docs) for q, docs in zip(queries, documents, strict=True)]
+    wait_idle(server)
+    server.reset_peak()
+
+    async def well_behaved() -> list[list[float]]:
+        async with httpx.AsyncClient(timeout=120, limits=httpx.Limits(max_connections=200)) as client:
+
+            async def one(i: int) -> list[float]:
+                answer = await client.post(
+                    f"{server.url}/rerank", json={"query": queries[i], "documents": documents[i]}
+                )
+                answer.raise_for_status()
+                scores = {row["index"]: row["score"] for row in answer.json()["results"]}
+                return [scores[position] for position in range(len(documents[i]))]
+
+            return await asyncio.gather(*(one(i) for i in range(200)))
+
+    with hostile_traffic(server.port, {"query": "q", "documents": long_docs(390)}) as seen:
+        time.sleep(1.0)  # the attacks are under way
+        answers = asyncio.run(well_behaved())
+    peak = server.peak_rss_mb()
+    assert all(got == pytest.approx(want, abs=1e-4) for got, want in zip(answers, expected, strict=True))
+    for refused in (seen["declared"], seen["chunked"]):  # a 413, or a reset once the server closed on them
+        assert any(b.startswith(b"HTTP/1.1 413") for b in refused)
+        assert all(b.startswith(b"HTTP/1.1 413") or b in (b"closed", b"stopped") for b in refused), [
+            b[:60] for b in refused if not b.startswith(b"HTTP/1.1 413")
+        ]
+    assert seen["dripped"] and all(b in (b"", b"closed", b"stopped") for b in seen["dripped"]), seen["dripped"]
+    assert len(seen["abandoned"]) >= 2
+    assert peak < 1536, f"peak RSS {peak:.0f} MB"
+    assert int(wait_idle(server)["abandoned"]) >= 2  # type: ignore[call-overload]
