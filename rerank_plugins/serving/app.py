@@ -117,6 +117,8 @@ def create_app(reranker: Reranker, limits: ServiceLimits | None = None, *, model
         check_sizes(parsed, limits)
         if not parsed.documents:
             return RerankResponse(model=name, results=[], usage=Usage(pairs=0))
+        if await request.is_disconnected():  # gone while its body was parsed: do not even tokenise it
+            return Response(status_code=499)
         cost = await asyncio.to_thread(reranker.token_cost, parsed.query, parsed.documents)
         check_cost(cost, limits, query_limit[0])
         key = request.headers.get("idempotency-key")
