@@ -72,6 +72,7 @@ def test_subpackage_surfaces_are_pinned() -> None:
         "ServiceLimits",
         "create_app",
         "serve_in_background",
+        "server_config",
     ]
 
 
