@@ -226,11 +226,11 @@ class RemoteReranker(RerankBackend):
             payload = json.loads(answer.content) if answer.content else None
         except ValueError:
             payload = None
-            if answer.status_code < 400:
+            if 200 <= answer.status_code < 300:
                 raise RemoteRerankError(
                     f"rerank service at {self.url} answered {answer.status_code} with a body that is not JSON"
                 ) from None
-        if answer.status_code >= 400 or answer.status_code < 200:
+        if not 200 <= answer.status_code < 300:
             detail = payload.get("detail", payload) if isinstance(payload, dict) else answer.content[:DETAIL_CHARS]
             error = ValueError if answer.status_code in (413, 422) else RemoteRerankError
             raise error(f"rerank service at {self.url} answered {answer.status_code}: {str(detail)[:DETAIL_CHARS]}")

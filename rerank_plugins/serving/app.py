@@ -140,6 +140,8 @@ def create_app(reranker: Reranker, limits: ServiceLimits | None = None, *, model
             raise Refused(422, str(error)) from None
         try:
             ranking = await _unless_gone(batcher.result(job), request.receive)
+        except Overloaded as error:  # the service stopped before this job was scored
+            raise Refused(503, f"{error}; retry later", {"Retry-After": str(error.retry_after)}) from None
         finally:
             batcher.release(job)
         if ranking is None:  # the client has gone: nobody reads this
