@@ -93,6 +93,11 @@ class PairEncoder:
         """Number of special tokens the template adds to a pair."""
         return self._template.special_count
 
+    def query_room(self, max_length: int) -> int:
+        """The longest query ``plan`` keeps whole: three quarters of what the template leaves."""
+        room = max_length - self.special_count
+        return room - room // 4
+
     def tokenize(self, texts: list[str]) -> list[list[int]]:
         """Token ids of each text, without special tokens."""
         encodings = self._tokenizer.encode_batch([_clean(text) for text in texts], add_special_tokens=False)
@@ -124,8 +129,8 @@ class PairEncoder:
         window long is seen whole by at least one window.
         """
         room = max_length - self.special_count
-        if len(query_ids) > room - room // 4:
-            keep = room - room // 4
+        keep = self.query_room(max_length)
+        if len(query_ids) > keep:
             logger.warning(
                 "query of %d tokens leaves no room for the document within max_length=%d; keeping its first %d tokens",
                 len(query_ids),

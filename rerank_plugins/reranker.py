@@ -196,8 +196,7 @@ class Reranker(RerankBackend):
     @property
     def max_query_tokens(self) -> int:
         """The longest query kept whole; a longer one is cut (with a warning) to leave room for the document."""
-        room = self.max_length - self._model()[1].special_count
-        return room - room // 4
+        return self._model()[1].query_room(self.max_length)
 
     def token_cost(self, query: str, documents: Sequence[str]) -> TokenCost:
         """Tokens ``query`` has and each pair would run through the model, without scoring anything.

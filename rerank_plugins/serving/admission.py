@@ -6,6 +6,7 @@ few dozen characters of what the caller sent, and none names a server path.
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from pydantic import ValidationError
@@ -14,7 +15,7 @@ from rerank_plugins.reranker import TokenCost
 from rerank_plugins.serving.limits import ServiceLimits
 from rerank_plugins.serving.schemas import RerankRequest
 
-__all__ = ["Refused", "check_cost", "check_sizes", "echo", "parse_request", "validation_detail"]
+__all__ = ["Refused", "check_cost", "check_sizes", "parse_request", "validation_detail"]
 
 ECHO_CHARS = 60
 """At most this many characters of an offending input are echoed back in a 422 (never a whole body)."""
@@ -30,19 +31,20 @@ class Refused(Exception):
         self.headers = headers or {}
 
 
-def echo(value: Any) -> str:
+def _echo(value: Any) -> str:
     """``repr(value)``, cut to ``ECHO_CHARS`` characters."""
     text = repr(value)
     return text if len(text) <= ECHO_CHARS else f"{text[:ECHO_CHARS]}... ({len(text)} characters)"
 
 
-def validation_detail(error: ValidationError) -> list[dict[str, Any]]:
-    """Pydantic's errors as FastAPI shapes them (type, loc, msg), with any echoed input cut short."""
+def validation_detail(errors: Sequence[Mapping[str, Any]], loc: tuple[str, ...] = ()) -> list[dict[str, Any]]:
+    """Pydantic's or FastAPI's errors as FastAPI shapes them (type, loc, msg), ``loc`` put in front, any
+    echoed input cut short and no ``ctx`` (it may hold what JSON cannot carry)."""
     detail = []
-    for item in error.errors(include_url=False, include_context=False):
-        row: dict[str, Any] = {"type": item["type"], "loc": ["body", *item["loc"]], "msg": item["msg"]}
+    for item in errors:
+        row: dict[str, Any] = {"type": item["type"], "loc": [*loc, *item["loc"]], "msg": item["msg"]}
         if "input" in item and item["type"] != "json_invalid":
-            row["input"] = echo(item["input"])
+            row["input"] = _echo(item["input"])
         detail.append(row)
     return detail
 
@@ -54,7 +56,8 @@ def parse_request(body: bytes) -> RerankRequest:
     try:
         return RerankRequest.model_validate_json(body)
     except ValidationError as error:
-        raise Refused(422, validation_detail(error)) from None
+        errors = error.errors(include_url=False, include_context=False)
+        raise Refused(422, validation_detail(errors, ("body",))) from None
 
 
 def _utf8_size(text: str, name: str) -> int:

@@ -15,7 +15,7 @@ from typing import Any, TypeVar
 
 from rerank_plugins._optional import require
 from rerank_plugins.reranker import Reranker
-from rerank_plugins.serving.admission import Refused, check_cost, check_sizes, echo, parse_request
+from rerank_plugins.serving.admission import Refused, check_cost, check_sizes, parse_request, validation_detail
 from rerank_plugins.serving.batching import IdempotencyConflict, MicroBatcher, Overloaded
 from rerank_plugins.serving.guard import GuardStats, RequestGuard
 from rerank_plugins.serving.limits import ServiceLimits
@@ -48,6 +48,10 @@ async def _unless_gone(result: Awaitable[T], receive: Callable[[], Awaitable[Any
         watching.cancel()
 
 
+def _unavailable(reason: str, error: Overloaded) -> Refused:
+    return Refused(503, f"{reason}; retry later", {"Retry-After": str(error.retry_after)})
+
+
 def create_app(reranker: Reranker, limits: ServiceLimits | None = None, *, model_name: str | None = None) -> Any:
     """A FastAPI app serving ``reranker``; the model loads when the app starts. Needs the ``serve`` extra.
 
@@ -70,12 +74,10 @@ def create_app(reranker: Reranker, limits: ServiceLimits | None = None, *, model
         max_queued_tokens=limits.max_queued_tokens,
         enabled=limits.micro_batching,
     )
-    query_limit: list[int] = []
 
     @asynccontextmanager
     async def lifespan(app: Any) -> AsyncIterator[None]:
         reranker.load()
-        query_limit.append(min(limits.max_query_tokens or reranker.max_query_tokens, reranker.max_query_tokens))
         await batcher.start()
         yield
         await batcher.stop()
@@ -94,13 +96,7 @@ def create_app(reranker: Reranker, limits: ServiceLimits | None = None, *, model
     @app.exception_handler(RequestValidationError)
     async def invalid(request: Request, error: RequestValidationError) -> JSONResponse:
         guard.count(422)
-        detail = [
-            {
-                **{k: v for k, v in row.items() if k not in ("ctx", "input")},
-                **({"input": echo(row["input"])} if "input" in row else {}),
-            }
-            for row in error.errors()
-        ]
+        detail = validation_detail(error.errors())
         return JSONResponse({"detail": detail}, status_code=422)
 
     @app.exception_handler(Exception)
@@ -120,7 +116,8 @@ def create_app(reranker: Reranker, limits: ServiceLimits | None = None, *, model
         if await request.is_disconnected():  # gone while its body was parsed: do not even tokenise it
             return Response(status_code=499)
         cost = await asyncio.to_thread(reranker.token_cost, parsed.query, parsed.documents)
-        check_cost(cost, limits, query_limit[0])
+        kept_whole = reranker.max_query_tokens  # a longer query would be cut: never silently here
+        check_cost(cost, limits, min(limits.max_query_tokens or kept_whole, kept_whole))
         key = request.headers.get("idempotency-key")
         if key is not None and not 0 < len(key) <= MAX_IDEMPOTENCY_KEY:
             raise Refused(422, f"Idempotency-Key must be 1 to {MAX_IDEMPOTENCY_KEY} characters")
@@ -133,15 +130,13 @@ def create_app(reranker: Reranker, limits: ServiceLimits | None = None, *, model
                 digest=hashlib.sha256(body).hexdigest() if key else None,
             )
         except Overloaded as error:
-            raise Refused(
-                503, f"service overloaded: {error}; retry later", {"Retry-After": str(error.retry_after)}
-            ) from None
+            raise _unavailable(f"service overloaded: {error}", error) from None
         except IdempotencyConflict as error:
             raise Refused(422, str(error)) from None
         try:
             ranking = await _unless_gone(batcher.result(job), request.receive)
         except Overloaded as error:  # the service stopped before this job was scored
-            raise Refused(503, f"{error}; retry later", {"Retry-After": str(error.retry_after)}) from None
+            raise _unavailable(str(error), error) from None
         finally:
             batcher.release(job)
         if ranking is None:  # the client has gone: nobody reads this

@@ -244,9 +244,11 @@ class MicroBatcher:
         """
         parts: list[tuple[Job, int, int]] = []
         pairs = tokens = 0
-        fits = [j for j in self._pending if j.left_tokens <= self.max_batch_tokens and j.left <= self.max_batch_pairs]
-        large = [job for job in self._pending if job not in fits]
-        for job in fits + large:
+
+        def too_large(job: Job) -> bool:
+            return job.left_tokens > self.max_batch_tokens or job.left > self.max_batch_pairs
+
+        for job in sorted(self._pending, key=too_large):  # stable: arrival order within each group
             start = end = job.taken
             while end < len(job.documents) and pairs < self.max_batch_pairs:
                 if pairs and tokens + job.costs[end] > self.max_batch_tokens:

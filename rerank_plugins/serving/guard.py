@@ -59,67 +59,77 @@ class RequestGuard:
         self.stats.count(status)
         await _refuse(send, status, detail, headers)
 
+    async def _overloaded(self, send: Send) -> None:
+        await self._refuse(
+            send, 503, "service overloaded: too many request bodies in progress; retry later",
+            {"Retry-After": str(self.retry_after())},
+        )  # fmt: skip
+
+    def _header_problem(self, scope: Scope) -> tuple[int, str] | None:
+        """The refusal the headers alone earn (count, size, Content-Length), if any."""
+        limits, headers = self.limits, scope["headers"]
+        if len(headers) > limits.max_headers:
+            return 431, f"more than {limits.max_headers} header lines"
+        if sum(len(name) + len(value) + 4 for name, value in headers) > limits.max_header_bytes:
+            return 431, f"the headers exceed {limits.max_header_bytes} bytes"
+        for name, value in headers:
+            if name == b"content-length":
+                if not value.isdigit():
+                    return 400, "Content-Length is not a number"
+                if int(value) > limits.max_body_bytes:
+                    return 413, f"the body is {int(value)} bytes; the limit is {limits.max_body_bytes} bytes"
+        return None
+
+    async def _read_body(self, receive: Receive, send: Send, held: list[int]) -> bytes | None:
+        """The whole body within the size, time and held-bytes limits, or ``None`` once refused or gone.
+
+        ``held[0]`` counts this request's bytes, so the caller can give them back when it is done.
+        """
+        limits = self.limits
+        chunks: list[bytes] = []
+        deadline = time.monotonic() + limits.body_timeout_s
+        more = True
+        while more:
+            try:
+                message = await asyncio.wait_for(receive(), max(deadline - time.monotonic(), 0.0))
+            except asyncio.TimeoutError:
+                await self._refuse(send, 408, f"the body did not arrive within {limits.body_timeout_s:g} s")
+                return None
+            if message["type"] == "http.disconnect":
+                return None
+            chunk = message.get("body", b"")
+            held[0] += len(chunk)
+            self.stats.held_bytes += len(chunk)
+            if held[0] > limits.max_body_bytes:
+                await self._refuse(send, 413, f"the body exceeds the limit of {limits.max_body_bytes} bytes")
+                return None
+            if self.stats.held_bytes > limits.max_inflight_body_bytes:
+                await self._overloaded(send)
+                return None
+            chunks.append(chunk)
+            more = bool(message.get("more_body", False))
+        return b"".join(chunks)
+
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        limits = self.limits
-        if len(scope["headers"]) > limits.max_headers:
-            await self._refuse(send, 431, f"more than {limits.max_headers} header lines")
-            return
-        if sum(len(name) + len(value) + 4 for name, value in scope["headers"]) > limits.max_header_bytes:
-            await self._refuse(send, 431, f"the headers exceed {limits.max_header_bytes} bytes")
-            return
-        declared = None
-        for name, value in scope["headers"]:
-            if name == b"content-length":
-                try:
-                    declared = int(value)
-                except ValueError:
-                    await self._refuse(send, 400, "Content-Length is not a number")
-                    return
-        if declared is not None and declared > limits.max_body_bytes:
-            await self._refuse(send, 413, f"the body is {declared} bytes; the limit is {limits.max_body_bytes} bytes")
+        problem = self._header_problem(scope)
+        if problem is not None:
+            await self._refuse(send, *problem)
             return
         if scope["method"] not in ("POST", "PUT", "PATCH"):
             await self.app(scope, receive, send)
             return
-        if self.stats.held_bytes + (declared or 0) > limits.max_inflight_body_bytes:
-            await self._refuse(
-                send, 503, "service overloaded: too many request bodies in progress; retry later",
-                {"Retry-After": str(self.retry_after())},
-            )  # fmt: skip
+        declared = next((int(value) for name, value in scope["headers"] if name == b"content-length"), 0)
+        if self.stats.held_bytes + declared > self.limits.max_inflight_body_bytes:
+            await self._overloaded(send)
             return
-        held = 0
+        held = [0]
         try:
-            chunks: list[bytes] = []
-            deadline = time.monotonic() + limits.body_timeout_s
-            more = True
-            while more:
-                remaining = deadline - time.monotonic()
-                try:
-                    message = await asyncio.wait_for(receive(), max(remaining, 0.0))
-                except asyncio.TimeoutError:
-                    await self._refuse(send, 408, f"the body did not arrive within {limits.body_timeout_s:g} s")
-                    return
-                if message["type"] == "http.disconnect":
-                    return
-                chunk = message.get("body", b"")
-                held += len(chunk)
-                self.stats.held_bytes += len(chunk)
-                if held > limits.max_body_bytes:
-                    await self._refuse(send, 413, f"the body exceeds the limit of {limits.max_body_bytes} bytes")
-                    return
-                if self.stats.held_bytes > limits.max_inflight_body_bytes:
-                    await self._refuse(
-                        send, 503, "service overloaded: too many request bodies in progress; retry later",
-                        {"Retry-After": str(self.retry_after())},
-                    )  # fmt: skip
-                    return
-                chunks.append(chunk)
-                more = bool(message.get("more_body", False))
-            body = b"".join(chunks)
-            chunks.clear()
+            body = await self._read_body(receive, send, held)
+            if body is None:
+                return
             replayed = False
 
             async def replay() -> Message:
@@ -131,4 +141,4 @@ class RequestGuard:
 
             await self.app(scope, replay, send)
         finally:
-            self.stats.held_bytes -= held
+            self.stats.held_bytes -= held[0]
