@@ -7,12 +7,13 @@ the fast tokenizer, so pairs are assembled from cached token ids without tokenis
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from tokenizers import Tokenizer
 
-__all__ = ["PairEncoder", "PairPlan"]
+__all__ = ["Encoder", "PairEncoder", "PairPlan", "Unit", "clean_text", "fit_pair"]
 
 logger = logging.getLogger(__name__)
 
@@ -32,15 +33,84 @@ class _Template:
         return len(self.prefix) + len(self.middle) + len(self.suffix)
 
 
+Unit = tuple[list[int], list[int]]
+"""One model input: token ids and token type ids."""
+
+
 @dataclass(frozen=True)
 class PairPlan:
     """The model inputs of one pair: one unit (truncate) or several (window), plus what was cut."""
 
-    units: list[tuple[list[int], list[int]]]
+    units: list[Unit]
     truncated_tokens: int
 
 
-def _clean(text: str) -> str:
+class Encoder(Protocol):
+    """What the scoring core needs of a pair encoder: ``PairEncoder``, or ``PromptEncoder`` for causal LMs."""
+
+    pad_id: int
+    uses_token_types: bool
+
+    @property
+    def special_count(self) -> int: ...
+
+    def query_room(self, max_length: int) -> int: ...
+
+    def query_tokens(self, query: str) -> int: ...
+
+    def plans(
+        self, pairs: Sequence[tuple[str, str]], max_length: int, window: bool, overlap: int | None
+    ) -> list[PairPlan]: ...
+
+
+def query_room(max_length: int, special_count: int) -> int:
+    """The longest query kept whole: three quarters of what the template leaves."""
+    room = max_length - special_count
+    return room - room // 4
+
+
+def fit_pair(
+    query_ids: list[int],
+    document_ids: list[int],
+    special_count: int,
+    assemble: Callable[[list[int], list[int]], Unit],
+    max_length: int,
+    window: bool,
+    overlap: int | None,
+) -> PairPlan:
+    """Fit one pair into ``max_length``: the document is cut (or windowed), never the query first.
+
+    ``assemble`` builds a model input from query and document ids around ``special_count`` template
+    tokens. Windows overlap by ``overlap`` tokens; ``None`` means half a window, so any passage up to
+    half a window long is seen whole by at least one window.
+    """
+    room = max_length - special_count
+    keep = query_room(max_length, special_count)
+    if len(query_ids) > keep:
+        logger.warning(
+            "query of %d tokens leaves no room for the document within max_length=%d; keeping its first %d tokens",
+            len(query_ids),
+            max_length,
+            keep,
+        )
+        query_ids = query_ids[:keep]
+    budget = room - len(query_ids)
+    if len(document_ids) <= budget:
+        return PairPlan([assemble(query_ids, document_ids)], 0)
+    if not window:
+        return PairPlan([assemble(query_ids, document_ids[:budget])], len(document_ids) - budget)
+    step = budget - (budget // 2 if overlap is None else min(overlap, budget - 1))
+    units = []
+    start = 0
+    while True:
+        units.append(assemble(query_ids, document_ids[start : start + budget]))
+        if start + budget >= len(document_ids):
+            break
+        start += step
+    return PairPlan(units, 0)
+
+
+def clean_text(text: str) -> str:
     """Lone surrogates cannot cross into the Rust tokenizer; replace them rather than crash."""
     try:
         text.encode("utf-8")
@@ -95,15 +165,18 @@ class PairEncoder:
 
     def query_room(self, max_length: int) -> int:
         """The longest query ``plan`` keeps whole: three quarters of what the template leaves."""
-        room = max_length - self.special_count
-        return room - room // 4
+        return query_room(max_length, self.special_count)
+
+    def query_tokens(self, query: str) -> int:
+        """Tokens of ``query`` alone, without special tokens."""
+        return len(self.tokenize([query])[0])
 
     def tokenize(self, texts: list[str]) -> list[list[int]]:
         """Token ids of each text, without special tokens."""
-        encodings = self._tokenizer.encode_batch([_clean(text) for text in texts], add_special_tokens=False)
+        encodings = self._tokenizer.encode_batch([clean_text(text) for text in texts], add_special_tokens=False)
         return [encoding.ids for encoding in encodings]
 
-    def assemble(self, query_ids: list[int], document_ids: list[int]) -> tuple[list[int], list[int]]:
+    def assemble(self, query_ids: list[int], document_ids: list[int]) -> Unit:
         """Input ids and token type ids of one pair, following the tokenizer's template."""
         template = self._template
         ids: list[int] = []
@@ -123,32 +196,13 @@ class PairEncoder:
     def plan(
         self, query_ids: list[int], document_ids: list[int], max_length: int, window: bool, overlap: int | None
     ) -> PairPlan:
-        """Fit one pair into ``max_length``: the document is cut (or windowed), never the query first.
+        """Fit one pair of token ids into ``max_length`` (see ``fit_pair``)."""
+        return fit_pair(query_ids, document_ids, self.special_count, self.assemble, max_length, window, overlap)
 
-        Windows overlap by ``overlap`` tokens; ``None`` means half a window, so any passage up to half a
-        window long is seen whole by at least one window.
-        """
-        room = max_length - self.special_count
-        keep = self.query_room(max_length)
-        if len(query_ids) > keep:
-            logger.warning(
-                "query of %d tokens leaves no room for the document within max_length=%d; keeping its first %d tokens",
-                len(query_ids),
-                max_length,
-                keep,
-            )
-            query_ids = query_ids[:keep]
-        budget = room - len(query_ids)
-        if len(document_ids) <= budget:
-            return PairPlan([self.assemble(query_ids, document_ids)], 0)
-        if not window:
-            return PairPlan([self.assemble(query_ids, document_ids[:budget])], len(document_ids) - budget)
-        step = budget - (budget // 2 if overlap is None else min(overlap, budget - 1))
-        units = []
-        start = 0
-        while True:
-            units.append(self.assemble(query_ids, document_ids[start : start + budget]))
-            if start + budget >= len(document_ids):
-                break
-            start += step
-        return PairPlan(units, 0)
+    def plans(
+        self, pairs: Sequence[tuple[str, str]], max_length: int, window: bool, overlap: int | None
+    ) -> list[PairPlan]:
+        """The plan of every pair; each distinct text is tokenised once."""
+        texts = list(dict.fromkeys(text for pair in pairs for text in pair))
+        ids = dict(zip(texts, self.tokenize(texts), strict=True))
+        return [self.plan(ids[query], ids[document], max_length, window, overlap) for query, document in pairs]

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 
-from rerank_plugins.encoding import PairEncoder
+from rerank_plugins.encoding import Encoder, Unit
 from rerank_plugins.loading import LoadedModel
 
 __all__ = ["UnitScores", "score_units"]
@@ -26,7 +26,7 @@ SHAPE_STEP = 16
 length bucket, so memory stays flat over many batch shapes (a few % more padding)."""
 
 
-def _width(model: LoadedModel, batch: list[tuple[list[int], list[int]]]) -> int:
+def _width(model: LoadedModel, batch: list[Unit]) -> int:
     """Padded length of a batch: its longest input, rounded up to a bucket for OpenVINO."""
     width = max(len(ids) for ids, _ in batch)
     if model.runtime == "openvino":
@@ -34,7 +34,7 @@ def _width(model: LoadedModel, batch: list[tuple[list[int], list[int]]]) -> int:
     return width
 
 
-def _margins(model: LoadedModel, encoder: PairEncoder, batch: list[tuple[list[int], list[int]]]) -> torch.Tensor:
+def _margins(model: LoadedModel, encoder: Encoder, batch: list[Unit]) -> torch.Tensor:
     """fp32 relevance logits of one batch (log-odds of the positive class for two-label models)."""
     width = _width(model, batch)
     input_ids = torch.full((len(batch), width), encoder.pad_id, dtype=torch.long)
@@ -54,7 +54,7 @@ def _margins(model: LoadedModel, encoder: PairEncoder, batch: list[tuple[list[in
     return logits[:, 0].cpu()
 
 
-def _score_batch(model: LoadedModel, encoder: PairEncoder, batch: list[tuple[list[int], list[int]]]) -> torch.Tensor:
+def _score_batch(model: LoadedModel, encoder: Encoder, batch: list[Unit]) -> torch.Tensor:
     """Score a batch, halving it on out-of-memory until one pair alone does not fit."""
     try:
         return _margins(model, encoder, batch)
@@ -75,6 +75,22 @@ def _score_batch(model: LoadedModel, encoder: PairEncoder, batch: list[tuple[lis
         return torch.cat([_score_batch(model, encoder, batch[:half]), _score_batch(model, encoder, batch[half:])])
 
 
+def _batches(order: list[int], units: list[Unit], batch_size: int, max_padding: int | None) -> Iterator[list[int]]:
+    """Consecutive runs of the length-sorted ``order``: ``batch_size`` long, or shorter where a unit
+    would be padded by more than ``max_padding`` tokens."""
+    batch: list[int] = []
+    for position in order:
+        full = len(batch) == batch_size
+        if batch and (
+            full or max_padding is not None and len(units[batch[0]][0]) - len(units[position][0]) > max_padding
+        ):
+            yield batch
+            batch = []
+        batch.append(position)
+    if batch:
+        yield batch
+
+
 @dataclass(frozen=True)
 class UnitScores:
     """fp32 margins of model inputs in input order, and the token counts spent on them."""
@@ -87,8 +103,8 @@ class UnitScores:
 @torch.inference_mode()
 def score_units(
     model: LoadedModel,
-    encoder: PairEncoder,
-    units: list[tuple[list[int], list[int]]],
+    encoder: Encoder,
+    units: list[Unit],
     batch_size: int,
     on_batch: Callable[[int], object] | None = None,
 ) -> UnitScores:
@@ -99,8 +115,7 @@ def score_units(
     order = sorted(range(len(units)), key=lambda position: -len(units[position][0]))
     margins = np.empty(len(units), dtype=np.float32)
     padded = 0
-    for start in range(0, len(order), batch_size):
-        positions = order[start : start + batch_size]
+    for positions in _batches(order, units, batch_size, model.max_padding):
         batch = [units[position] for position in positions]
         margins[positions] = _score_batch(model, encoder, batch).numpy()
         padded += len(batch) * _width(model, batch)

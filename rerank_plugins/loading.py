@@ -14,8 +14,9 @@ from typing import Any
 import torch
 
 from rerank_plugins.devices import DTYPES, cpu_has_native_bf16
-from rerank_plugins.runtime import Forward, torch_forward
+from rerank_plugins.runtime import Forward, scoring_module, torch_forward
 from rerank_plugins.runtime.openvino import openvino_forward
+from rerank_plugins.runtime.scoring import ScoreTokens
 
 __all__ = ["LoadedModel", "load_model", "check_model_reference"]
 
@@ -33,7 +34,7 @@ class LoadedModel:
     revision: str | None
     device: str
     precision: str
-    network: Any  # transformers PreTrainedModel (…ForSequenceClassification)
+    network: Any  # transformers PreTrainedModel (…ForSequenceClassification or …ForCausalLM)
     tokenizer: Any  # transformers fast tokenizer
     runtime: str
     forward: Forward
@@ -41,6 +42,15 @@ class LoadedModel:
     num_labels: int
     max_length: int
     max_positions: int
+    score_tokens: ScoreTokens | None = None
+    """A causal-LM reranker's (true, false) token ids; ``None`` for sequence classifiers."""
+    max_padding: int | None = None
+    """Most pad tokens a row of a batch may carry; ``None`` for no limit (see ``_max_padding``)."""
+
+    @property
+    def is_causal(self) -> bool:
+        """True for causal-LM rerankers, which score a prompt's next token."""
+        return self.score_tokens is not None
 
 
 def _is_local_reference(model: str) -> bool:
@@ -87,8 +97,11 @@ def _read_config(model: str, revision: str | None, trust_remote_code: bool) -> A
         ) from error
 
 
-def _check_is_cross_encoder(model: str, config: Any) -> int:
-    """Refuse bi-encoders and classifiers of the wrong shape before any weights are read."""
+def _check_is_cross_encoder(model: str, config: Any) -> tuple[int, bool]:
+    """Refuse bi-encoders and models that cannot score pairs before any weights are read.
+
+    Returns the number of labels and whether the model is a causal-LM reranker (``*ForCausalLM``).
+    """
     architectures = list(getattr(config, "architectures", None) or [])
     modules_file = Path(model) / "modules.json"
     if modules_file.is_file():
@@ -99,11 +112,20 @@ def _check_is_cross_encoder(model: str, config: Any) -> int:
                 "Expected a model that scores (query, document) pairs, such as "
                 "'cross-encoder/ms-marco-MiniLM-L6-v2'. Use bi-encoders for retrieval (FaissRetriever)."
             )
+    if getattr(config, "is_encoder_decoder", False):
+        raise ValueError(
+            f"{model!r} is an encoder-decoder model ({', '.join(architectures) or config.model_type}); "
+            "rerank-plugins scores sequence classifiers (BERT, XLM-R, ELECTRA, DeBERTa, ModernBERT) and "
+            "causal-LM rerankers (Qwen3-Reranker, mxbai-rerank-v2, bge-reranker-v2-gemma)."
+        )
+    if architectures and architectures[0].endswith("ForCausalLM"):
+        return 1, True
     if architectures and not any(name.endswith("ForSequenceClassification") for name in architectures):
         raise ValueError(
             f"{model!r} is a {', '.join(architectures)} model, not a cross-encoder. Expected a "
             "*ForSequenceClassification model with one relevance logit (or two labels), such as "
-            "'cross-encoder/ms-marco-MiniLM-L6-v2'."
+            "'cross-encoder/ms-marco-MiniLM-L6-v2', or a causal-LM reranker (*ForCausalLM) such as "
+            "'Qwen/Qwen3-Reranker-0.6B'."
         )
     num_labels = int(getattr(config, "num_labels", 1))
     if num_labels not in (1, 2):
@@ -112,7 +134,17 @@ def _check_is_cross_encoder(model: str, config: Any) -> int:
             f"{model!r} is a classifier with {num_labels} labels ({labels}); a reranker needs one relevance "
             "logit or two labels (not relevant, relevant)."
         )
-    return num_labels
+    return num_labels, False
+
+
+def _score_tokens(model: str, encoder: Any) -> ScoreTokens:
+    """The (true, false) token ids of the LogitScore module sentence-transformers built for a causal LM."""
+    from sentence_transformers.cross_encoder.modules import LogitScore
+
+    for module in encoder:
+        if isinstance(module, LogitScore):
+            return int(module.true_token_id), None if module.false_token_id is None else int(module.false_token_id)
+    raise ValueError(f"{model!r} is a causal LM without a LogitScore module: nothing says which tokens score")
 
 
 def _upcast_inputs(module: torch.nn.Module, args: tuple[Any, ...]) -> tuple[Any, ...]:
@@ -121,27 +153,80 @@ def _upcast_inputs(module: torch.nn.Module, args: tuple[Any, ...]) -> tuple[Any,
 
 def _keep_head_in_fp32(network: Any) -> None:
     """Run the pooler and classifier in fp32 so low-precision models still give finely resolved scores."""
-    heads = (getattr(network, "classifier", None), getattr(network.base_model, "pooler", None))
+    heads = (
+        getattr(network, "classifier", None),
+        getattr(network.base_model, "pooler", None),
+        getattr(network, "pooler", None),  # DeBERTa
+        getattr(network, "head", None),  # ModernBERT
+    )
     for head in heads:
         if isinstance(head, torch.nn.Module):
             head.float()
             head.register_forward_pre_hook(_upcast_inputs)
 
 
-def _forward(model: str, revision: str | None, runtime: str, precision: str, network: Any, tokenizer: Any) -> Forward:
+EXAMPLE_TOKENS = 320
+"""Length of the long row an export is traced with: past ModernBERT's 128-token local attention, so
+the traced graph takes the branch every long input takes."""
+
+
+def _max_padding(runtime: str, config: Any) -> int | None:
+    """OpenVINO's attention gives NaN for a query that sees no key. A pad token further than half a
+    local-attention window (ModernBERT) from every real token sees none, and its NaN values reach the
+    real tokens through the next layer, so batches of such models keep padding within half a window."""
+    window = getattr(config, "local_attention", None)
+    if runtime != "openvino" or not isinstance(window, int) or window <= 0:
+        return None
+    from rerank_plugins.inference import SHAPE_STEP
+
+    return max(0, window // 2 - SHAPE_STEP)
+
+
+def _example_inputs(tokenizer: Any, names: list[str]) -> dict[str, torch.Tensor]:
+    """Two real pairs of the model's own tokens, right-padded: the example an export is traced with."""
+    long_text = " ".join(["Dicer binds the protein TRBP in human cells."] * 40)  # past local-attention windows
+    rows = [
+        tokenizer("which protein binds dicer", long_text, truncation="only_second", max_length=EXAMPLE_TOKENS),
+        tokenizer("cells", "T cells.", truncation=True),
+    ]
+    width = max(len(row["input_ids"]) for row in rows)
+    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+    example = {name: torch.zeros((len(rows), width), dtype=torch.long) for name in names}
+    for index, row in enumerate(rows):
+        length = len(row["input_ids"])
+        example["input_ids"][index] = pad
+        example["input_ids"][index, :length] = torch.tensor(row["input_ids"])
+        example["attention_mask"][index, :length] = 1
+        if "token_type_ids" in example and "token_type_ids" in row:
+            example["token_type_ids"][index, :length] = torch.tensor(row["token_type_ids"])
+    return example
+
+
+def _forward(
+    model: str,
+    revision: str | None,
+    runtime: str,
+    precision: str,
+    network: Any,
+    tokenizer: Any,
+    score_tokens: ScoreTokens | None,
+) -> Forward:
     """Set the network up for ``runtime`` and ``precision`` and return its forward pass."""
     if runtime == "openvino":
         names = ["input_ids", "attention_mask"]
-        if "token_type_ids" in getattr(tokenizer, "model_input_names", ()):
-            names.append("token_type_ids")
+        token_types = "token_type_ids" in getattr(tokenizer, "model_input_names", ())
+        if score_tokens is None and token_types and getattr(network.config, "type_vocab_size", 2) > 0:
+            names.append("token_type_ids")  # DeBERTa-v3 has none (type_vocab_size 0), so its graph takes none
         source = {"name": model, "revision": revision, "commit": getattr(network.config, "_commit_hash", None)}
-        forward = openvino_forward(network, names, precision, cpu_has_native_bf16(), source)
+        module = scoring_module(network, score_tokens)
+        example = _example_inputs(tokenizer, names)
+        forward = openvino_forward(module, example, precision, cpu_has_native_bf16(), source)
         network.to("meta")  # OpenVINO holds its own weights; keep the module tree (config, shapes), free the memory
         return forward
     if precision != "fp32":
         network.to(DTYPES[precision])
         _keep_head_in_fp32(network)
-    return torch_forward(network)
+    return torch_forward(network, score_tokens)
 
 
 def _load(
@@ -150,7 +235,7 @@ def _load(
     from sentence_transformers import CrossEncoder
 
     config = _read_config(model, revision, trust_remote_code)
-    num_labels = _check_is_cross_encoder(model, config)
+    num_labels, causal = _check_is_cross_encoder(model, config)
     try:
         encoder = CrossEncoder(model, device=device, revision=revision, trust_remote_code=trust_remote_code)
     except Exception as error:  # safetensors, torch and transformers each raise their own types
@@ -158,9 +243,10 @@ def _load(
     tokenizer = encoder.tokenizer
     if tokenizer is None or not getattr(tokenizer, "is_fast", False):
         raise ValueError(f"{model!r} has no fast (Rust) tokenizer (tokenizer.json); rerank-plugins needs one")
+    score_tokens = _score_tokens(model, encoder) if causal else None
     network = encoder.model
     network.eval()
-    forward = _forward(model, revision, runtime, precision, network, tokenizer)
+    forward = _forward(model, revision, runtime, precision, network, tokenizer, score_tokens)
     max_positions = int(getattr(network.config, "max_position_embeddings", 512))
     configured = int(encoder.max_seq_length or max_positions)
     logger.info(
@@ -184,6 +270,8 @@ def _load(
         num_labels=num_labels,
         max_length=min(configured, max_positions),
         max_positions=max_positions,
+        score_tokens=score_tokens,
+        max_padding=_max_padding(runtime, network.config),
     )
 
 

@@ -14,9 +14,10 @@ from tqdm.auto import tqdm
 from rerank_plugins.backend import PairScore, RerankBackend
 from rerank_plugins.cache import ScoreCache, pair_digest
 from rerank_plugins.devices import Precision, resolve_device, resolve_precision
-from rerank_plugins.encoding import PairEncoder
+from rerank_plugins.encoding import Encoder, PairEncoder, Unit
 from rerank_plugins.inference import score_units
 from rerank_plugins.loading import LoadedModel, check_model_reference, load_model
+from rerank_plugins.prompting import PromptEncoder
 from rerank_plugins.results import ScoringStats
 from rerank_plugins.runtime import Runtime, resolve_runtime
 from rerank_plugins.scores import aggregate_windows, scores_and_relevance
@@ -81,6 +82,8 @@ class Reranker(RerankBackend):
         revision: Model revision on the hub (branch, tag or commit).
         trust_remote_code: Run custom model code from the model repository (off by default).
         show_progress_bar: ``None`` shows one for large jobs only.
+        instruction: For causal-LM rerankers (Qwen3-Reranker, ...): the task instruction in their prompt;
+            ``None`` keeps the model's own default. Sequence classifiers have no prompt and refuse it.
 
     Example:
         >>> reranker = Reranker("../shared/models/minilm-l6-scifact-ce")  # doctest: +SKIP
@@ -104,6 +107,7 @@ class Reranker(RerankBackend):
         revision: str | None = None,
         trust_remote_code: bool = False,
         show_progress_bar: bool | None = None,
+        instruction: str | None = None,
     ) -> None:
         self.model_name = check_model_reference(model)
         self.device = resolve_device(device)
@@ -127,9 +131,12 @@ class Reranker(RerankBackend):
         self.revision = revision
         self.trust_remote_code = bool(trust_remote_code)
         self.show_progress_bar = show_progress_bar
+        if instruction is not None and (not isinstance(instruction, str) or not instruction.strip()):
+            raise ValueError(f"instruction must be None or a non-empty string, got {instruction!r}")
+        self.instruction = instruction
         self._cache: ScoreCache[PairScore] = ScoreCache(cache_size)
         self._loaded: LoadedModel | None = None
-        self._encoder: PairEncoder | None = None
+        self._encoder: Encoder | None = None
         self._load_lock = threading.Lock()
         self._stats = ScoringStats()
         self._stats_lock = threading.Lock()
@@ -138,7 +145,9 @@ class Reranker(RerankBackend):
         return (
             f"Reranker(model={self.model_name!r}, device={self.device!r}, precision={self.precision!r}, "
             f"runtime={self.runtime!r}, "
-            f"batch_size={self.batch_size}, long_documents={self.long_documents!r})"
+            f"batch_size={self.batch_size}, long_documents={self.long_documents!r}"
+            + ("" if self.instruction is None else f", instruction={self.instruction!r}")
+            + ")"
         )
 
     def options(self) -> dict[str, Any]:
@@ -157,6 +166,7 @@ class Reranker(RerankBackend):
             "revision": self.revision,
             "trust_remote_code": self.trust_remote_code,
             "show_progress_bar": self.show_progress_bar,
+            "instruction": self.instruction,
         }
 
     # -- loading -----------------------------------------------------------------------------------
@@ -166,7 +176,7 @@ class Reranker(RerankBackend):
         self._model()
         return self
 
-    def _model(self) -> tuple[LoadedModel, PairEncoder]:
+    def _model(self) -> tuple[LoadedModel, Encoder]:
         with self._load_lock:
             if self._loaded is None or self._encoder is None:
                 loaded = load_model(
@@ -182,11 +192,21 @@ class Reranker(RerankBackend):
                         f"max_length={self._max_length} exceeds the {loaded.max_positions} "
                         f"positions {self.model_name!r} was built for"
                     )
-                encoder = PairEncoder(loaded.tokenizer)
+                encoder = self._pair_encoder(loaded)
                 if (self._max_length or loaded.max_length) <= encoder.special_count + 2:
                     raise ValueError(f"max_length={self._max_length} leaves no room for a query and a document")
                 self._loaded, self._encoder = loaded, encoder
             return self._loaded, self._encoder
+
+    def _pair_encoder(self, loaded: LoadedModel) -> Encoder:
+        if loaded.is_causal:
+            return PromptEncoder(loaded.tokenizer, self.instruction, self.model_name)
+        if self.instruction is not None:
+            raise ValueError(
+                f"instruction= is for causal-LM rerankers (Qwen3-Reranker, mxbai-rerank-v2, ...); "
+                f"{self.model_name!r} is a sequence classifier, which takes no prompt"
+            )
+        return PairEncoder(loaded.tokenizer)
 
     @property
     def max_length(self) -> int:
@@ -204,15 +224,13 @@ class Reranker(RerankBackend):
         A service checks budgets with it before admitting work; it tokenises a few documents at a time.
         """
         _, encoder = self._model()
-        query_ids = encoder.tokenize([query])[0]
-        kept = query_ids[: self.max_query_tokens]
         window, max_length = self.long_documents == "window", self.max_length
         pair_tokens: list[int] = []
         for start in range(0, len(documents), COST_SLICE):
-            for document_ids in encoder.tokenize(list(documents[start : start + COST_SLICE])):
-                plan = encoder.plan(kept, document_ids, max_length, window, self.window_overlap)
+            pairs = [(query, document) for document in documents[start : start + COST_SLICE]]
+            for plan in encoder.plans(pairs, max_length, window, self.window_overlap):
                 pair_tokens.append(sum(len(ids) for ids, _ in plan.units))
-        return TokenCost(len(query_ids), pair_tokens)
+        return TokenCost(encoder.query_tokens(query), pair_tokens)
 
     @property
     def stats(self) -> ScoringStats:
@@ -241,6 +259,7 @@ class Reranker(RerankBackend):
             self.long_documents,
             self.window_aggregation,
             self.window_overlap,
+            self.instruction,
         )
 
     # -- scoring -----------------------------------------------------------------------------------
@@ -268,17 +287,14 @@ class Reranker(RerankBackend):
         return [known[pair] for pair in pairs]
 
     def _run(
-        self, loaded: LoadedModel, encoder: PairEncoder, pairs: list[tuple[str, str]], progress: tqdm[Any]
+        self, loaded: LoadedModel, encoder: Encoder, pairs: list[tuple[str, str]], progress: tqdm[Any]
     ) -> list[PairScore]:
         started = time.perf_counter()
-        texts = list(dict.fromkeys(text for pair in pairs for text in pair))
-        token_ids = dict(zip(texts, encoder.tokenize(texts), strict=True))
         window, max_length = self.long_documents == "window", self.max_length
-        units: list[tuple[list[int], list[int]]] = []
+        units: list[Unit] = []
         owners: list[int] = []
         truncated: list[int] = []
-        for owner, (query, document) in enumerate(pairs):
-            plan = encoder.plan(token_ids[query], token_ids[document], max_length, window, self.window_overlap)
+        for owner, plan in enumerate(encoder.plans(pairs, max_length, window, self.window_overlap)):
             units.extend(plan.units)
             owners.extend([owner] * len(plan.units))
             truncated.append(plan.truncated_tokens)

@@ -7,10 +7,10 @@ from typing import Any, Literal
 
 import torch
 
-from rerank_plugins.runtime.cls_only import ClsOnlyBert, supports_cls_only
 from rerank_plugins.runtime.openvino import openvino_available
+from rerank_plugins.runtime.scoring import ScoreTokens, scoring_module
 
-__all__ = ["RUNTIMES", "Forward", "Runtime", "resolve_runtime", "torch_forward"]
+__all__ = ["RUNTIMES", "Forward", "Runtime", "resolve_runtime", "scoring_module", "torch_forward"]
 
 Runtime = Literal["auto", "torch", "openvino"]
 RUNTIMES: tuple[str, ...] = ("auto", "torch", "openvino")
@@ -40,19 +40,16 @@ def resolve_runtime(runtime: str, device: str, precision: str) -> str:
     return runtime
 
 
-def torch_forward(network: Any) -> Forward:
-    """The network's own forward pass, or the [CLS]-only last layer for plain BERT classifiers."""
-    if supports_cls_only(network):
-        cls_only = ClsOnlyBert(network)
+def torch_forward(network: Any, score_tokens: ScoreTokens | None = None) -> Forward:
+    """The forward pass of ``scoring_module`` over a dict of named inputs."""
+    module = scoring_module(network, score_tokens)
 
-        def cls_forward(inputs: dict[str, torch.Tensor]) -> torch.Tensor:
-            logits: torch.Tensor = cls_only(inputs["input_ids"], inputs["attention_mask"], inputs.get("token_type_ids"))
-            return logits
-
-        return cls_forward
-
-    def full_forward(inputs: dict[str, torch.Tensor]) -> torch.Tensor:
-        logits: torch.Tensor = network(**inputs).logits
+    def forward(inputs: dict[str, torch.Tensor]) -> torch.Tensor:
+        logits: torch.Tensor = module(inputs["input_ids"], inputs["attention_mask"], *_token_types(inputs))
         return logits
 
-    return full_forward
+    return forward
+
+
+def _token_types(inputs: dict[str, torch.Tensor]) -> tuple[torch.Tensor, ...]:
+    return (inputs["token_type_ids"],) if "token_type_ids" in inputs else ()

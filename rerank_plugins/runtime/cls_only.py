@@ -1,8 +1,9 @@
-"""A BERT cross-encoder forward pass whose last layer is computed for the [CLS] token only.
+"""An encoder cross-encoder forward pass whose last layer is computed for the first token only.
 
-The relevance score reads only the [CLS] row of the last layer, so that layer's queries, attention
-output and feed-forward are needed for one token per pair, not all of them: about a seventh of the
-work of a six-layer model, with the same result (equal to the full forward pass to float rounding).
+The relevance score reads only the first ([CLS] / ``<s>``) row of the last layer, so that layer's
+queries, attention output and feed-forward are needed for one token per pair, not all of them: about
+a seventh of the work of a six-layer model, with the same result (equal to the full forward pass to
+float rounding). BERT, RoBERTa / XLM-R and ELECTRA share this layer structure and a first-token head.
 """
 
 from __future__ import annotations
@@ -13,20 +14,28 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-__all__ = ["ClsOnlyBert", "supports_cls_only"]
+__all__ = ["CLS_ONLY_FAMILIES", "ClsOnlyEncoder", "supports_cls_only"]
+
+CLS_ONLY_FAMILIES = ("bert", "roberta", "xlm-roberta", "electra")
+"""Model types whose classifiers read the first token of a BERT-layout encoder."""
 
 
 def supports_cls_only(network: Any) -> bool:
-    """True for plain BERT classifiers (absolute positions, encoder only), the layout this module knows."""
+    """True for encoder classifiers of a family above with absolute positions and a first-token head."""
     config = getattr(network, "config", None)
+    model_type = getattr(config, "model_type", None)
+    if model_type not in CLS_ONLY_FAMILIES or not hasattr(network, "classifier"):
+        return False
+    base = getattr(network, "base_model", None)
+    first_token_head = model_type != "bert" or getattr(base, "pooler", None) is not None
     return (
-        getattr(config, "model_type", None) == "bert"
+        first_token_head
         and getattr(config, "position_embedding_type", "absolute") == "absolute"
         and not getattr(config, "is_decoder", False)
+        and not getattr(config, "add_cross_attention", False)
         and not getattr(config, "chunk_size_feed_forward", 0)
-        and hasattr(network, "bert")
-        and getattr(network.bert, "pooler", None) is not None
-        and hasattr(network, "classifier")
+        and hasattr(base, "embeddings")
+        and hasattr(base, "encoder")
     )
 
 
@@ -51,24 +60,30 @@ def _layer(layer: Any, queries: torch.Tensor, hidden: torch.Tensor, mask: torch.
     return result
 
 
-class ClsOnlyBert(nn.Module):
-    """Relevance logits of a ``BertForSequenceClassification``, sharing its weights (nothing is copied)."""
+class ClsOnlyEncoder(nn.Module):
+    """Relevance logits of a BERT, RoBERTa/XLM-R or ELECTRA classifier, sharing its weights (nothing copied)."""
 
     def __init__(self, network: Any) -> None:
         super().__init__()
         if not supports_cls_only(network):
-            raise ValueError(f"{type(network).__name__} is not a plain BERT classifier")
+            raise ValueError(
+                f"{type(network).__name__} is not an encoder classifier of the families {CLS_ONLY_FAMILIES}"
+            )
         self.network = network
 
     def forward(
         self, input_ids: torch.Tensor, attention_mask: torch.Tensor, token_type_ids: torch.Tensor | None = None
     ) -> torch.Tensor:
-        bert = self.network.bert
-        hidden = bert.embeddings(input_ids=input_ids, token_type_ids=token_type_ids)
+        base = self.network.base_model
+        hidden = base.embeddings(input_ids=input_ids, token_type_ids=token_type_ids)
+        project = getattr(base, "embeddings_project", None)  # ELECTRA with embedding_size != hidden_size
+        if project is not None:
+            hidden = project(hidden)
         mask = attention_mask[:, None, None, :].bool()
-        layers = list(bert.encoder.layer)
+        layers = list(base.encoder.layer)
         for layer in layers[:-1]:
             hidden = _layer(layer, hidden, hidden, mask)
         first = _layer(layers[-1], hidden[:, :1], hidden, mask)
-        logits: torch.Tensor = self.network.classifier(bert.pooler(first))
+        pooler = getattr(base, "pooler", None)
+        logits: torch.Tensor = self.network.classifier(pooler(first) if pooler is not None else first)
         return logits

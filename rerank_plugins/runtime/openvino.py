@@ -22,7 +22,6 @@ import torch
 from torch import nn
 
 from rerank_plugins._optional import require
-from rerank_plugins.runtime.cls_only import ClsOnlyBert, supports_cls_only
 
 __all__ = ["cache_root", "openvino_forward", "openvino_available"]
 
@@ -30,7 +29,7 @@ logger = logging.getLogger(__name__)
 
 DYNAMIC_QUANTIZATION_GROUP = 64
 """Activation values per int8 scale in ``int8``: smaller is closer to fp32, larger is faster."""
-_FORMAT = 1  # bump when the exported graph changes, so old cache entries are not reused
+_FORMAT = 2  # bump when the exported graph changes, so old cache entries are not reused
 
 
 def openvino_available() -> bool:
@@ -46,19 +45,6 @@ def cache_root() -> Path:
     """Where exported models are kept: ``$RERANK_PLUGINS_CACHE`` or ``~/.cache/rerank-plugins``."""
     configured = os.environ.get("RERANK_PLUGINS_CACHE")
     return Path(configured).expanduser() if configured else Path.home() / ".cache" / "rerank-plugins"
-
-
-class _Logits(nn.Module):
-    """Any ``*ForSequenceClassification`` as a function of tensors to logits, for export."""
-
-    def __init__(self, network: Any) -> None:
-        super().__init__()
-        self.network = network
-
-    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, *rest: torch.Tensor) -> torch.Tensor:
-        extra = {"token_type_ids": rest[0]} if rest else {}
-        logits: torch.Tensor = self.network(input_ids=input_ids, attention_mask=attention_mask, **extra).logits
-        return logits
 
 
 def _fingerprint(source: dict[str, Any], network: Any) -> str:
@@ -79,14 +65,14 @@ def _fingerprint(source: dict[str, Any], network: Any) -> str:
     return hashlib.sha256(json.dumps(facts, sort_keys=True, default=str).encode()).hexdigest()[:24]
 
 
-def _export(network: Any, input_names: list[str], quantise: bool, target: Path) -> None:
-    """Convert to OpenVINO IR (dynamic batch and length) and save it under ``target`` atomically."""
+def _export(module: nn.Module, example: dict[str, torch.Tensor], quantise: bool, target: Path) -> None:
+    """Convert to OpenVINO IR (dynamic batch and length) and save it under ``target`` atomically.
+
+    ``example`` holds real inputs of the model (token ids within its vocabulary and positions), with
+    one padded row so no branch that skips the mask is traced.
+    """
     ov = require("openvino", "openvino")
-    module = ClsOnlyBert(network) if supports_cls_only(network) else _Logits(network)
-    rows = torch.tensor([[101, 2000, 2001, 102, 2002, 2003, 102, 0], [101, 2004, 102, 2005, 2006, 2007, 2008, 102]])
-    mask = (rows != 0).long()  # one padded row, so no branch that skips the mask is traced
-    example = {"input_ids": rows, "attention_mask": mask, "token_type_ids": torch.zeros_like(rows)}
-    example = {name: example[name] for name in input_names}
+    input_names = list(example)
     with torch.inference_mode(), warnings.catch_warnings():
         warnings.simplefilter("ignore")  # tracer warnings about shapes the dynamic inputs below cover
         converted = ov.convert_model(
@@ -116,16 +102,27 @@ def _export(network: Any, input_names: list[str], quantise: bool, target: Path) 
 
 
 def openvino_forward(
-    network: Any, input_names: list[str], precision: str, native_bf16: bool, source: dict[str, Any]
+    module: nn.Module,
+    example: dict[str, torch.Tensor],
+    precision: str,
+    native_bf16: bool,
+    source: dict[str, Any],
 ) -> Callable[[dict[str, torch.Tensor]], torch.Tensor]:
-    """Compile ``network`` with OpenVINO in ``precision`` (fp32, bf16 or int8), exporting it on first use."""
+    """Compile ``module`` (a ``scoring_module``) with OpenVINO in ``precision`` (fp32, bf16 or int8).
+
+    It is exported on first use from ``example`` inputs and cached under a key of the weights' identity.
+    """
     ov = require("openvino", "openvino")
     quantise = precision == "int8"
-    key = _fingerprint({**source, "weights": "int8" if quantise else "fp32", "inputs": input_names}, network)
+    input_names = list(example)
+    network = getattr(module, "network", module)
+    weights = "int8" if quantise else "fp32"
+    facts = {**source, "weights": weights, "inputs": input_names, "module": type(module).__name__}
+    key = _fingerprint(facts, network)
     target = cache_root() / "openvino" / key
     if not (target / "model.xml").is_file():
         logger.info("exporting %s to OpenVINO (%s weights) in %s", source.get("name"), precision, target)
-        _export(network, input_names, quantise, target)
+        _export(module, example, quantise, target)
     hint = "bf16" if precision == "bf16" or (quantise and native_bf16) else "f32"
     config: dict[str, Any] = {"INFERENCE_PRECISION_HINT": hint, "PERFORMANCE_HINT": "LATENCY"}
     if quantise:
