@@ -14,9 +14,9 @@ from typing import Any
 import torch
 
 from rerank_plugins.devices import DTYPES, cpu_has_native_bf16
-from rerank_plugins.runtime import Forward, scoring_module, torch_forward
+from rerank_plugins.runtime import Forward, torch_forward
 from rerank_plugins.runtime.openvino import openvino_forward
-from rerank_plugins.runtime.scoring import ScoreTokens
+from rerank_plugins.runtime.scoring import ScoreTokens, scoring_module
 
 __all__ = ["LoadedModel", "load_model", "check_model_reference"]
 

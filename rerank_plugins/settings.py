@@ -12,7 +12,16 @@ from rerank_plugins.reranker import DEFAULT_MODEL, Reranker
 
 __all__ = ["RerankSettings"]
 
-CORE_OPTIONS = ("model", "device", "precision", "runtime", "batch_size", "max_length", "long_documents")
+CORE_OPTIONS = (
+    "model",
+    "device",
+    "precision",
+    "runtime",
+    "batch_size",
+    "max_length",
+    "long_documents",
+    "instruction",
+)
 
 
 class RerankSettings(BaseModel):
@@ -40,6 +49,11 @@ class RerankSettings(BaseModel):
     max_length: int | None = Field(None, ge=1, description="Token limit per pair; None uses the model's own.")
     long_documents: Literal["truncate", "window"] = Field(
         "truncate", description="'truncate' cuts long documents; 'window' scores all of them in windows."
+    )
+    instruction: str | None = Field(
+        None,
+        min_length=1,
+        description="Task instruction of a causal-LM reranker's prompt (Qwen3-Reranker, ...); None keeps the model's.",
     )
     url: str | None = Field(
         None, description="Base URL of a rerank service; when set the model runs there (RemoteReranker)."

@@ -15,7 +15,7 @@ from transformers import AutoModelForSequenceClassification
 from rerank_plugins import Reranker
 from rerank_plugins.loading import _REGISTRY
 from rerank_plugins.runtime import resolve_runtime
-from rerank_plugins.runtime.cls_only import ClsOnlyBert
+from rerank_plugins.runtime.cls_only import ClsOnlyEncoder
 from rerank_plugins.runtime.openvino import cache_root
 
 
@@ -36,14 +36,14 @@ def test_cls_only_forward_equals_the_full_forward_pass(random_model: str) -> Non
     network = AutoModelForSequenceClassification.from_pretrained(random_model).eval()
     inputs = _padded_batch()
     expected = network(**inputs).logits
-    actual = ClsOnlyBert(network)(**inputs)
+    actual = ClsOnlyEncoder(network)(**inputs)
     assert actual.shape == expected.shape == (6, 1)
     torch.testing.assert_close(actual, expected, atol=1e-5, rtol=0)
 
 
 def test_cls_only_refuses_other_architectures() -> None:
-    with pytest.raises(ValueError, match="not a plain BERT classifier"):
-        ClsOnlyBert(torch.nn.Linear(2, 2))
+    with pytest.raises(ValueError, match="not an encoder classifier of the families"):
+        ClsOnlyEncoder(torch.nn.Linear(2, 2))
 
 
 @pytest.mark.parametrize("precision, top10_overlap", [("bf16", 0.9), ("int8", 0.8)])

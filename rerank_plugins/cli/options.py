@@ -20,6 +20,11 @@ def add_reranker_options(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--batch-size", type=int, default=32)
     group.add_argument("--max-length", type=int, default=None, help="tokens per pair (default: the model's own)")
     group.add_argument("--long-documents", default="truncate", choices=["truncate", "window"])
+    group.add_argument(
+        "--instruction",
+        default=None,
+        help="task instruction in the prompt of a causal-LM reranker such as Qwen3-Reranker (default: the model's)",
+    )
 
 
 def reranker_from(args: argparse.Namespace) -> Reranker:
@@ -32,5 +37,6 @@ def reranker_from(args: argparse.Namespace) -> Reranker:
         batch_size=args.batch_size,
         max_length=args.max_length,
         long_documents=args.long_documents,
+        instruction=args.instruction,
     )
     return reranker.load()

@@ -107,14 +107,21 @@ def _matmul_flops(reranker: Reranker, stats: ScoringStats) -> float:
     """FLOPs of the linear layers the mode actually ran: every weight costs 2 FLOPs per token it sees.
 
     With the [CLS]-only last layer, that layer's key and value projections see every token and the
-    rest of it (and the head) one token per model input.
+    rest of it (and the head) one token per model input. A causal-LM reranker runs its decoder over
+    every token and two rows of its output projection once per input.
     """
-    network = reranker._model()[0].network
+    loaded = reranker._model()[0]
+    network = loaded.network
+    if loaded.is_causal:
+        head = 2 * int(network.config.hidden_size)
+        return 2.0 * (_weights([network.base_model]) * stats.padded_tokens + head * stats.model_inputs)
     if not supports_cls_only(network):
         return 2.0 * _weights([network]) * stats.padded_tokens
-    last = network.bert.encoder.layer[-1]
+    base = network.base_model
+    last = base.encoder.layer[-1]
     key_value = _weights([last.attention.self.key, last.attention.self.value])
-    per_input = _weights([last, network.bert.pooler, network.classifier]) - key_value
+    heads = [module for module in (getattr(base, "pooler", None), network.classifier) if module is not None]
+    per_input = _weights([last, *heads]) - key_value
     per_token = _weights([network]) - per_input
     return 2.0 * (per_token * stats.padded_tokens + per_input * stats.model_inputs)
 

@@ -10,7 +10,7 @@ import torch
 from rerank_plugins.runtime.openvino import openvino_available
 from rerank_plugins.runtime.scoring import ScoreTokens, scoring_module
 
-__all__ = ["RUNTIMES", "Forward", "Runtime", "resolve_runtime", "scoring_module", "torch_forward"]
+__all__ = ["RUNTIMES", "Forward", "Runtime", "resolve_runtime", "torch_forward"]
 
 Runtime = Literal["auto", "torch", "openvino"]
 RUNTIMES: tuple[str, ...] = ("auto", "torch", "openvino")

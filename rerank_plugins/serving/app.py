@@ -168,6 +168,7 @@ def create_app(reranker: Reranker, limits: ServiceLimits | None = None, *, model
             "runtime": reranker.runtime,
             "max_length": reranker.max_length,
             "long_documents": reranker.long_documents,
+            "instruction": reranker.instruction,
             "limits": asdict(limits),
             "batches_run": batcher.batches,
             "queued": batcher.queued,
