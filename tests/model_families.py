@@ -20,6 +20,8 @@ from tokenizers import Regex, Tokenizer, decoders, models, normalizers, pre_toke
 from tests.conftest import SCIFACT, _require
 
 VOCAB = 1200
+INIT = 0.2
+"""Weight scale: at the usual 0.02 a deep random encoder gives every pair nearly the same first token."""
 
 QWEN3_RERANKER_TEMPLATE = (
     '{%- set ns = namespace(instruction="Given a web search query, retrieve relevant passages that answer the query",'
@@ -124,7 +126,7 @@ def xlm_roberta(target: Path, layers: int = 12, heads: int = 12, width: int = 48
     config = XLMRobertaConfig(
         vocab_size=tokenizer.get_vocab_size(), hidden_size=width, num_hidden_layers=layers, num_attention_heads=heads,
         intermediate_size=4 * width, max_position_embeddings=514, type_vocab_size=1, pad_token_id=1, bos_token_id=0,
-        eos_token_id=2, num_labels=1, architectures=["XLMRobertaForSequenceClassification"],
+        eos_token_id=2, num_labels=1, architectures=["XLMRobertaForSequenceClassification"], initializer_range=INIT,
     )  # fmt: skip
     _save_model(config, target, seed=1)
     return target
@@ -144,7 +146,7 @@ def electra(target: Path, layers: int = 12, heads: int = 12, width: int = 48) ->
     config = ElectraConfig(
         vocab_size=tokenizer.get_vocab_size(), embedding_size=width // 2, hidden_size=width, num_hidden_layers=layers,
         num_attention_heads=heads, intermediate_size=4 * width, max_position_embeddings=512, num_labels=1,
-        architectures=["ElectraForSequenceClassification"],
+        architectures=["ElectraForSequenceClassification"], initializer_range=INIT,
     )  # fmt: skip
     _save_model(config, target, seed=2)
     return target
@@ -166,7 +168,7 @@ def deberta_v3(target: Path, layers: int = 12, heads: int = 12, width: int = 48)
         intermediate_size=4 * width, max_position_embeddings=512, type_vocab_size=0, relative_attention=True,
         position_buckets=256, max_relative_positions=-1, pos_att_type=["p2c", "c2p"], norm_rel_ebd="layer_norm",
         share_att_key=True, position_biased_input=False, pad_token_id=0, num_labels=1,
-        architectures=["DebertaV2ForSequenceClassification"],
+        architectures=["DebertaV2ForSequenceClassification"], initializer_range=INIT,
     )  # fmt: skip
     _save_model(config, target, seed=3)
     return target
@@ -212,7 +214,7 @@ def qwen3_reranker(target: Path, layers: int = 28, heads: int = 16, width: int =
         num_key_value_heads=heads // 2, head_dim=width // heads * 2, intermediate_size=3 * width,
         max_position_embeddings=40960, rope_theta=1_000_000.0, tie_word_embeddings=True,
         pad_token_id=tokenizer.token_to_id("<|endoftext|>"), eos_token_id=tokenizer.token_to_id("<|im_end|>"),
-        architectures=["Qwen3ForCausalLM"],
+        architectures=["Qwen3ForCausalLM"], initializer_range=INIT,
     )  # fmt: skip
     _save_model(config, target, seed=5)
     return target
