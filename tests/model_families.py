@@ -111,7 +111,7 @@ def _save_model(config: Any, target: Path, seed: int) -> None:
     model.save_pretrained(target)
 
 
-def xlm_roberta(target: Path, layers: int = 12, heads: int = 12, width: int = 48) -> Path:
+def xlm_roberta(target: Path, layers: int = 12, heads: int = 12, width: int = 48, **overrides: Any) -> Path:
     """``BAAI/bge-reranker-base``'s layout: XLM-R, ``<s> q </s></s> d </s>``, no token types."""
     from transformers import XLMRobertaConfig
 
@@ -119,20 +119,43 @@ def xlm_roberta(target: Path, layers: int = 12, heads: int = 12, width: int = 48
     tokenizer = _unigram(specials)
     _pair_template(tokenizer, "<s> $A </s>", "<s> $A </s> </s> $B </s>", ["<s>", "</s>"])
     _save_tokenizer(
-        tokenizer, target, bos_token="<s>", eos_token="</s>", sep_token="</s>", cls_token="<s>", pad_token="<pad>",
-        unk_token="<unk>", mask_token="<mask>", model_input_names=["input_ids", "attention_mask"],
+        tokenizer,
+        target,
+        bos_token="<s>",
+        eos_token="</s>",
+        sep_token="</s>",
+        cls_token="<s>",
+        pad_token="<pad>",
+        unk_token="<unk>",
+        mask_token="<mask>",
+        model_input_names=["input_ids", "attention_mask"],
         model_max_length=512,
-    )  # fmt: skip
+    )
     config = XLMRobertaConfig(
-        vocab_size=tokenizer.get_vocab_size(), hidden_size=width, num_hidden_layers=layers, num_attention_heads=heads,
-        intermediate_size=4 * width, max_position_embeddings=514, type_vocab_size=1, pad_token_id=1, bos_token_id=0,
-        eos_token_id=2, num_labels=1, architectures=["XLMRobertaForSequenceClassification"], initializer_range=INIT,
-    )  # fmt: skip
+        **(
+            dict(
+                vocab_size=tokenizer.get_vocab_size(),
+                hidden_size=width,
+                num_hidden_layers=layers,
+                num_attention_heads=heads,
+                intermediate_size=4 * width,
+                max_position_embeddings=514,
+                type_vocab_size=1,
+                pad_token_id=1,
+                bos_token_id=0,
+                eos_token_id=2,
+                num_labels=1,
+                architectures=["XLMRobertaForSequenceClassification"],
+                initializer_range=INIT,
+            )
+            | overrides
+        )
+    )
     _save_model(config, target, seed=1)
     return target
 
 
-def electra(target: Path, layers: int = 12, heads: int = 12, width: int = 48) -> Path:
+def electra(target: Path, layers: int = 12, heads: int = 12, width: int = 48, **overrides: Any) -> Path:
     """``cross-encoder/ms-marco-electra-base``'s layout: ELECTRA, BERT's template with token types."""
     from transformers import ElectraConfig
 
@@ -140,19 +163,38 @@ def electra(target: Path, layers: int = 12, heads: int = 12, width: int = 48) ->
     tokenizer = _wordpiece(specials)
     _pair_template(tokenizer, "[CLS] $A [SEP]", "[CLS] $A:0 [SEP]:0 $B:1 [SEP]:1", ["[CLS]", "[SEP]"])
     _save_tokenizer(
-        tokenizer, target, cls_token="[CLS]", sep_token="[SEP]", pad_token="[PAD]", unk_token="[UNK]",
-        mask_token="[MASK]", model_input_names=["input_ids", "token_type_ids", "attention_mask"], model_max_length=512,
-    )  # fmt: skip
+        tokenizer,
+        target,
+        cls_token="[CLS]",
+        sep_token="[SEP]",
+        pad_token="[PAD]",
+        unk_token="[UNK]",
+        mask_token="[MASK]",
+        model_input_names=["input_ids", "token_type_ids", "attention_mask"],
+        model_max_length=512,
+    )
     config = ElectraConfig(
-        vocab_size=tokenizer.get_vocab_size(), embedding_size=width // 2, hidden_size=width, num_hidden_layers=layers,
-        num_attention_heads=heads, intermediate_size=4 * width, max_position_embeddings=512, num_labels=1,
-        architectures=["ElectraForSequenceClassification"], initializer_range=INIT,
-    )  # fmt: skip
+        **(
+            dict(
+                vocab_size=tokenizer.get_vocab_size(),
+                embedding_size=width // 2,
+                hidden_size=width,
+                num_hidden_layers=layers,
+                num_attention_heads=heads,
+                intermediate_size=4 * width,
+                max_position_embeddings=512,
+                num_labels=1,
+                architectures=["ElectraForSequenceClassification"],
+                initializer_range=INIT,
+            )
+            | overrides
+        )
+    )
     _save_model(config, target, seed=2)
     return target
 
 
-def deberta_v3(target: Path, layers: int = 12, heads: int = 12, width: int = 48) -> Path:
+def deberta_v3(target: Path, layers: int = 12, heads: int = 12, width: int = 48, **overrides: Any) -> Path:
     """``mixedbread-ai/mxbai-rerank-base-v1``'s layout: DeBERTa-v3, relative positions, no token types."""
     from transformers import DebertaV2Config
 
@@ -160,21 +202,46 @@ def deberta_v3(target: Path, layers: int = 12, heads: int = 12, width: int = 48)
     tokenizer = _unigram(specials)
     _pair_template(tokenizer, "[CLS] $A [SEP]", "[CLS] $A:0 [SEP]:0 $B:1 [SEP]:1", ["[CLS]", "[SEP]"])
     _save_tokenizer(
-        tokenizer, target, cls_token="[CLS]", sep_token="[SEP]", pad_token="[PAD]", unk_token="<unk>",
-        mask_token="[MASK]", model_input_names=["input_ids", "token_type_ids", "attention_mask"], model_max_length=512,
-    )  # fmt: skip
+        tokenizer,
+        target,
+        cls_token="[CLS]",
+        sep_token="[SEP]",
+        pad_token="[PAD]",
+        unk_token="<unk>",
+        mask_token="[MASK]",
+        model_input_names=["input_ids", "token_type_ids", "attention_mask"],
+        model_max_length=512,
+    )
     config = DebertaV2Config(
-        vocab_size=tokenizer.get_vocab_size(), hidden_size=width, num_hidden_layers=layers, num_attention_heads=heads,
-        intermediate_size=4 * width, max_position_embeddings=512, type_vocab_size=0, relative_attention=True,
-        position_buckets=256, max_relative_positions=-1, pos_att_type=["p2c", "c2p"], norm_rel_ebd="layer_norm",
-        share_att_key=True, position_biased_input=False, pad_token_id=0, num_labels=1,
-        architectures=["DebertaV2ForSequenceClassification"], initializer_range=INIT,
-    )  # fmt: skip
+        **(
+            dict(
+                vocab_size=tokenizer.get_vocab_size(),
+                hidden_size=width,
+                num_hidden_layers=layers,
+                num_attention_heads=heads,
+                intermediate_size=4 * width,
+                max_position_embeddings=512,
+                type_vocab_size=0,
+                relative_attention=True,
+                position_buckets=256,
+                max_relative_positions=-1,
+                pos_att_type=["p2c", "c2p"],
+                norm_rel_ebd="layer_norm",
+                share_att_key=True,
+                position_biased_input=False,
+                pad_token_id=0,
+                num_labels=1,
+                architectures=["DebertaV2ForSequenceClassification"],
+                initializer_range=INIT,
+            )
+            | overrides
+        )
+    )
     _save_model(config, target, seed=3)
     return target
 
 
-def modernbert(target: Path, layers: int = 22, heads: int = 12, width: int = 48) -> Path:
+def modernbert(target: Path, layers: int = 22, heads: int = 12, width: int = 48, **overrides: Any) -> Path:
     """``Alibaba-NLP/gte-reranker-modernbert-base``'s layout: ModernBERT, 8,192 positions, local attention."""
     from transformers import ModernBertConfig
 
@@ -182,40 +249,81 @@ def modernbert(target: Path, layers: int = 22, heads: int = 12, width: int = 48)
     tokenizer = _byte_bpe(specials)
     _pair_template(tokenizer, "[CLS] $A [SEP]", "[CLS] $A [SEP] $B [SEP]", ["[CLS]", "[SEP]"])
     _save_tokenizer(
-        tokenizer, target, cls_token="[CLS]", sep_token="[SEP]", pad_token="[PAD]", unk_token="[UNK]",
-        mask_token="[MASK]", model_input_names=["input_ids", "attention_mask"], model_max_length=8192,
-    )  # fmt: skip
+        tokenizer,
+        target,
+        cls_token="[CLS]",
+        sep_token="[SEP]",
+        pad_token="[PAD]",
+        unk_token="[UNK]",
+        mask_token="[MASK]",
+        model_input_names=["input_ids", "attention_mask"],
+        model_max_length=8192,
+    )
     ids = {name: tokenizer.token_to_id(name) for name in specials}
     config = ModernBertConfig(
-        vocab_size=tokenizer.get_vocab_size(), hidden_size=width, num_hidden_layers=layers, num_attention_heads=heads,
-        intermediate_size=3 * width, max_position_embeddings=8192, global_attn_every_n_layers=3, local_attention=128,
-        pad_token_id=ids["[PAD]"], cls_token_id=ids["[CLS]"], sep_token_id=ids["[SEP]"], bos_token_id=ids["[CLS]"],
-        eos_token_id=ids["[SEP]"], classifier_pooling="mean", num_labels=1,
-        architectures=["ModernBertForSequenceClassification"],
-    )  # fmt: skip
+        **(
+            dict(
+                vocab_size=tokenizer.get_vocab_size(),
+                hidden_size=width,
+                num_hidden_layers=layers,
+                num_attention_heads=heads,
+                intermediate_size=3 * width // 2,
+                max_position_embeddings=8192,
+                global_attn_every_n_layers=3,
+                local_attention=128,
+                pad_token_id=ids["[PAD]"],
+                cls_token_id=ids["[CLS]"],
+                sep_token_id=ids["[SEP]"],
+                bos_token_id=ids["[CLS]"],
+                eos_token_id=ids["[SEP]"],
+                classifier_pooling="mean",
+                num_labels=1,
+                architectures=["ModernBertForSequenceClassification"],
+            )
+            | overrides
+        )
+    )
     _save_model(config, target, seed=4)
     return target
 
 
-def qwen3_reranker(target: Path, layers: int = 28, heads: int = 16, width: int = 64) -> Path:
+def qwen3_reranker(target: Path, layers: int = 28, heads: int = 16, width: int = 64, **overrides: Any) -> Path:
     """``Qwen/Qwen3-Reranker-0.6B``'s layout: a Qwen3 causal LM scored by logit("yes") - logit("no")."""
     from transformers import Qwen3Config
 
     specials = ["<|endoftext|>", "<|im_start|>", "<|im_end|>", "<think>", "</think>"]
     tokenizer = _byte_bpe(specials)
     _save_tokenizer(
-        tokenizer, target, eos_token="<|im_end|>", pad_token="<|endoftext|>",
-        model_input_names=["input_ids", "attention_mask"], model_max_length=40960,
+        tokenizer,
+        target,
+        eos_token="<|im_end|>",
+        pad_token="<|endoftext|>",
+        model_input_names=["input_ids", "attention_mask"],
+        model_max_length=40960,
         chat_template=QWEN3_RERANKER_TEMPLATE,
-    )  # fmt: skip
+    )
     assert tokenizer.token_to_id("yes") is not None and tokenizer.token_to_id("no") is not None
     config = Qwen3Config(
-        vocab_size=tokenizer.get_vocab_size(), hidden_size=width, num_hidden_layers=layers, num_attention_heads=heads,
-        num_key_value_heads=heads // 2, head_dim=width // heads * 2, intermediate_size=3 * width,
-        max_position_embeddings=40960, rope_theta=1_000_000.0, tie_word_embeddings=True,
-        pad_token_id=tokenizer.token_to_id("<|endoftext|>"), eos_token_id=tokenizer.token_to_id("<|im_end|>"),
-        architectures=["Qwen3ForCausalLM"], initializer_range=INIT,
-    )  # fmt: skip
+        **(
+            dict(
+                vocab_size=tokenizer.get_vocab_size(),
+                hidden_size=width,
+                num_hidden_layers=layers,
+                num_attention_heads=heads,
+                num_key_value_heads=heads // 2,
+                head_dim=width // heads * 2,
+                intermediate_size=3 * width,
+                max_position_embeddings=40960,
+                rope_theta=1_000_000.0,
+                tie_word_embeddings=True,
+                pad_token_id=tokenizer.token_to_id("<|endoftext|>"),
+                eos_token_id=tokenizer.token_to_id("<|im_end|>"),
+                architectures=["Qwen3ForCausalLM"],
+                initializer_range=INIT,
+            )
+            | overrides
+        )
+    )
     _save_model(config, target, seed=5)
     return target
 
@@ -227,4 +335,5 @@ FAMILIES: dict[str, Callable[..., Path]] = {
     "modernbert": modernbert,
     "qwen3": qwen3_reranker,
 }
-"""Builders by family name; each takes a target directory (and optional layers, heads, width)."""
+"""Builders by family name; each takes a target directory, optional layers, heads and width, and config
+overrides (the benchmark builds them at the real models' sizes)."""

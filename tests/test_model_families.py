@@ -67,19 +67,19 @@ def test_fp32_scores_equal_cross_encoder_predict(
 
 
 LOW_PRECISION = [
-    *[(family, "bf16") for family in FAMILIES],
-    ("xlm-roberta", "int8"),
+    *[(family, runtime, "bf16") for family in FAMILIES for runtime in ("torch", "openvino")],
+    ("xlm-roberta", "openvino", "int8"),
 ]
 """int8 is checked on one family: its weight compression (the same NNCF call for all) is slow in CI."""
 
 
-@pytest.mark.parametrize(("family", "precision"), LOW_PRECISION)
-def test_openvino_low_precision_keeps_the_top_ten(
-    families: dict[str, str], documents: list[str], family: str, precision: str
+@pytest.mark.parametrize(("family", "runtime", "precision"), LOW_PRECISION)
+def test_low_precision_keeps_the_top_ten(
+    families: dict[str, str], documents: list[str], family: str, runtime: str, precision: str
 ) -> None:
     path = families[family]
     reference = Reranker(path, device="cpu", precision="fp32", runtime="torch", max_length=MAX_LENGTH)
-    fast = Reranker(path, device="cpu", precision=precision, runtime="openvino", max_length=MAX_LENGTH)  # type: ignore[arg-type]
+    fast = Reranker(path, device="cpu", precision=precision, runtime=runtime, max_length=MAX_LENGTH)  # type: ignore[arg-type]
     top = {result.index for result in reference.rank(QUERY, documents, top_n=10)}
     assert len(top & {result.index for result in fast.rank(QUERY, documents, top_n=10)}) >= 9
 
