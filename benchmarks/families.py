@@ -4,7 +4,9 @@ No weights of these families can be downloaded here, and speed does not depend o
 model is built with random weights at the real model's shape (layers, width, heads, feed-forward,
 positions) by ``tests/model_families.py``, with a small trained tokenizer (the vocabulary only sizes
 the embedding lookup). Every mode scores the same SciFact (claim, abstract) pairs with the same batch
-size and ``max_length``; ratios are to the baseline measured in the same run.
+size and ``max_length``; ratios are to the baseline measured in the same run. Ranking fidelity of low
+precision needs trained weights (random ones score near-ties), so it is measured by the tests and by
+``rerank-plugins bench`` on the SciFact model, not here; the fp32 difference to ``predict`` is here.
 
     HF_HUB_OFFLINE=1 PYTHONPATH=. .venv/bin/python benchmarks/families.py   # -> results/families.json
 """
@@ -57,11 +59,6 @@ def _timed(run: Callable[[], Any]) -> tuple[float, Any]:
     return time.perf_counter() - started, result
 
 
-def _overlap(a: np.ndarray, b: np.ndarray) -> float:
-    k = min(10, len(a))
-    return len(set(np.argsort(-a)[:k]) & set(np.argsort(-b)[:k])) / k
-
-
 def measure(family: str, path: str, count: int) -> dict[str, Any]:
     claims, texts = _pairs(count)
     pairs = [(claim, text) for claim, row in zip(claims, texts, strict=True) for text in row]
@@ -87,13 +84,10 @@ def measure(family: str, path: str, count: int) -> dict[str, Any]:
         spent, scores = _timed(
             lambda r=reranker: np.concatenate([r.score(c, t) for c, t in zip(claims, texts, strict=True)])
         )
-        share = len(texts[0])
-        overlaps = [_overlap(scores[i : i + share], expected[i : i + share]) for i in range(0, len(pairs), share)]
         rows[f"{runtime} {precision}"] = {
             "pairs_per_second": len(pairs) / spent,
             "ratio": seconds / spent,
             "max_abs_diff": float(np.abs(scores - expected).max()),
-            "top10_overlap": float(np.mean(overlaps)),
             "load_seconds": export,
         }
         del reranker

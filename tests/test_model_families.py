@@ -242,3 +242,33 @@ def test_rank_command_takes_an_instruction(
     assert main([*arguments, "--max-length", str(MAX_LENGTH), "--instruction", INSTRUCTION]) == 0
     rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
     assert [row["index"] for row in rows] == [result.index for result in causal_core.rank(QUERY, documents)]
+
+
+README_FAMILIES = {
+    "BERT": "bert",
+    "XLM-RoBERTa": "xlm-roberta",
+    "ELECTRA": "electra",
+    "DeBERTa-v2/v3": "deberta-v2",
+    "ModernBERT": "modernbert",
+    "causal LM (Qwen3, Qwen2, Gemma)": "qwen3",
+}
+
+
+def test_readme_family_table_states_what_the_code_does(families: dict[str, str], random_model: str) -> None:
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
+    section = readme.split("## Choosing a model", 1)[1].split("**How this is verified.**", 1)[0]
+    rows = {
+        cells[0]: cells[3]
+        for line in section.splitlines()
+        if line.startswith("| ") and not line.startswith("| family")
+        for cells in [[cell.strip() for cell in line.strip("|").split("|")]]
+    }
+    assert {README_FAMILIES[name] for name in rows} == {"bert", *FAMILIES}
+    for name, fast_paths in rows.items():
+        family = README_FAMILIES[name]
+        if family == "qwen3":
+            assert "[CLS]-only" not in fast_paths and "output projection" in fast_paths
+            continue
+        network, _ = _encoder_inputs(random_model if family == "bert" else families[family])
+        assert ("[CLS]-only" in fast_paths) == supports_cls_only(network), name
+        assert "OpenVINO" in fast_paths
