@@ -11,6 +11,7 @@ import torch
 
 from rerank_plugins.encoding import Encoder, Unit
 from rerank_plugins.loading import LoadedModel
+from rerank_plugins.runtime.openvino import SHAPE_STEP
 
 __all__ = ["UnitScores", "score_units"]
 
@@ -19,11 +20,6 @@ logger = logging.getLogger(__name__)
 
 def _is_out_of_memory(error: BaseException) -> bool:
     return isinstance(error, torch.OutOfMemoryError) or "out of memory" in str(error).lower()
-
-
-SHAPE_STEP = 16
-"""OpenVINO batches are padded to a multiple of this many tokens: it keeps one compiled kernel set per
-length bucket, so memory stays flat over many batch shapes (a few % more padding)."""
 
 
 def _width(model: LoadedModel, batch: list[Unit]) -> int:

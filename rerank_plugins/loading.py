@@ -13,10 +13,9 @@ from typing import Any
 
 import torch
 
-from rerank_plugins.devices import DTYPES, cpu_has_native_bf16
-from rerank_plugins.runtime import Forward, torch_forward
-from rerank_plugins.runtime.openvino import openvino_forward
-from rerank_plugins.runtime.scoring import ScoreTokens, scoring_module
+from rerank_plugins.runtime import Forward
+from rerank_plugins.runtime.prepare import max_padding, prepare_forward
+from rerank_plugins.runtime.scoring import ScoreTokens
 
 __all__ = ["LoadedModel", "load_model", "check_model_reference"]
 
@@ -45,7 +44,7 @@ class LoadedModel:
     score_tokens: ScoreTokens | None = None
     """A causal-LM reranker's (true, false) token ids; ``None`` for sequence classifiers."""
     max_padding: int | None = None
-    """Most pad tokens a row of a batch may carry; ``None`` for no limit (see ``_max_padding``)."""
+    """Most pad tokens a row of a batch may carry; ``None`` for no limit (see ``runtime.prepare.max_padding``)."""
 
     @property
     def is_causal(self) -> bool:
@@ -147,88 +146,6 @@ def _score_tokens(model: str, encoder: Any) -> ScoreTokens:
     raise ValueError(f"{model!r} is a causal LM without a LogitScore module: nothing says which tokens score")
 
 
-def _upcast_inputs(module: torch.nn.Module, args: tuple[Any, ...]) -> tuple[Any, ...]:
-    return tuple(arg.float() if isinstance(arg, torch.Tensor) and arg.is_floating_point() else arg for arg in args)
-
-
-def _keep_head_in_fp32(network: Any) -> None:
-    """Run the pooler and classifier in fp32 so low-precision models still give finely resolved scores."""
-    heads = (
-        getattr(network, "classifier", None),
-        getattr(network.base_model, "pooler", None),
-        getattr(network, "pooler", None),  # DeBERTa
-        getattr(network, "head", None),  # ModernBERT
-    )
-    for head in heads:
-        if isinstance(head, torch.nn.Module):
-            head.float()
-            head.register_forward_pre_hook(_upcast_inputs)
-
-
-EXAMPLE_TOKENS = 320
-"""Length of the long row an export is traced with: past ModernBERT's 128-token local attention, so
-the traced graph takes the branch every long input takes."""
-
-
-def _max_padding(runtime: str, config: Any) -> int | None:
-    """OpenVINO's attention gives NaN for a query that sees no key. A pad token further than half a
-    local-attention window (ModernBERT) from every real token sees none, and its NaN values reach the
-    real tokens through the next layer, so batches of such models keep padding within half a window."""
-    window = getattr(config, "local_attention", None)
-    if runtime != "openvino" or not isinstance(window, int) or window <= 0:
-        return None
-    from rerank_plugins.inference import SHAPE_STEP
-
-    return max(0, window // 2 - SHAPE_STEP)
-
-
-def _example_inputs(tokenizer: Any, names: list[str]) -> dict[str, torch.Tensor]:
-    """Two real pairs of the model's own tokens, right-padded: the example an export is traced with."""
-    long_text = " ".join(["Dicer binds the protein TRBP in human cells."] * 40)  # past local-attention windows
-    rows = [
-        tokenizer("which protein binds dicer", long_text, truncation="only_second", max_length=EXAMPLE_TOKENS),
-        tokenizer("cells", "T cells.", truncation=True),
-    ]
-    width = max(len(row["input_ids"]) for row in rows)
-    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
-    example = {name: torch.zeros((len(rows), width), dtype=torch.long) for name in names}
-    for index, row in enumerate(rows):
-        length = len(row["input_ids"])
-        example["input_ids"][index] = pad
-        example["input_ids"][index, :length] = torch.tensor(row["input_ids"])
-        example["attention_mask"][index, :length] = 1
-        if "token_type_ids" in example and "token_type_ids" in row:
-            example["token_type_ids"][index, :length] = torch.tensor(row["token_type_ids"])
-    return example
-
-
-def _forward(
-    model: str,
-    revision: str | None,
-    runtime: str,
-    precision: str,
-    network: Any,
-    tokenizer: Any,
-    score_tokens: ScoreTokens | None,
-) -> Forward:
-    """Set the network up for ``runtime`` and ``precision`` and return its forward pass."""
-    if runtime == "openvino":
-        names = ["input_ids", "attention_mask"]
-        token_types = "token_type_ids" in getattr(tokenizer, "model_input_names", ())
-        if score_tokens is None and token_types and getattr(network.config, "type_vocab_size", 2) > 0:
-            names.append("token_type_ids")  # DeBERTa-v3 has none (type_vocab_size 0), so its graph takes none
-        source = {"name": model, "revision": revision, "commit": getattr(network.config, "_commit_hash", None)}
-        module = scoring_module(network, score_tokens)
-        example = _example_inputs(tokenizer, names)
-        forward = openvino_forward(module, example, precision, cpu_has_native_bf16(), source)
-        network.to("meta")  # OpenVINO holds its own weights; keep the module tree (config, shapes), free the memory
-        return forward
-    if precision != "fp32":
-        network.to(DTYPES[precision])
-        _keep_head_in_fp32(network)
-    return torch_forward(network, score_tokens)
-
-
 def _load(
     model: str, revision: str | None, device: str, precision: str, runtime: str, trust_remote_code: bool
 ) -> LoadedModel:
@@ -246,7 +163,7 @@ def _load(
     score_tokens = _score_tokens(model, encoder) if causal else None
     network = encoder.model
     network.eval()
-    forward = _forward(model, revision, runtime, precision, network, tokenizer, score_tokens)
+    forward = prepare_forward(model, revision, runtime, precision, network, tokenizer, score_tokens)
     max_positions = int(getattr(network.config, "max_position_embeddings", 512))
     configured = int(encoder.max_seq_length or max_positions)
     logger.info(
@@ -271,7 +188,7 @@ def _load(
         max_length=min(configured, max_positions),
         max_positions=max_positions,
         score_tokens=score_tokens,
-        max_padding=_max_padding(runtime, network.config),
+        max_padding=max_padding(runtime, network.config),
     )
 
 

@@ -23,10 +23,13 @@ from torch import nn
 
 from rerank_plugins._optional import require
 
-__all__ = ["cache_root", "openvino_forward", "openvino_available"]
+__all__ = ["SHAPE_STEP", "cache_root", "openvino_forward", "openvino_available"]
 
 logger = logging.getLogger(__name__)
 
+SHAPE_STEP = 16
+"""OpenVINO batches are padded to a multiple of this many tokens: it keeps one compiled kernel set per
+length bucket, so memory stays flat over many batch shapes (a few % more padding)."""
 DYNAMIC_QUANTIZATION_GROUP = 64
 """Activation values per int8 scale in ``int8``: smaller is closer to fp32, larger is faster."""
 _FORMAT = 2  # bump when the exported graph changes, so old cache entries are not reused
