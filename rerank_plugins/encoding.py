@@ -6,7 +6,6 @@ the fast tokenizer, so pairs are assembled from cached token ids without tokenis
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -14,8 +13,6 @@ from typing import Any, Protocol
 from tokenizers import Tokenizer
 
 __all__ = ["Encoder", "PairEncoder", "PairPlan", "Unit", "clean_text", "fit_pair"]
-
-logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -39,10 +36,15 @@ Unit = tuple[list[int], list[int]]
 
 @dataclass(frozen=True)
 class PairPlan:
-    """The model inputs of one pair: one unit (truncate) or several (window), plus what was cut."""
+    """The model inputs of one pair: one unit (truncate) or several (window), plus what was cut.
+
+    ``query_tokens`` is the query's own length: over ``query_room`` it was cut to fit, which the
+    scorer reports (planning stays silent, so costing a request logs nothing).
+    """
 
     units: list[Unit]
     truncated_tokens: int
+    query_tokens: int
 
 
 class Encoder(Protocol):
@@ -85,20 +87,13 @@ def fit_pair(
     half a window long is seen whole by at least one window.
     """
     room = max_length - special_count
-    keep = query_room(max_length, special_count)
-    if len(query_ids) > keep:
-        logger.warning(
-            "query of %d tokens leaves no room for the document within max_length=%d; keeping its first %d tokens",
-            len(query_ids),
-            max_length,
-            keep,
-        )
-        query_ids = query_ids[:keep]
+    query_tokens = len(query_ids)
+    query_ids = query_ids[: query_room(max_length, special_count)]
     budget = room - len(query_ids)
     if len(document_ids) <= budget:
-        return PairPlan([assemble(query_ids, document_ids)], 0)
+        return PairPlan([assemble(query_ids, document_ids)], 0, query_tokens)
     if not window:
-        return PairPlan([assemble(query_ids, document_ids[:budget])], len(document_ids) - budget)
+        return PairPlan([assemble(query_ids, document_ids[:budget])], len(document_ids) - budget, query_tokens)
     step = budget - (budget // 2 if overlap is None else min(overlap, budget - 1))
     units = []
     start = 0
@@ -107,7 +102,7 @@ def fit_pair(
         if start + budget >= len(document_ids):
             break
         start += step
-    return PairPlan(units, 0)
+    return PairPlan(units, 0, query_tokens)
 
 
 def clean_text(text: str) -> str:

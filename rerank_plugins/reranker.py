@@ -294,7 +294,16 @@ class Reranker(RerankBackend):
         units: list[Unit] = []
         owners: list[int] = []
         truncated: list[int] = []
+        keep = encoder.query_room(max_length)
         for owner, plan in enumerate(encoder.plans(pairs, max_length, window, self.window_overlap)):
+            if plan.query_tokens > keep:
+                logger.warning(
+                    "query of %d tokens leaves no room for the document within max_length=%d; "
+                    "keeping its first %d tokens",
+                    plan.query_tokens,
+                    max_length,
+                    keep,
+                )
             units.extend(plan.units)
             owners.extend([owner] * len(plan.units))
             truncated.append(plan.truncated_tokens)

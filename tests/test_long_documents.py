@@ -98,3 +98,13 @@ def test_overlong_query_is_cut_with_a_warning(random_model: str, caplog: pytest.
         scores = reranker.score("word " * 100, ["a document"])
     assert len(scores) == 1
     assert "leaves no room for the document" in caplog.text
+
+
+def test_costing_an_overlong_query_logs_nothing(random_model: str, caplog: pytest.LogCaptureFixture) -> None:
+    """A service costs every request before it refuses it: that must not log a cut per document."""
+    reranker = Reranker(random_model, precision="fp32", max_length=32)
+    with caplog.at_level("WARNING"):
+        cost = reranker.token_cost("word " * 100, ["a document"] * 20)
+    assert cost.query_tokens == 100 and len(cost.pair_tokens) == 20
+    assert all(tokens <= 32 for tokens in cost.pair_tokens)
+    assert "leaves no room" not in caplog.text
