@@ -93,10 +93,32 @@ def _save_tokenizer(tokenizer: Tokenizer, target: Path, **config: Any) -> None:
     PreTrainedTokenizerFast(tokenizer_object=tokenizer, **config).save_pretrained(target)
 
 
-def _save_model(config: Any, target: Path, seed: int) -> None:
+BERT_SPECIALS = {"cls_token": "[CLS]", "sep_token": "[SEP]", "pad_token": "[PAD]", "mask_token": "[MASK]"}
+"""The special tokens of the BERT-style templates (ELECTRA, DeBERTa-v3, ModernBERT)."""
+
+
+def _save_model(
+    config_class: Any,
+    tokenizer: Tokenizer,
+    target: Path,
+    seed: int,
+    shape: tuple[int, int, int],
+    overrides: dict[str, Any],
+    **fields: Any,
+) -> Path:
+    """Build ``config_class`` at ``shape`` (layers, heads, width) with ``fields`` then ``overrides``,
+    and save a seeded random-weight model of it beside the tokenizer."""
     import torch
     from transformers import AutoModelForCausalLM, AutoModelForSequenceClassification
 
+    layers, heads, width = shape
+    sizes = {
+        "vocab_size": tokenizer.get_vocab_size(),
+        "hidden_size": width,
+        "num_hidden_layers": layers,
+        "num_attention_heads": heads,
+    }
+    config = config_class(**(sizes | fields | overrides))
     torch.manual_seed(seed)
     causal = config.architectures[0].endswith("ForCausalLM")
     factory = AutoModelForCausalLM if causal else AutoModelForSequenceClassification
@@ -109,6 +131,7 @@ def _save_model(config: Any, target: Path, seed: int) -> None:
                 elif name.endswith("bias"):
                     parameter.zero_()
     model.save_pretrained(target)
+    return target
 
 
 def xlm_roberta(target: Path, layers: int = 12, heads: int = 12, width: int = 48, **overrides: Any) -> Path:
@@ -131,28 +154,23 @@ def xlm_roberta(target: Path, layers: int = 12, heads: int = 12, width: int = 48
         model_input_names=["input_ids", "attention_mask"],
         model_max_length=512,
     )
-    config = XLMRobertaConfig(
-        **(
-            dict(
-                vocab_size=tokenizer.get_vocab_size(),
-                hidden_size=width,
-                num_hidden_layers=layers,
-                num_attention_heads=heads,
-                intermediate_size=4 * width,
-                max_position_embeddings=514,
-                type_vocab_size=1,
-                pad_token_id=1,
-                bos_token_id=0,
-                eos_token_id=2,
-                num_labels=1,
-                architectures=["XLMRobertaForSequenceClassification"],
-                initializer_range=INIT,
-            )
-            | overrides
-        )
+    return _save_model(
+        XLMRobertaConfig,
+        tokenizer,
+        target,
+        1,
+        (layers, heads, width),
+        overrides,
+        intermediate_size=4 * width,
+        max_position_embeddings=514,
+        type_vocab_size=1,
+        pad_token_id=1,
+        bos_token_id=0,
+        eos_token_id=2,
+        num_labels=1,
+        architectures=["XLMRobertaForSequenceClassification"],
+        initializer_range=INIT,
     )
-    _save_model(config, target, seed=1)
-    return target
 
 
 def electra(target: Path, layers: int = 12, heads: int = 12, width: int = 48, **overrides: Any) -> Path:
@@ -165,33 +183,25 @@ def electra(target: Path, layers: int = 12, heads: int = 12, width: int = 48, **
     _save_tokenizer(
         tokenizer,
         target,
-        cls_token="[CLS]",
-        sep_token="[SEP]",
-        pad_token="[PAD]",
+        **BERT_SPECIALS,
         unk_token="[UNK]",
-        mask_token="[MASK]",
         model_input_names=["input_ids", "token_type_ids", "attention_mask"],
         model_max_length=512,
     )
-    config = ElectraConfig(
-        **(
-            dict(
-                vocab_size=tokenizer.get_vocab_size(),
-                embedding_size=width // 2,
-                hidden_size=width,
-                num_hidden_layers=layers,
-                num_attention_heads=heads,
-                intermediate_size=4 * width,
-                max_position_embeddings=512,
-                num_labels=1,
-                architectures=["ElectraForSequenceClassification"],
-                initializer_range=INIT,
-            )
-            | overrides
-        )
+    return _save_model(
+        ElectraConfig,
+        tokenizer,
+        target,
+        2,
+        (layers, heads, width),
+        overrides,
+        embedding_size=width // 2,
+        intermediate_size=4 * width,
+        max_position_embeddings=512,
+        num_labels=1,
+        architectures=["ElectraForSequenceClassification"],
+        initializer_range=INIT,
     )
-    _save_model(config, target, seed=2)
-    return target
 
 
 def deberta_v3(target: Path, layers: int = 12, heads: int = 12, width: int = 48, **overrides: Any) -> Path:
@@ -204,41 +214,33 @@ def deberta_v3(target: Path, layers: int = 12, heads: int = 12, width: int = 48,
     _save_tokenizer(
         tokenizer,
         target,
-        cls_token="[CLS]",
-        sep_token="[SEP]",
-        pad_token="[PAD]",
+        **BERT_SPECIALS,
         unk_token="<unk>",
-        mask_token="[MASK]",
         model_input_names=["input_ids", "token_type_ids", "attention_mask"],
         model_max_length=512,
     )
-    config = DebertaV2Config(
-        **(
-            dict(
-                vocab_size=tokenizer.get_vocab_size(),
-                hidden_size=width,
-                num_hidden_layers=layers,
-                num_attention_heads=heads,
-                intermediate_size=4 * width,
-                max_position_embeddings=512,
-                type_vocab_size=0,
-                relative_attention=True,
-                position_buckets=256,
-                max_relative_positions=-1,
-                pos_att_type=["p2c", "c2p"],
-                norm_rel_ebd="layer_norm",
-                share_att_key=True,
-                position_biased_input=False,
-                pad_token_id=0,
-                num_labels=1,
-                architectures=["DebertaV2ForSequenceClassification"],
-                initializer_range=INIT,
-            )
-            | overrides
-        )
+    return _save_model(
+        DebertaV2Config,
+        tokenizer,
+        target,
+        3,
+        (layers, heads, width),
+        overrides,
+        intermediate_size=4 * width,
+        max_position_embeddings=512,
+        type_vocab_size=0,
+        relative_attention=True,
+        position_buckets=256,
+        max_relative_positions=-1,
+        pos_att_type=["p2c", "c2p"],
+        norm_rel_ebd="layer_norm",
+        share_att_key=True,
+        position_biased_input=False,
+        pad_token_id=0,
+        num_labels=1,
+        architectures=["DebertaV2ForSequenceClassification"],
+        initializer_range=INIT,
     )
-    _save_model(config, target, seed=3)
-    return target
 
 
 def modernbert(target: Path, layers: int = 22, heads: int = 12, width: int = 48, **overrides: Any) -> Path:
@@ -251,40 +253,32 @@ def modernbert(target: Path, layers: int = 22, heads: int = 12, width: int = 48,
     _save_tokenizer(
         tokenizer,
         target,
-        cls_token="[CLS]",
-        sep_token="[SEP]",
-        pad_token="[PAD]",
+        **BERT_SPECIALS,
         unk_token="[UNK]",
-        mask_token="[MASK]",
         model_input_names=["input_ids", "attention_mask"],
         model_max_length=8192,
     )
     ids = {name: tokenizer.token_to_id(name) for name in specials}
-    config = ModernBertConfig(
-        **(
-            dict(
-                vocab_size=tokenizer.get_vocab_size(),
-                hidden_size=width,
-                num_hidden_layers=layers,
-                num_attention_heads=heads,
-                intermediate_size=3 * width // 2,
-                max_position_embeddings=8192,
-                global_attn_every_n_layers=3,
-                local_attention=128,
-                pad_token_id=ids["[PAD]"],
-                cls_token_id=ids["[CLS]"],
-                sep_token_id=ids["[SEP]"],
-                bos_token_id=ids["[CLS]"],
-                eos_token_id=ids["[SEP]"],
-                classifier_pooling="mean",
-                num_labels=1,
-                architectures=["ModernBertForSequenceClassification"],
-            )
-            | overrides
-        )
+    return _save_model(
+        ModernBertConfig,
+        tokenizer,
+        target,
+        4,
+        (layers, heads, width),
+        overrides,
+        intermediate_size=3 * width // 2,
+        max_position_embeddings=8192,
+        global_attn_every_n_layers=3,
+        local_attention=128,
+        pad_token_id=ids["[PAD]"],
+        cls_token_id=ids["[CLS]"],
+        sep_token_id=ids["[SEP]"],
+        bos_token_id=ids["[CLS]"],
+        eos_token_id=ids["[SEP]"],
+        classifier_pooling="mean",
+        num_labels=1,
+        architectures=["ModernBertForSequenceClassification"],
     )
-    _save_model(config, target, seed=4)
-    return target
 
 
 def qwen3_reranker(target: Path, layers: int = 28, heads: int = 16, width: int = 64, **overrides: Any) -> Path:
@@ -303,29 +297,24 @@ def qwen3_reranker(target: Path, layers: int = 28, heads: int = 16, width: int =
         chat_template=QWEN3_RERANKER_TEMPLATE,
     )
     assert tokenizer.token_to_id("yes") is not None and tokenizer.token_to_id("no") is not None
-    config = Qwen3Config(
-        **(
-            dict(
-                vocab_size=tokenizer.get_vocab_size(),
-                hidden_size=width,
-                num_hidden_layers=layers,
-                num_attention_heads=heads,
-                num_key_value_heads=heads // 2,
-                head_dim=width // heads * 2,
-                intermediate_size=3 * width,
-                max_position_embeddings=40960,
-                rope_theta=1_000_000.0,
-                tie_word_embeddings=True,
-                pad_token_id=tokenizer.token_to_id("<|endoftext|>"),
-                eos_token_id=tokenizer.token_to_id("<|im_end|>"),
-                architectures=["Qwen3ForCausalLM"],
-                initializer_range=INIT,
-            )
-            | overrides
-        )
+    return _save_model(
+        Qwen3Config,
+        tokenizer,
+        target,
+        5,
+        (layers, heads, width),
+        overrides,
+        num_key_value_heads=heads // 2,
+        head_dim=width // heads * 2,
+        intermediate_size=3 * width,
+        max_position_embeddings=40960,
+        rope_theta=1_000_000.0,
+        tie_word_embeddings=True,
+        pad_token_id=tokenizer.token_to_id("<|endoftext|>"),
+        eos_token_id=tokenizer.token_to_id("<|im_end|>"),
+        architectures=["Qwen3ForCausalLM"],
+        initializer_range=INIT,
     )
-    _save_model(config, target, seed=5)
-    return target
 
 
 FAMILIES: dict[str, Callable[..., Path]] = {

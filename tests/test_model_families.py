@@ -9,7 +9,6 @@ from __future__ import annotations
 import io
 import json
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -204,8 +203,8 @@ def test_refusals_name_the_problem(tmp_path: Path, families: dict[str, str], tra
 
 
 @pytest.fixture(scope="module")
-def causal_core(qwen3: str) -> Iterator[Reranker]:
-    yield Reranker(qwen3, precision="fp32", runtime="torch", max_length=MAX_LENGTH, instruction=INSTRUCTION)
+def causal_core(qwen3: str) -> Reranker:
+    return Reranker(qwen3, precision="fp32", runtime="torch", max_length=MAX_LENGTH, instruction=INSTRUCTION)
 
 
 def test_both_adapters_and_the_service_rank_a_causal_reranker_as_the_core(
