@@ -12,7 +12,7 @@ from typing import Any, Protocol
 
 from tokenizers import Tokenizer
 
-__all__ = ["Encoder", "PairEncoder", "PairPlan", "Unit", "clean_text", "fit_pair"]
+__all__ = ["Encoder", "PairEncoder", "PairPlan", "Unit", "clean_text", "clip_texts", "fit_pair"]
 
 
 @dataclass(frozen=True)
@@ -60,6 +60,8 @@ class Encoder(Protocol):
 
     def query_tokens(self, query: str) -> int: ...
 
+    def clip(self, texts: Sequence[str], max_tokens: int) -> list[tuple[str, int]]: ...
+
     def plans(
         self, pairs: Sequence[tuple[str, str]], max_length: int, window: bool, overlap: int | None
     ) -> list[PairPlan]: ...
@@ -103,6 +105,17 @@ def fit_pair(
             break
         start += step
     return PairPlan(units, 0, query_tokens)
+
+
+def clip_texts(tokenizer: Tokenizer, texts: Sequence[str], max_tokens: int) -> list[tuple[str, int]]:
+    """Each text cut after its first ``max_tokens`` tokens (at the end of the last kept token), and the
+    tokens it lost; a text that fits comes back as it is."""
+    cleaned = [clean_text(text) for text in texts]
+    clipped = []
+    for text, encoding in zip(cleaned, tokenizer.encode_batch(cleaned, add_special_tokens=False), strict=True):
+        lost = len(encoding.ids) - max_tokens
+        clipped.append((text[: encoding.offsets[max_tokens - 1][1]], lost) if lost > 0 else (text, 0))
+    return clipped
 
 
 def clean_text(text: str) -> str:
@@ -165,6 +178,10 @@ class PairEncoder:
     def query_tokens(self, query: str) -> int:
         """Tokens of ``query`` alone, without special tokens."""
         return len(self.tokenize([query])[0])
+
+    def clip(self, texts: Sequence[str], max_tokens: int) -> list[tuple[str, int]]:
+        """Each text cut to its first ``max_tokens`` tokens, with the tokens it lost (see ``clip_texts``)."""
+        return clip_texts(self._tokenizer, texts, max_tokens)
 
     def tokenize(self, texts: list[str]) -> list[list[int]]:
         """Token ids of each text, without special tokens."""

@@ -16,7 +16,7 @@ from typing import Any
 
 from tokenizers import Tokenizer
 
-from rerank_plugins.encoding import PairPlan, Unit, clean_text, fit_pair, query_room
+from rerank_plugins.encoding import PairPlan, Unit, clean_text, clip_texts, fit_pair, query_room
 
 __all__ = ["PromptEncoder"]
 
@@ -97,6 +97,10 @@ class PromptEncoder:
     def query_tokens(self, query: str) -> int:
         """Tokens of ``query`` alone."""
         return len(self._tokenizer.encode(clean_text(query), add_special_tokens=False).ids)
+
+    def clip(self, texts: Sequence[str], max_tokens: int) -> list[tuple[str, int]]:
+        """Each text cut to its first ``max_tokens`` tokens, with the tokens it lost (see ``clip_texts``)."""
+        return clip_texts(self._tokenizer, texts, max_tokens)
 
     def _plan(
         self, query: str, document: str, encoding: Any, max_length: int, window: bool, overlap: int | None

@@ -6,7 +6,7 @@ import logging
 import threading
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from tqdm.auto import tqdm
@@ -21,6 +21,7 @@ from rerank_plugins.prompting import PromptEncoder
 from rerank_plugins.results import ScoringStats
 from rerank_plugins.runtime import Runtime, resolve_runtime
 from rerank_plugins.scores import aggregate_windows, scores_and_relevance
+from rerank_plugins.validation import check_documents
 
 __all__ = ["Reranker", "DEFAULT_MODEL", "TokenCost"]
 
@@ -46,10 +47,12 @@ class TokenCost:
     Attributes:
         query_tokens: Tokens of the query alone (no special tokens).
         pair_tokens: Model tokens each (query, document) pair runs, windows and special tokens included.
+        truncated_tokens: Tokens of each document the model would not see (0 in window mode).
     """
 
     query_tokens: int
     pair_tokens: list[int]
+    truncated_tokens: list[int] = field(default_factory=list)
 
 
 def _positive_int(name: str, value: Any) -> int:
@@ -226,11 +229,21 @@ class Reranker(RerankBackend):
         _, encoder = self._model()
         window, max_length = self.long_documents == "window", self.max_length
         pair_tokens: list[int] = []
+        truncated: list[int] = []
         for start in range(0, len(documents), COST_SLICE):
             pairs = [(query, document) for document in documents[start : start + COST_SLICE]]
             for plan in encoder.plans(pairs, max_length, window, self.window_overlap):
                 pair_tokens.append(sum(len(ids) for ids, _ in plan.units))
-        return TokenCost(encoder.query_tokens(query), pair_tokens)
+                truncated.append(plan.truncated_tokens)
+        return TokenCost(encoder.query_tokens(query), pair_tokens, truncated)
+
+    def clip_documents(self, documents: Sequence[str], max_tokens: int) -> list[tuple[str, int]]:
+        """Each document cut to its first ``max_tokens`` tokens, with the tokens it lost (0: whole).
+
+        A per-request document budget (Cohere's ``max_tokens_per_doc``) on top of ``max_length``.
+        """
+        max_tokens = _positive_int("max_tokens", max_tokens)
+        return self._model()[1].clip(check_documents(documents), max_tokens)
 
     @property
     def stats(self) -> ScoringStats:

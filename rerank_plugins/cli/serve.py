@@ -3,24 +3,51 @@
 from __future__ import annotations
 
 import argparse
+import ipaddress
+import logging
+import os
 from dataclasses import fields
 from typing import Any
 
-from rerank_plugins._optional import require
 from rerank_plugins.cli.options import add_reranker_options, reranker_from
 from rerank_plugins.serving.app import create_app
+from rerank_plugins.serving.auth import API_KEY_ENV
 from rerank_plugins.serving.limits import ServiceLimits
-from rerank_plugins.serving.server import server_config
+from rerank_plugins.serving.server import make_server, server_config
+
+logger = logging.getLogger(__name__)
 
 __all__ = ["add_parser", "run"]
 
 
 def add_parser(commands: Any, name: str) -> None:
-    parser = commands.add_parser(name, help="serve POST /rerank over HTTP (FastAPI), optionally on Ray Serve")
-    parser.add_argument("--host", default="127.0.0.1", help="interface to listen on (0.0.0.0: all)")
-    parser.add_argument("--port", type=int, default=8000)
-    parser.add_argument("--model-name", default=None, help="name shown in answers (default: the model's own)")
-    parser.add_argument("--log-level", default="warning", help="uvicorn's log level (info shows each request)")
+    parser = commands.add_parser(
+        name, help="serve the Cohere, Jina, TEI, Voyage and our own rerank APIs over HTTP, optionally on Ray Serve"
+    )
+    parser.add_argument(
+        "--host", default="127.0.0.1", help="interface to listen on (0.0.0.0: all) (default: %(default)s)"
+    )
+    parser.add_argument("--port", type=int, default=8000, help="(default: %(default)s)")
+    parser.add_argument(
+        "--served-model-name",
+        "--model-name",
+        action="append",
+        default=None,
+        metavar="NAME",
+        help="a name requests may give as 'model'; repeat for aliases, the first is shown in answers "
+        "(default: the model's hub id, or its directory's name)",
+    )
+    parser.add_argument(
+        "--api-key",
+        default=os.environ.get(API_KEY_ENV),
+        help=f"require 'Authorization: Bearer KEY' on every route but /live and /health (default: ${API_KEY_ENV})",
+    )
+    parser.add_argument(
+        "--log-level",
+        default="info",
+        choices=["debug", "info", "warning", "error"],
+        help="info logs the ready line and one access line per request (default: %(default)s)",
+    )
     limits = parser.add_argument_group("limits and batching (see the README's limits table)")
     for limit in fields(ServiceLimits):
         if limit.name == "micro_batching":
@@ -44,7 +71,24 @@ def limits_from(args: argparse.Namespace) -> ServiceLimits:
     return ServiceLimits(**values, micro_batching=not args.no_micro_batching)
 
 
+def _loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
 def run(args: argparse.Namespace) -> int:
+    logging.getLogger("rerank_plugins").setLevel(args.log_level.upper())
+    if not args.api_key and not _loopback(args.host):
+        logger.warning(
+            "serving on %s without an API key: anyone who can reach this port can use the model; "
+            "pass --api-key or set %s",
+            args.host,
+            API_KEY_ENV,
+        )
     reranker = reranker_from(args)  # loads now: a bad model fails before the port opens
     if args.ray:
         from rerank_plugins.serving.ray_serve import run_ray_service
@@ -59,8 +103,9 @@ def run(args: argparse.Namespace) -> int:
             cpus_per_replica=args.cpus_per_replica,
         )
         return 0
-    uvicorn = require("uvicorn", "serve")
     limits = limits_from(args)
-    app = create_app(reranker, limits, model_name=args.model_name)
-    uvicorn.Server(server_config(app, limits, host=args.host, port=args.port, log_level=args.log_level)).run()
+    names = args.served_model_name or []
+    app = create_app(reranker, limits, model_name=names[0] if names else None, aliases=names[1:], api_key=args.api_key)
+    config = server_config(app, limits, host=args.host, port=args.port, log_level=args.log_level, own_logging=True)
+    make_server(config).run()
     return 0

@@ -6,16 +6,17 @@ few dozen characters of what the caller sent, and none names a server path.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, NoReturn
 
 from pydantic import ValidationError
 
 from rerank_plugins.reranker import TokenCost
+from rerank_plugins.serving.apis import Ask, ask_for
 from rerank_plugins.serving.limits import ServiceLimits
-from rerank_plugins.serving.schemas import RerankRequest
 
-__all__ = ["Refused", "check_cost", "check_sizes", "parse_request", "validation_detail"]
+__all__ = ["Refused", "check_cost", "check_sizes", "check_whole", "parse_request", "validation_detail"]
 
 ECHO_CHARS = 60
 """At most this many characters of an offending input are echoed back in a 422 (never a whole body)."""
@@ -49,12 +50,34 @@ def validation_detail(errors: Sequence[Mapping[str, Any]], loc: tuple[str, ...] 
     return detail
 
 
-def parse_request(body: bytes) -> RerankRequest:
-    """The request in ``body``; anything malformed (bad JSON, NaN, lone surrogates, wrong types) is a 422."""
+def _not_json(message: str) -> Refused:
+    return Refused(422, [{"type": "json_invalid", "loc": ["body"], "msg": f"Invalid JSON: {message}"}])
+
+
+def _no_constants(name: str) -> NoReturn:
+    raise ValueError(f"{name} is not a JSON number")
+
+
+def parse_request(path: str, body: bytes) -> Ask:
+    """The request in ``body`` sent to ``path``, in whichever API's shape it is (see ``apis.ask_for``).
+
+    Anything malformed (bad JSON or UTF-8, NaN, deep nesting, wrong types, missing fields) is a 422
+    naming the field.
+    """
     if not body:
         raise Refused(422, [{"type": "missing", "loc": ["body"], "msg": "the request has no JSON body"}])
     try:
-        return RerankRequest.model_validate_json(body)
+        payload = json.loads(body, parse_constant=_no_constants)
+    except json.JSONDecodeError as error:
+        raise _not_json(f"{error.msg} at line {error.lineno} column {error.colno}") from None
+    except UnicodeDecodeError:
+        raise _not_json("the body is not UTF-8") from None
+    except ValueError as error:
+        raise _not_json(str(error)) from None
+    except RecursionError:
+        raise _not_json("nested too deeply") from None
+    try:
+        return ask_for(path, payload)
     except ValidationError as error:
         errors = error.errors(include_url=False, include_context=False)
         raise Refused(422, validation_detail(errors, ("body",))) from None
@@ -67,7 +90,7 @@ def _utf8_size(text: str, name: str) -> int:
         raise Refused(422, f"{name} is not valid Unicode ({error.reason} at character {error.start})") from None
 
 
-def check_sizes(request: RerankRequest, limits: ServiceLimits) -> None:
+def check_sizes(request: Ask, limits: ServiceLimits) -> None:
     """413 for a request over the count and byte limits; checked before anything is tokenised."""
     if len(request.documents) > limits.max_documents:
         raise Refused(413, f"{len(request.documents)} documents exceed the limit of {limits.max_documents} per request")
@@ -91,3 +114,14 @@ def check_cost(cost: TokenCost, limits: ServiceLimits, query_token_limit: int) -
             f"the request would run {total} model tokens; the limit is {limits.max_request_tokens} per request "
             "(send fewer or shorter documents)",
         )
+
+
+def check_whole(cost: TokenCost, max_length: int) -> None:
+    """413 for a document the model would cut, when the caller asked not to truncate (TEI, Voyage)."""
+    for position, lost in enumerate(cost.truncated_tokens):
+        if lost:
+            raise Refused(
+                413,
+                f"documents[{position}] is {lost} tokens over what fits a {max_length}-token pair; "
+                "send a shorter document, or allow truncation",
+            )

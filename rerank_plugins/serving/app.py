@@ -1,30 +1,58 @@
-"""The rerank HTTP service: ``POST /rerank``, ``GET /health``, ``GET /info`` over one ``Reranker``.
+"""The rerank HTTP service over one ``Reranker``: the common rerank APIs, probes, ``/info`` and ``/metrics``.
 
-A request is parsed, size-checked and costed in tokens before it is queued (see ``admission``); the
-body itself is bounded before parsing (``guard``); work for a client that has gone is dropped.
+``POST /rerank`` (ours, or TEI's when the body has ``texts``), ``/v1/rerank`` (Cohere v1 and Jina, or
+Voyage's) and ``/v2/rerank`` (Cohere v2) all run through the same checks, micro-batcher and ranking;
+only the shapes differ (see ``apis``). A request is parsed, size-checked and costed in tokens before
+it is queued (``admission``); its body is bounded before parsing (``guard``); work for a client that
+has gone is dropped. ``/live`` answers while the process runs, ``/health`` once the model is warm.
 """
 
 import asyncio
 import hashlib
+import logging
 import os
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from typing import Any, TypeVar
 
 from rerank_plugins._optional import require
 from rerank_plugins.reranker import Reranker
-from rerank_plugins.serving.admission import Refused, check_cost, check_sizes, parse_request, validation_detail
+from rerank_plugins.serving.admission import (
+    Refused,
+    check_cost,
+    check_sizes,
+    check_whole,
+    parse_request,
+    validation_detail,
+)
+from rerank_plugins.serving.apis import API_NAMES, Ask, render
+from rerank_plugins.serving.auth import ApiKeyGuard
 from rerank_plugins.serving.batching import IdempotencyConflict, MicroBatcher, Overloaded
 from rerank_plugins.serving.guard import GuardStats, RequestGuard
 from rerank_plugins.serving.limits import ServiceLimits
-from rerank_plugins.serving.schemas import RerankRequest, RerankResponse, ResultDocument, ResultRow, Usage
+from rerank_plugins.serving.metrics import ServiceMetrics
+from rerank_plugins.serving.observability import RequestLog, request_id_of
+from rerank_plugins.serving.schemas import RerankRequest
 
-__all__ = ["ServiceLimits", "create_app", "served_name"]
+__all__ = ["Lifecycle", "ServiceLimits", "create_app", "served_name"]
+
+logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
 MAX_IDEMPOTENCY_KEY = 200
+RERANK_PATHS = ("/rerank", "/v1/rerank", "/v2/rerank")
+ENDPOINTS = frozenset({*RERANK_PATHS, "/health", "/live", "/info", "/metrics", "/docs", "/openapi.json"})
+
+
+@dataclass
+class Lifecycle:
+    """Where the service is: warm (``/health`` ready), draining after SIGTERM, and its URL once bound."""
+
+    ready: bool = False
+    draining: bool = False
+    url: str | None = None
 
 
 def served_name(model: str) -> str:
@@ -52,10 +80,28 @@ def _unavailable(reason: str, error: Overloaded) -> Refused:
     return Refused(503, f"{reason}; retry later", {"Retry-After": str(error.retry_after)})
 
 
-def create_app(reranker: Reranker, limits: ServiceLimits | None = None, *, model_name: str | None = None) -> Any:
+def _startup_line(reranker: Reranker, name: str, limits: ServiceLimits, url: str | None, keyed: bool) -> str:
+    values = " ".join(f"{key}={value}" for key, value in asdict(limits).items())
+    return (
+        f"rerank-plugins ready at {url or '(address set by the server)'}: model {name} on {reranker.device} "
+        f"({reranker.precision}, {reranker.runtime}); APIs {', '.join(RERANK_PATHS)}; "
+        f"API key {'required' if keyed else 'off'}; limits {values}"
+    )
+
+
+def create_app(
+    reranker: Reranker,
+    limits: ServiceLimits | None = None,
+    *,
+    model_name: str | None = None,
+    aliases: Sequence[str] = (),
+    api_key: str | None = None,
+) -> Any:
     """A FastAPI app serving ``reranker``; the model loads when the app starts. Needs the ``serve`` extra.
 
-    ``model_name`` is the name answers show (default: the hub id, or a local directory's last part).
+    ``model_name`` is the name answers show (default: the hub id, or a local directory's last part);
+    a request's ``model`` must be it or one of ``aliases``. With ``api_key``, every route but the
+    probes needs ``Authorization: Bearer <api_key>``.
     """
     require("fastapi", "serve")
     from fastapi import FastAPI, Request
@@ -64,6 +110,9 @@ def create_app(reranker: Reranker, limits: ServiceLimits | None = None, *, model
 
     limits = limits or ServiceLimits()
     name = model_name or served_name(reranker.model_name)
+    names = frozenset([name, *aliases])
+    lifecycle = Lifecycle()
+    guard = GuardStats()
     batcher = MicroBatcher(
         reranker,
         max_wait_ms=limits.max_wait_ms,
@@ -74,18 +123,31 @@ def create_app(reranker: Reranker, limits: ServiceLimits | None = None, *, model
         max_queued_tokens=limits.max_queued_tokens,
         enabled=limits.micro_batching,
     )
+    metrics = ServiceMetrics(lambda: batcher.queued, lambda: dict(guard.refused), lambda: lifecycle.ready)
+    batcher.on_pass = metrics.observe_pass
+
+    async def warm_up() -> None:
+        await asyncio.to_thread(reranker.pair_scores, [("warm-up", "warm-up")])  # compiles, allocates
+        lifecycle.ready = True
+        logger.info("%s", _startup_line(reranker, name, limits, lifecycle.url, api_key is not None))
 
     @asynccontextmanager
     async def lifespan(app: Any) -> AsyncIterator[None]:
         reranker.load()
         await batcher.start()
+        warming = asyncio.create_task(warm_up())
         yield
+        lifecycle.draining, lifecycle.ready = True, False
+        warming.cancel()
         await batcher.stop()
 
     app = FastAPI(title="rerank-plugins", lifespan=lifespan)
-    guard = GuardStats()
     app.add_middleware(RequestGuard, limits=limits, stats=guard, retry_after=batcher.retry_after)
+    if api_key is not None:
+        app.add_middleware(ApiKeyGuard, api_key=api_key, stats=guard)
+    app.add_middleware(RequestLog, metrics=metrics, endpoints=ENDPOINTS)
     app.state.batcher = batcher
+    app.state.lifecycle = lifecycle
     started = time.time()
 
     @app.exception_handler(Refused)
@@ -101,33 +163,58 @@ def create_app(reranker: Reranker, limits: ServiceLimits | None = None, *, model
 
     @app.exception_handler(Exception)
     async def failed(request: Request, error: Exception) -> JSONResponse:
+        logger.error("request %s failed: %s", request_id_of(request.scope), error)
         return JSONResponse({"detail": "the service failed on this request; see its log"}, status_code=500)
 
-    body_schema = {"application/json": {"schema": RerankRequest.model_json_schema()}}
-    schema = {"requestBody": {"required": True, "content": body_schema}}
+    def check_model(ask: Ask) -> None:
+        if ask.model is not None and ask.model not in names:
+            shown = ask.model if len(ask.model) <= 80 else ask.model[:80] + "..."
+            raise Refused(
+                404,
+                f"model {shown!r} is not served here; this service serves {name!r} "
+                "(start it with --served-model-name to accept other names)",
+            )
 
-    @app.post("/rerank", response_model=RerankResponse, response_model_exclude_none=True, openapi_extra=schema)
-    async def rerank(request: Request) -> Any:
+    async def answer(request: Request) -> Any:
+        """Parse, check, cost, queue and score one request; answer in the shape it came in."""
+        if lifecycle.draining:
+            raise Refused(503, "the service is shutting down; retry later", {"Retry-After": "1"})
         body = await request.body()
-        parsed = await asyncio.to_thread(parse_request, body)
-        check_sizes(parsed, limits)
-        if not parsed.documents:
-            return RerankResponse(model=name, results=[], usage=Usage(pairs=0))
+        ask = await asyncio.to_thread(parse_request, request.url.path, body)
+        check_model(ask)
+        check_sizes(ask, limits)
+        request_id = request_id_of(request.scope)
+        if not ask.documents:
+            return JSONResponse(render(ask, [], model=name, request_id=request_id, tokens=0, warnings=[]))
         if await request.is_disconnected():  # gone while its body was parsed: do not even tokenise it
             return Response(status_code=499)
-        cost = await asyncio.to_thread(reranker.token_cost, parsed.query, parsed.documents)
+        documents, warnings = ask.documents, []
+        if ask.max_tokens_per_doc is not None:
+            clipped = await asyncio.to_thread(reranker.clip_documents, documents, ask.max_tokens_per_doc)
+            documents = [text for text, _ in clipped]
+            if cut := sum(1 for _, lost in clipped if lost):
+                warnings.append(
+                    f"{cut} of {len(documents)} documents were cut to max_tokens_per_doc={ask.max_tokens_per_doc}"
+                )
+        cost = await asyncio.to_thread(reranker.token_cost, ask.query, documents)
         kept_whole = reranker.max_query_tokens  # a longer query would be cut: never silently here
         check_cost(cost, limits, min(limits.max_query_tokens or kept_whole, kept_whole))
+        if not ask.truncate:
+            check_whole(cost, reranker.max_length)
+        if cut := sum(1 for lost in cost.truncated_tokens if lost):
+            warnings.append(
+                f"{cut} of {len(documents)} documents were cut to fit the model's {reranker.max_length}-token pairs"
+            )
         key = request.headers.get("idempotency-key")
         if key is not None and not 0 < len(key) <= MAX_IDEMPOTENCY_KEY:
             raise Refused(422, f"Idempotency-Key must be 1 to {MAX_IDEMPOTENCY_KEY} characters")
         try:
             job = batcher.submit(
-                parsed.query,
-                parsed.documents,
+                ask.query,
+                documents,
                 cost.pair_tokens,
                 key=key,
-                digest=hashlib.sha256(body).hexdigest() if key else None,
+                digest=hashlib.sha256(request.url.path.encode() + body).hexdigest() if key else None,
             )
         except Overloaded as error:
             raise _unavailable(f"service overloaded: {error}", error) from None
@@ -141,28 +228,37 @@ def create_app(reranker: Reranker, limits: ServiceLimits | None = None, *, model
             batcher.release(job)
         if ranking is None:  # the client has gone: nobody reads this
             return Response(status_code=499)
-        kept = ranking[: parsed.top_n] if parsed.top_n is not None else ranking
-        rows = [
-            ResultRow(
-                index=result.index,
-                relevance_score=result.relevance_score,
-                score=result.score,
-                truncated_tokens=result.truncated_tokens,
-                windows=result.windows,
-                document=ResultDocument(text=result.document) if parsed.return_documents else None,
-            )
-            for result in kept
-        ]
-        return RerankResponse(model=name, results=rows, usage=Usage(pairs=len(parsed.documents)))
+        tokens = sum(cost.pair_tokens)
+        return JSONResponse(render(ask, ranking, model=name, request_id=request_id, tokens=tokens, warnings=warnings))
+
+    ours = {"application/json": {"schema": RerankRequest.model_json_schema()}}
+    for path in RERANK_PATHS:
+        extra = {"requestBody": {"required": True, "content": ours}} if path == "/rerank" else None
+        app.add_api_route(path, answer, methods=["POST"], openapi_extra=extra, summary=_SUMMARIES[path])
+
+    @app.get("/live")
+    async def live() -> dict[str, Any]:
+        return {"status": "live", "uptime_seconds": round(time.time() - started, 1)}
 
     @app.get("/health")
-    async def health() -> dict[str, Any]:
-        return {"status": "ok", "uptime_seconds": round(time.time() - started, 1)}
+    async def health() -> Any:
+        if lifecycle.ready:
+            return {"status": "ready", "uptime_seconds": round(time.time() - started, 1)}
+        status = "draining" if lifecycle.draining else "warming"
+        return JSONResponse({"status": status}, status_code=503, headers={"Retry-After": "1"})
+
+    @app.get("/metrics")
+    async def prometheus() -> Response:
+        return Response(metrics.exposition(), media_type=metrics.content_type)
 
     @app.get("/info")
     async def info() -> dict[str, Any]:
         return {
             "model": name,
+            "aliases": sorted(names - {name}),
+            "apis": {path: _SUMMARIES[path] for path in RERANK_PATHS},
+            "api_key": api_key is not None,
+            "ready": lifecycle.ready,
             "device": reranker.device,
             "precision": reranker.precision,
             "runtime": reranker.runtime,
@@ -179,3 +275,10 @@ def create_app(reranker: Reranker, limits: ServiceLimits | None = None, *, model
         }
 
     return app
+
+
+_SUMMARIES = {
+    "/rerank": f"{API_NAMES['rerank-plugins']} (documents) or {API_NAMES['tei']} (texts)",
+    "/v1/rerank": f"{API_NAMES['cohere-v1']} (top_n) or {API_NAMES['voyage']} (top_k)",
+    "/v2/rerank": API_NAMES["cohere-v2"],
+}

@@ -11,7 +11,7 @@ from typing import Any
 
 from rerank_plugins._optional import require
 from rerank_plugins.serving.limits import ServiceLimits
-from rerank_plugins.serving.server import server_config
+from rerank_plugins.serving.server import make_server, server_config
 
 __all__ = ["serve_in_background"]
 
@@ -28,12 +28,12 @@ def serve_in_background(
 
     ``limits`` sets the connection limits (header deadline, keep-alive, connections), as ``serve`` does.
     """
-    uvicorn = require("uvicorn", "serve")
+    require("uvicorn", "serve")
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind((host, port))
     bound = sock.getsockname()[1]
-    server = uvicorn.Server(server_config(app, limits or ServiceLimits(), host=host, port=bound))
+    server = make_server(server_config(app, limits or ServiceLimits(), host=host, port=bound))
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()
     deadline = time.monotonic() + timeout

@@ -15,6 +15,7 @@ import logging
 import math
 import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from rerank_plugins.backend import PairScore, RerankBackend, rank_scored
@@ -72,7 +73,8 @@ class MicroBatcher:
 
     ``submit`` admits a request (or raises :class:`Overloaded`), ``result`` waits for its ranking, and
     ``release`` says a client is gone: once every client of a job is gone its remaining pairs are dropped.
-    ``enabled=False`` runs one request per pass (still split by the pass budgets).
+    ``enabled=False`` runs one request per pass (still split by the pass budgets); ``on_pass`` is told
+    the pairs, tokens and seconds of each pass that scored.
     """
 
     def __init__(
@@ -86,6 +88,7 @@ class MicroBatcher:
         max_queued_pairs: int = 16_384,
         max_queued_tokens: int = 2_097_152,
         enabled: bool = True,
+        on_pass: Callable[[int, int, float], None] | None = None,
     ) -> None:
         if max_wait_ms < 0 or min(max_batch_pairs, max_batch_tokens, max_queue, max_queued_pairs) < 1:
             raise ValueError("max_wait_ms must be >= 0; the batch and queue budgets >= 1")
@@ -97,6 +100,7 @@ class MicroBatcher:
         self.max_queued_pairs = max_queued_pairs
         self.max_queued_tokens = max_queued_tokens
         self.enabled = enabled
+        self.on_pass = on_pass
         self.batches = 0
         self.abandoned = 0
         self.tokens_per_second: float | None = None
@@ -312,6 +316,9 @@ class MicroBatcher:
             self.batches += 1
             if scores is not None:
                 self._place(batch.parts, scores)
-                rate = batch.tokens / max(time.perf_counter() - started, 1e-6)
+                seconds = time.perf_counter() - started
+                if self.on_pass is not None:
+                    self.on_pass(len(scores), batch.tokens, seconds)
+                rate = batch.tokens / max(seconds, 1e-6)
                 previous = self.tokens_per_second
                 self.tokens_per_second = rate if previous is None else 0.7 * previous + 0.3 * rate

@@ -16,7 +16,7 @@ from typing import Any
 
 from rerank_plugins.serving.limits import ServiceLimits
 
-__all__ = ["GuardStats", "RequestGuard"]
+__all__ = ["GuardStats", "RequestGuard", "refuse"]
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -25,7 +25,8 @@ Send = Callable[[Message], Awaitable[None]]
 App = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 
-async def _refuse(send: Send, status: int, detail: str, headers: dict[str, str] | None = None) -> None:
+async def refuse(send: Send, status: int, detail: str, headers: dict[str, str] | None = None) -> None:
+    """Answer ``{"detail": ...}`` with ``status`` and close the connection (its body is not read)."""
     body = json.dumps({"detail": detail}).encode()
     raw = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
     raw += [(b"connection", b"close")] + [(k.lower().encode(), v.encode()) for k, v in (headers or {}).items()]
@@ -57,7 +58,7 @@ class RequestGuard:
 
     async def _refuse(self, send: Send, status: int, detail: str, headers: dict[str, str] | None = None) -> None:
         self.stats.count(status)
-        await _refuse(send, status, detail, headers)
+        await refuse(send, status, detail, headers)
 
     async def _overloaded(self, send: Send) -> None:
         await self._refuse(

@@ -8,7 +8,7 @@ from typing import Any
 from rerank_plugins._optional import require
 from rerank_plugins.serving.limits import ServiceLimits
 
-__all__ = ["server_config"]
+__all__ = ["make_server", "server_config"]
 
 
 def _protocol_class(header_timeout: float) -> Any:
@@ -56,14 +56,22 @@ def _protocol_class(header_timeout: float) -> Any:
     return HeaderDeadlineProtocol
 
 
-def server_config(app: Any, limits: ServiceLimits, *, host: str, port: int, log_level: str = "warning") -> Any:
-    """A ``uvicorn.Config`` for ``app`` that enforces the connection-level ``limits``."""
+def server_config(
+    app: Any, limits: ServiceLimits, *, host: str, port: int, log_level: str = "warning", own_logging: bool = False
+) -> Any:
+    """A ``uvicorn.Config`` for ``app`` that enforces the connection-level ``limits``.
+
+    ``own_logging`` lets uvicorn set up its log handlers (a process of its own, as ``serve``); otherwise
+    logging is left as the caller has it. Access lines come from the app (with request ids), not uvicorn.
+    """
     uvicorn = require("uvicorn", "serve")
     return uvicorn.Config(
         app,
         host=host,
         port=port,
         log_level=log_level,
+        log_config=uvicorn.config.LOGGING_CONFIG if own_logging else None,
+        access_log=False,
         lifespan="on",
         http=_protocol_class(limits.header_timeout_s),
         h11_max_incomplete_event_size=limits.max_header_bytes,
@@ -71,3 +79,27 @@ def server_config(app: Any, limits: ServiceLimits, *, host: str, port: int, log_
         limit_concurrency=limits.max_connections,
         timeout_graceful_shutdown=max(1, round(limits.drain_timeout_s)),
     )
+
+
+def make_server(config: Any) -> Any:
+    """A ``uvicorn.Server`` for ``config`` that tells the app when it starts to drain (SIGTERM, Ctrl-C).
+
+    The app's ``Lifecycle`` (``app.state.lifecycle``) learns its URL once bound, and turns not ready
+    at the first exit signal, so ``/health`` fails and new requests get 503 while queued work finishes.
+    """
+    uvicorn = require("uvicorn", "serve")
+    lifecycle = getattr(getattr(config.app, "state", None), "lifecycle", None)
+
+    class DrainingServer(uvicorn.Server):  # type: ignore[misc, name-defined]
+        async def startup(self, sockets: Any = None) -> None:
+            if lifecycle is not None and lifecycle.url is None:
+                bound = sockets[0].getsockname()[1] if sockets else config.port
+                lifecycle.url = f"http://{config.host}:{bound}"
+            await super().startup(sockets=sockets)
+
+        def handle_exit(self, sig: int, frame: Any) -> None:
+            if lifecycle is not None:
+                lifecycle.draining, lifecycle.ready = True, False
+            super().handle_exit(sig, frame)
+
+    return DrainingServer(config)
