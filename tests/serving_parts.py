@@ -6,6 +6,7 @@ import json
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -24,12 +25,13 @@ def free_port() -> int:
 class ServeProcess:
     """A real ``rerank-plugins serve`` process on 127.0.0.1 with the given flags; stopped on exit."""
 
-    def __init__(self, model: str, *flags: str, runtime: str = "torch") -> None:
+    def __init__(self, model: str, *flags: str, runtime: str = "torch", env: dict[str, str] | None = None) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         command = [sys.executable, "-m", "rerank_plugins.cli", "serve", "--model", model, "--port", str(self.port)]
         command += ["--runtime", runtime, "--precision", "fp32", *flags]
-        self.process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        self._log = tempfile.TemporaryFile(mode="w+")  # a file, not a pipe: access lines never block the server
+        self.process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=self._log, text=True, env=env)
         deadline = time.monotonic() + 120
         while True:
             try:
@@ -39,8 +41,14 @@ class ServeProcess:
                 pass
             if self.process.poll() is not None or time.monotonic() > deadline:
                 self.stop()
-                raise RuntimeError(f"rerank-plugins serve did not start: {self.process.stderr.read()[-2000:]}")
+                raise RuntimeError(f"rerank-plugins serve did not start: {self.log()[-2000:]}")
             time.sleep(0.2)
+
+    def log(self) -> str:
+        """Everything the process has written to stderr so far (its log)."""
+        self._log.flush()
+        self._log.seek(0)
+        return self._log.read()
 
     @property
     def pid(self) -> int:
@@ -176,3 +184,27 @@ def hostile_traffic(port: int, big_job: dict[str, Any], rounds: int = 100) -> It
         stop.set()
         for thread in threads:
             thread.join(30)
+
+
+SHAPES = ("rerank-plugins", "tei", "cohere-v2", "cohere-v1", "voyage")
+"""The request shapes the service speaks; ``request_in`` and ``scores_in`` build and read each."""
+
+
+def request_in(shape: str, query: str, documents: list[str]) -> tuple[str, dict[str, Any]]:
+    """The path and JSON body asking for every document's score in ``shape``."""
+    if shape == "rerank-plugins":
+        return "/rerank", {"query": query, "documents": documents}
+    if shape == "tei":
+        return "/rerank", {"query": query, "texts": documents, "raw_scores": True}
+    if shape == "voyage":
+        return "/v1/rerank", {"query": query, "documents": documents, "top_k": None, "truncation": True}
+    return f"/{shape[-2:]}/rerank", {"query": query, "documents": documents, "top_n": len(documents)}
+
+
+def scores_in(shape: str, answer: Any, count: int) -> tuple[str, list[float]]:
+    """Which score ``shape`` answers (``score`` raw, or ``relevance_score``) and its values in input order."""
+    rows = answer if shape == "tei" else answer["data"] if shape == "voyage" else answer["results"]
+    kind = "score" if shape in ("rerank-plugins", "tei") else "relevance_score"
+    by_index = {row["index"]: row[kind] for row in rows}
+    assert len(by_index) == len(rows) == count, f"{shape}: {len(rows)} rows for {count} documents"
+    return kind, [by_index[position] for position in range(count)]

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import signal
 import socket
 import threading
@@ -19,7 +20,7 @@ import pytest
 
 from rerank_plugins import Reranker
 from rerank_plugins.remote import RemoteReranker, RemoteRerankError
-from tests.serving_parts import ServeProcess, hostile_traffic, raw_exchange
+from tests.serving_parts import SHAPES, ServeProcess, hostile_traffic, raw_exchange, request_in, scores_in
 
 pytestmark = pytest.mark.slow
 
@@ -313,27 +314,82 @@ def test_sigterm_finishes_connected_work_drops_abandoned_work_and_exits_within_t
     assert answers["long"] != 200  # it could not finish within the drain bound
 
 
+def test_sigterm_under_mixed_load_loses_no_accepted_request(random_model: str) -> None:
+    """SIGTERM while 24 clients send requests in all five API shapes, each on a new connection: every
+    request the service took (its access log) reached its client whole and correct, requests in flight
+    at the signal were still answered, the rest were refused at the door, and the process exits."""
+    local = Reranker(random_model, precision="fp32", runtime="torch")
+    outcomes: list[tuple[str, str, str, list[str], object, float]] = []
+    stop = threading.Event()
+
+    def client(url: str, number: int) -> None:
+        for turn in range(10_000):
+            if stop.is_set():
+                return
+            shape, rid = SHAPES[(number + turn) % len(SHAPES)], f"c{number}-{turn}"
+            query, documents = f"claim {number} {turn}", [f"passage {number} {turn} {k}" for k in range(8)]
+            path, body = request_in(shape, query, documents)
+            try:
+                answer = httpx.post(f"{url}{path}", json=body, headers={"X-Request-Id": rid}, timeout=60)
+                outcome: object = answer.json() if answer.status_code == 200 else answer.status_code
+            except httpx.TransportError as error:
+                outcome = type(error).__name__
+            outcomes.append((rid, shape, query, documents, outcome, time.monotonic()))
+
+    with ServeProcess(random_model, *FLAGS, "--drain-timeout-s", "10") as server:
+        clients = [threading.Thread(target=client, args=(server.url, n), daemon=True) for n in range(24)]
+        for thread in clients:
+            thread.start()
+        time.sleep(2.0)
+        signalled = time.monotonic()
+        server.process.send_signal(signal.SIGTERM)
+        code = server.process.wait(timeout=30)
+        stop.set()
+        for thread in clients:
+            thread.join(60)
+        log = server.log()
+    taken = {rid: int(status) for status, rid in re.findall(r'" (\d{3}) [\d.]+ ms id=(c\d+-\d+)', log)}
+    answered = [row for row in outcomes if isinstance(row[4], (dict, list))]
+    assert code in (0, -signal.SIGTERM)
+    assert len(answered) >= 24 and any(row[5] > signalled for row in answered), "nothing in flight was finished"
+    for rid, shape, query, documents, outcome, _ in outcomes:
+        if isinstance(outcome, (dict, list)):
+            kind, got = scores_in(shape, outcome, len(documents))
+            want = [getattr(row, kind) for row in sorted(local.rank(query, documents), key=lambda row: row.index)]
+            assert got == pytest.approx(want, abs=1e-4), rid
+        else:  # refused at the door (closed socket, or a 503 while draining), never taken and then lost
+            assert outcome in ("ConnectError", "RemoteProtocolError", "ReadError", 503), (rid, outcome)
+            assert taken.get(rid) in (None, 503), f"{rid} was answered {taken.get(rid)} but its client got {outcome}"
+    assert set(taken) >= {row[0] for row in answered}
+
+
 # -- all of it at once ----------------------------------------------------------------------------------
 
 
 def test_200_clients_are_answered_correctly_beside_5_hostile_ones(random_model: str) -> None:
-    """200 concurrent well-behaved clients beside five hostile ones (a 100 MB body, an endless chunked
-    body, dripped headers, two abandoned 390-pair jobs): every answer equals the local core's, the
-    hostile ones are all refused or dropped, and the peak memory of a fresh service stays under 1.5 GB."""
+    """200 concurrent well-behaved clients, spread over the five API shapes, beside five hostile ones (a
+    100 MB body, an endless chunked body, dripped headers, two abandoned 390-pair jobs): every answer
+    equals the local core's, the hostile ones are all refused or dropped, and the peak memory of a fresh
+    service stays under 1.5 GB."""
     local = Reranker(random_model, precision="fp32", runtime="torch")
     topics = ["statins and cholesterol", "malaria vectors", "vitamin D and bone", "sleep and memory"]
     queries = [f"claim {i} on {topics[i % 4]}" for i in range(200)]
     documents = [[f"{topic} finding {i}" for topic in topics] + [f"passage {i}"] for i in range(200)]
-    expected = [local.score(q, docs) for q, docs in zip(queries, documents, strict=True)]
+    ranked = [local.rank(q, docs) for q, docs in zip(queries, documents, strict=True)]
+    expected = {
+        kind: [[getattr(row, kind) for row in sorted(rows, key=lambda row: row.index)] for rows in ranked]
+        for kind in ("score", "relevance_score")
+    }
 
-    async def well_behaved(url: str) -> list[list[float]]:
+    async def well_behaved(url: str) -> list[tuple[str, list[float]]]:
         async with httpx.AsyncClient(timeout=120, limits=httpx.Limits(max_connections=200)) as client:
 
-            async def one(i: int) -> list[float]:
-                answer = await client.post(f"{url}/rerank", json={"query": queries[i], "documents": documents[i]})
+            async def one(i: int) -> tuple[str, list[float]]:
+                shape = SHAPES[i % len(SHAPES)]
+                path, body = request_in(shape, queries[i], documents[i])
+                answer = await client.post(f"{url}{path}", json=body)
                 answer.raise_for_status()
-                scores = {row["index"]: row["score"] for row in answer.json()["results"]}
-                return [scores[position] for position in range(len(documents[i]))]
+                return scores_in(shape, answer.json(), len(documents[i]))
 
             return await asyncio.gather(*(one(i) for i in range(200)))
 
@@ -343,7 +399,8 @@ def test_200_clients_are_answered_correctly_beside_5_hostile_ones(random_model: 
             answers = asyncio.run(well_behaved(server.url))
         peak = server.peak_rss_mb()
         abandoned = int(wait_idle(server)["abandoned"])  # type: ignore[call-overload]
-    assert all(got == pytest.approx(want, abs=1e-4) for got, want in zip(answers, expected, strict=True))
+    for i, (kind, got) in enumerate(answers):
+        assert got == pytest.approx(expected[kind][i], abs=1e-4), f"client {i} ({SHAPES[i % len(SHAPES)]})"
     for refused in (seen["declared"], seen["chunked"]):  # a 413, or a reset once the server closed on them
         assert any(b.startswith(b"HTTP/1.1 413") for b in refused)
         assert all(b.startswith(b"HTTP/1.1 413") or b in (b"closed", b"stopped") for b in refused), [

@@ -238,14 +238,14 @@ def create_app(
 
     @app.get("/live")
     async def live() -> dict[str, Any]:
-        return {"status": "live", "uptime_seconds": round(time.time() - started, 1)}
+        return {"status": "ok", "uptime_seconds": round(time.time() - started, 1)}
 
     @app.get("/health")
     async def health() -> Any:
         if lifecycle.ready:
-            return {"status": "ready", "uptime_seconds": round(time.time() - started, 1)}
+            return {"status": "ok", "ready": True, "uptime_seconds": round(time.time() - started, 1)}
         status = "draining" if lifecycle.draining else "warming"
-        return JSONResponse({"status": status}, status_code=503, headers={"Retry-After": "1"})
+        return JSONResponse({"status": status, "ready": False}, status_code=503, headers={"Retry-After": "1"})
 
     @app.get("/metrics")
     async def prometheus() -> Response:

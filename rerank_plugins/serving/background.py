@@ -23,8 +23,10 @@ def serve_in_background(
     port: int = 0,
     timeout: float = 60.0,
     limits: ServiceLimits | None = None,
+    wait_ready: bool = True,
 ) -> Iterator[str]:
-    """Serve ``app`` with uvicorn in a daemon thread (``port=0``: a free port); yields the base URL.
+    """Serve ``app`` with uvicorn in a daemon thread (``port=0``: a free port); yields the base URL once
+    the app is ready (its model warm), or as soon as it listens with ``wait_ready=False``.
 
     ``limits`` sets the connection limits (header deadline, keep-alive, connections), as ``serve`` does.
     """
@@ -37,7 +39,8 @@ def serve_in_background(
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()
     deadline = time.monotonic() + timeout
-    while not server.started:
+    lifecycle = getattr(getattr(app, "state", None), "lifecycle", None)
+    while not server.started or (wait_ready and lifecycle is not None and not lifecycle.ready):
         if not thread.is_alive() or time.monotonic() > deadline:
             sock.close()
             raise RuntimeError(f"the rerank service did not start on {host}:{bound}")
