@@ -21,6 +21,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from rerank_plugins import Reranker
+from rerank_plugins.remote import RemoteReranker
 from rerank_plugins.serving import ServiceLimits, create_app
 from rerank_plugins.serving.background import serve_in_background
 from tests.serving_parts import SHAPES, raw_exchange, request_in, scores_in
@@ -57,6 +58,14 @@ def test_every_shape_gives_the_local_scores(url: str, local: Reranker, shape: st
     kind, got = scores_in(shape, answer.json(), len(DOCS))
     want = sorted(local.rank("cholesterol drugs", DOCS), key=lambda row: row.index)
     assert got == pytest.approx([getattr(row, kind) for row in want], abs=1e-5)
+
+
+@pytest.mark.parametrize("api", ["rerank-plugins", "tei"])
+def test_our_remote_client_speaks_both_of_its_apis_to_the_service(url: str, local: Reranker, api: Any) -> None:
+    remote = RemoteReranker(url, api=api, headers=AUTH)
+    got, want = remote.rank("cholesterol drugs", DOCS), local.rank("cholesterol drugs", DOCS)
+    assert [row.index for row in got] == [row.index for row in want]
+    assert [row.score for row in got] == pytest.approx([row.score for row in want], abs=1e-5)
 
 
 def test_each_shape_answers_in_its_own_layout(url: str, local: Reranker) -> None:

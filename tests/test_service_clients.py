@@ -7,9 +7,13 @@ must give the local ``Reranker``'s order, with scores within 1e-4 (fp32), throug
 
 from __future__ import annotations
 
+import json
+import os
+import re
 from collections.abc import Iterator
 
 import cohere
+import httpx
 import pytest
 import voyageai
 from langchain_classic.retrievers import ContextualCompressionRetriever
@@ -25,6 +29,7 @@ from llama_index.postprocessor.jinaai_rerank import JinaRerank
 from llama_index.postprocessor.tei_rerank import TextEmbeddingInference
 
 from rerank_plugins import Reranker
+from tests.conftest import REPO
 from tests.langchain_parts import vector_store
 from tests.serving_parts import ServeProcess
 
@@ -33,6 +38,7 @@ pytestmark = pytest.mark.slow
 KEY = "test-key-7f3a"
 COHERE_MODEL, JINA_MODEL, VOYAGE_MODEL = "rerank-english-v3.0", "jina-reranker-v1-base-en", "rerank-2"
 TOP = 3
+TESTS_OF_CLIENTS = ("test_service_clients.py", "test_service_apis.py", "test_serving.py")
 
 
 @pytest.fixture(scope="module")
@@ -137,3 +143,29 @@ def test_voyage_client(server: ServeProcess, core: Reranker, claim: str, texts: 
     assert same([row.relevance_score for row in answer.results], scores)
     assert [row.document for row in answer.results] == [documents[i] for i in order]
     assert answer.total_tokens > len(documents) * 100  # long abstracts: real token counts, not pairs
+
+
+def test_the_ready_line_the_access_log_and_no_server_path(server: ServeProcess, trained_model: str) -> None:
+    headers = {"Authorization": f"Bearer {KEY}", "X-Request-Id": "from-the-test"}
+    info = httpx.get(f"{server.url}/info", headers=headers).json()
+    log = server.log()
+    ready = f"rerank-plugins ready at http://127.0.0.1:{server.port}: model {COHERE_MODEL} on cpu (fp32, torch)"
+    assert ready in log and "API key required" in log and "max_batch_tokens=32768" in log
+    assert '"GET /info" 200' in log and "id=from-the-test" in log
+    assert KEY not in log
+    assert info["model"] == COHERE_MODEL and info["aliases"] == sorted([JINA_MODEL, VOYAGE_MODEL])
+    assert trained_model not in json.dumps(info) and os.path.dirname(trained_model) not in json.dumps(info)
+
+
+def test_the_readme_api_table_names_only_endpoints_served_and_clients_tested() -> None:
+    from rerank_plugins.serving.app import RERANK_PATHS
+
+    readme = (REPO / "README.md").read_text(encoding="utf-8")
+    section = readme.split("### One service, the common rerank APIs", 1)[1].split("\n- ", 1)[0]
+    rows = [line.split(" | ") for line in section.splitlines() if line.startswith("| ") and "---" not in line][1:]
+    tests = "".join((REPO / "tests" / name).read_text() for name in TESTS_OF_CLIENTS)
+    assert len(rows) == 6
+    for api, endpoint, _, clients in rows:
+        assert endpoint.strip("`").split()[1] in RERANK_PATHS, api
+        for call in re.findall(r"`([\w.]+)\(", clients):
+            assert f"{call.rsplit('.', 1)[-1]}(" in tests, f"the README names {call} for {api}, but no test runs it"

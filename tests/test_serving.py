@@ -146,38 +146,6 @@ def test_oversize_and_malformed_requests_get_413_and_422(service: str, remote: R
     assert len(RemoteReranker(service, max_documents_per_request=50).score("q", ["d"] * 60)) == 60
 
 
-class _GatedReranker(Reranker):
-    """A real core whose batches wait for a gate, so a test can hold the worker busy."""
-
-    gate = threading.Event()
-
-    def pair_scores(self, *args: Any, **kwargs: Any) -> Any:
-        self.gate.wait(30)
-        return super().pair_scores(*args, **kwargs)
-
-
-def test_a_full_queue_answers_503_with_retry_after(random_model: str) -> None:
-    gated = _GatedReranker(random_model, precision="fp32")
-    gated.gate.clear()
-    with running(create_app(gated, ServiceLimits(max_queue=1, max_wait_ms=0))) as url:
-
-        async def scenario() -> list[httpx.Response]:
-            async with httpx.AsyncClient(timeout=60) as client:
-                body = {"query": "q", "documents": ["a", "b"]}
-                busy = asyncio.create_task(client.post(f"{url}/rerank", json=body))
-                await asyncio.sleep(0.5)  # the worker holds this one at the gate
-                waiting = asyncio.create_task(client.post(f"{url}/rerank", json=body))
-                await asyncio.sleep(0.5)  # this one fills the queue
-                refused = await client.post(f"{url}/rerank", json=body)
-                gated.gate.set()
-                return [refused, await busy, await waiting]
-
-        refused, busy, waiting = asyncio.run(scenario())
-    assert refused.status_code == 503 and refused.headers["Retry-After"] == "1"
-    assert "overloaded" in refused.json()["detail"]
-    assert busy.status_code == waiting.status_code == 200
-
-
 def test_the_client_retries_429_and_503_then_gives_a_clear_error() -> None:
     calls: list[float] = []
 

@@ -90,6 +90,12 @@ def run(args: argparse.Namespace) -> int:
             API_KEY_ENV,
         )
     reranker = reranker_from(args)  # loads now: a bad model fails before the port opens
+    names = args.served_model_name or []
+    app_options: dict[str, Any] = {
+        "model_name": names[0] if names else None,
+        "aliases": names[1:],
+        "api_key": args.api_key,
+    }
     if args.ray:
         from rerank_plugins.serving.ray_serve import run_ray_service
 
@@ -101,11 +107,11 @@ def run(args: argparse.Namespace) -> int:
             port=args.port,
             replicas=args.replicas,
             cpus_per_replica=args.cpus_per_replica,
+            app_options=app_options,
         )
         return 0
     limits = limits_from(args)
-    names = args.served_model_name or []
-    app = create_app(reranker, limits, model_name=names[0] if names else None, aliases=names[1:], api_key=args.api_key)
+    app = create_app(reranker, limits, **app_options)
     config = server_config(app, limits, host=args.host, port=args.port, log_level=args.log_level, own_logging=True)
     make_server(config).run()
     return 0

@@ -128,8 +128,8 @@ def create_app(
 
     async def warm_up() -> None:
         await asyncio.to_thread(reranker.pair_scores, [("warm-up", "warm-up")])  # compiles, allocates
-        lifecycle.ready = True
         logger.info("%s", _startup_line(reranker, name, limits, lifecycle.url, api_key is not None))
+        lifecycle.ready = True
 
     @asynccontextmanager
     async def lifespan(app: Any) -> AsyncIterator[None]:

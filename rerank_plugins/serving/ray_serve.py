@@ -21,11 +21,13 @@ def ray_application(
     *,
     replicas: int = 2,
     cpus_per_replica: float = 1.0,
+    app_options: dict[str, Any] | None = None,
 ) -> Any:
     """A Ray Serve application: ``replicas`` copies of :func:`create_app`, each with its own ``Reranker``.
 
     ``reranker_options`` are ``Reranker`` keyword arguments (``model``, ``precision``, ...); each replica
-    builds its app (and loads the model) when Ray starts it.
+    builds its app (and loads the model) when Ray starts it. ``app_options`` go to ``create_app``
+    (``model_name``, ``aliases``, ``api_key``).
     """
     require("ray.serve", "ray")
     from ray import serve
@@ -34,7 +36,7 @@ def ray_application(
         raise ValueError(f"replicas must be >= 1, got {replicas!r}")
 
     def build_app() -> Any:
-        return create_app(Reranker(**reranker_options), limits)
+        return create_app(Reranker(**reranker_options), limits, **(app_options or {}))
 
     ingress = serve.ingress(build_app)()
     deployment = serve.deployment(
@@ -52,6 +54,7 @@ def run_ray_service(
     replicas: int = 2,
     cpus_per_replica: float = 1.0,
     blocking: bool = True,
+    app_options: dict[str, Any] | None = None,
 ) -> None:
     """Start Ray (or join the running cluster) and serve the application on ``host:port``."""
     ray = require("ray", "ray")
@@ -60,6 +63,10 @@ def run_ray_service(
     if not ray.is_initialized():
         ray.init(ignore_reinit_error=True, include_dashboard=False)
     serve.start(http_options={"host": host, "port": port})
-    application = ray_application(reranker_options, limits, replicas=replicas, cpus_per_replica=cpus_per_replica)
-    logger.info("serving %s with %d Ray Serve replicas on http://%s:%d", reranker_options, replicas, host, port)
+    application = ray_application(
+        reranker_options, limits, replicas=replicas, cpus_per_replica=cpus_per_replica, app_options=app_options
+    )
+    logger.info(
+        "serving %s with %d Ray Serve replicas on http://%s:%d", reranker_options.get("model"), replicas, host, port
+    )
     serve.run(application, name="rerank", route_prefix="/", blocking=blocking)
