@@ -79,7 +79,7 @@ def main() -> None:
     tolerance = 1e-4 if reranker.precision == "fp32" else 0.05
     rows = []
     with serve_in_background(create_app(reranker, ServiceLimits(max_queue=256), model_name="served")) as url:
-        asyncio.run(_load(url, "rerank-plugins", requests, args.clients, args.clients))  # warm-up
+        asyncio.run(_load(url, "rerank-plugins", requests, args.requests, args.clients))  # warm-up, as long as a run
         for shape in (*SHAPES, SDK):
             result = asyncio.run(_load(url, shape, requests, args.requests, args.clients))
             difference = max(
