@@ -25,13 +25,13 @@ def free_port() -> int:
 class ServeProcess:
     """A real ``rerank-plugins serve`` process on 127.0.0.1 with the given flags; stopped on exit."""
 
-    def __init__(self, model: str, *flags: str, runtime: str = "torch", env: dict[str, str] | None = None) -> None:
+    def __init__(self, model: str, *flags: str, runtime: str = "torch") -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         command = [sys.executable, "-m", "rerank_plugins.cli", "serve", "--model", model, "--port", str(self.port)]
         command += ["--runtime", runtime, "--precision", "fp32", *flags]
         self._log = tempfile.TemporaryFile(mode="w+")  # a file, not a pipe: access lines never block the server
-        self.process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=self._log, text=True, env=env)
+        self.process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=self._log, text=True)
         deadline = time.monotonic() + 120
         while True:
             try:
