@@ -85,7 +85,8 @@ def test_eval_reports_reranking_gain_and_writes_report_and_chart(trained_model, 
     assert (output / "chart.png").read_bytes()[:4] == b"\x89PNG"
     assert "ndcg@10" in capsys.readouterr().out
     assert (tmp_path / "ix" / "index.faiss").is_file()  # a second run loads the saved index
-    assert main([*args, "--output", str(output), "--index-dir", str(tmp_path / "ix")]) == 0
+    again = [*args[:-1], "5", "--output", str(tmp_path / "again"), "--index-dir", str(tmp_path / "ix")]
+    assert main(again) == 0 and json.loads((tmp_path / "again" / "report.json").read_text())["queries"] == 5
 
 
 def test_eval_tunes_fusion_on_dev_queries(trained_model, small_beir, tmp_path) -> None:

@@ -77,7 +77,7 @@ def test_loading_with_another_embedding_model_is_refused(retriever, tmp_path: Pa
 
 
 def test_hnsw_recall_against_exact_search(scifact_corpus: dict[str, str], scifact_queries) -> None:
-    items = list(scifact_corpus.items())[:3000]
+    items = list(scifact_corpus.items())[:2000]
     texts, ids = [text[:160] for _, text in items], [doc_id for doc_id, _ in items]
     exact = FaissRetriever()
     vectors = exact.embedder.embed(texts)

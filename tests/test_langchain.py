@@ -142,7 +142,9 @@ async def test_fifty_concurrent_async_calls_equal_sequential(core: Reranker, sci
     compressor = RerankCompressor(reranker=core, top_n=4)
     texts = list(scifact_slice.items())
     queries = list(scifact_queries.values())[:50]
-    jobs = [(queries[i], [Document(page_content=t, id=d) for d, t in texts[i * 5 : i * 5 + 8]]) for i in range(50)]
+    jobs = [
+        (queries[i], [Document(page_content=t[:400], id=d) for d, t in texts[i * 5 : i * 5 + 8]]) for i in range(50)
+    ]
     expected = [compressor.compress_documents(docs, query) for query, docs in jobs]
 
     results = await asyncio.gather(*(compressor.acompress_documents(docs, query) for query, docs in jobs))
