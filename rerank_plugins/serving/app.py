@@ -18,7 +18,7 @@ from dataclasses import asdict, dataclass
 from typing import Any, TypeVar
 
 from rerank_plugins._optional import require
-from rerank_plugins.reranker import Reranker
+from rerank_plugins.reranker import Reranker, TokenCost
 from rerank_plugins.serving.admission import (
     Refused,
     check_cost,
@@ -163,7 +163,7 @@ def create_app(
 
     @app.exception_handler(Exception)
     async def failed(request: Request, error: Exception) -> JSONResponse:
-        logger.error("request %s failed: %s", request_id_of(request.scope), error)
+        logger.error("request %s failed", request_id_of(request.scope), exc_info=error)
         return JSONResponse({"detail": "the service failed on this request; see its log"}, status_code=500)
 
     def check_model(ask: Ask) -> None:
@@ -175,19 +175,8 @@ def create_app(
                 "(start it with --served-model-name to accept other names)",
             )
 
-    async def answer(request: Request) -> Any:
-        """Parse, check, cost, queue and score one request; answer in the shape it came in."""
-        if lifecycle.draining:
-            raise Refused(503, "the service is shutting down; retry later", {"Retry-After": "1"})
-        body = await request.body()
-        ask = await asyncio.to_thread(parse_request, request.url.path, body)
-        check_model(ask)
-        check_sizes(ask, limits)
-        request_id = request_id_of(request.scope)
-        if not ask.documents:
-            return JSONResponse(render(ask, [], model=name, request_id=request_id, tokens=0, warnings=[]))
-        if await request.is_disconnected():  # gone while its body was parsed: do not even tokenise it
-            return Response(status_code=499)
+    async def fit(ask: Ask) -> tuple[list[str], TokenCost, list[str]]:
+        """The documents as they will be scored, their cost, and what was cut (refused where it may not be)."""
         documents, warnings = ask.documents, []
         if ask.max_tokens_per_doc is not None:
             clipped = await asyncio.to_thread(reranker.clip_documents, documents, ask.max_tokens_per_doc)
@@ -205,6 +194,22 @@ def create_app(
             warnings.append(
                 f"{cut} of {len(documents)} documents were cut to fit the model's {reranker.max_length}-token pairs"
             )
+        return documents, cost, warnings
+
+    async def answer(request: Request) -> Any:
+        """Parse, check, cost, queue and score one request; answer in the shape it came in."""
+        if lifecycle.draining:
+            raise Refused(503, "the service is shutting down; retry later", {"Retry-After": "1"})
+        body = await request.body()
+        ask = await asyncio.to_thread(parse_request, request.url.path, body)
+        check_model(ask)
+        check_sizes(ask, limits)
+        request_id = request_id_of(request.scope)
+        if not ask.documents:
+            return JSONResponse(render(ask, [], model=name, request_id=request_id, tokens=0, warnings=[]))
+        if await request.is_disconnected():  # gone while its body was parsed: do not even tokenise it
+            return Response(status_code=499)
+        documents, cost, warnings = await fit(ask)
         key = request.headers.get("idempotency-key")
         if key is not None and not 0 < len(key) <= MAX_IDEMPOTENCY_KEY:
             raise Refused(422, f"Idempotency-Key must be 1 to {MAX_IDEMPOTENCY_KEY} characters")
