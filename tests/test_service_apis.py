@@ -142,7 +142,7 @@ def test_a_20_mib_body_is_refused_before_it_is_read(url: str, path: str) -> None
 
 
 def test_model_names_are_checked_and_aliases_accepted(url: str) -> None:
-    for shape in ("cohere-v2", "cohere-v1", "voyage"):
+    for shape in ("rerank-plugins", "cohere-v2", "cohere-v1", "voyage"):
         path, body = request_in(shape, "q", DOCS)
         for name in ("served", "alias"):
             assert post(url, path, {**body, "model": name}).status_code == 200

@@ -40,6 +40,7 @@ def add_parser(commands: Any, name: str) -> None:
     parser.add_argument(
         "--api-key",
         default=os.environ.get(API_KEY_ENV),
+        metavar="KEY",
         help=f"require 'Authorization: Bearer KEY' on every route but /live and /health (default: ${API_KEY_ENV})",
     )
     parser.add_argument(

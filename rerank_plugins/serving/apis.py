@@ -107,7 +107,7 @@ def ask_for(path: str, payload: Any) -> Ask:
                    tei.truncate is not False, bool(tei.raw_scores))  # fmt: skip
     if path == "/rerank":
         ours = RerankRequest.model_validate(payload)
-        return Ask("rerank-plugins", ours.query, ours.documents, ours.top_n, ours.return_documents)
+        return Ask("rerank-plugins", ours.query, ours.documents, ours.top_n, ours.return_documents, ours.model)
     if path == "/v1/rerank" and ("top_k" in fields or "truncation" in fields):
         voyage = VoyageRequest.model_validate(payload)
         return Ask("voyage", voyage.query, voyage.documents, voyage.top_k, bool(voyage.return_documents),

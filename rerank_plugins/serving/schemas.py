@@ -12,6 +12,7 @@ class RerankRequest(BaseModel):
 
     model_config = ConfigDict(extra="forbid", strict=True)
 
+    model: str | None = Field(None, description="The served model's name (checked when given), as other APIs send.")
     query: str = Field(description="The query the documents are ranked for.")
     documents: list[str] = Field(description="Candidate texts; results refer to them by position.")
     top_n: int | None = Field(None, ge=1, description="Return only the best N; None returns all.")
