@@ -107,6 +107,14 @@ def scifact_slice(scifact_corpus: dict[str, str], scifact_test_qrels: dict[str, 
 
 
 @pytest.fixture(scope="session")
+def scifact_slice_vectors(scifact_slice: dict[str, str]):  # type: ignore[no-untyped-def]
+    """The default FAISS embedder's vectors of ``scifact_slice``, embedded once for the FAISS tests."""
+    from rerank_plugins.retrieval import FaissRetriever
+
+    return FaissRetriever().embedder.embed(list(scifact_slice.values()))
+
+
+@pytest.fixture(scope="session")
 def core(trained_model: str):  # type: ignore[no-untyped-def]
     """One fp32 scoring core over the trained model, shared by the adapter tests."""
     from rerank_plugins import Reranker

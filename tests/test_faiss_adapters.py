@@ -15,8 +15,10 @@ from tests.conftest import SCIFACT
 
 
 @pytest.fixture(scope="module")
-def faiss_retriever(scifact_slice: dict[str, str]) -> FaissRetriever:
-    return FaissRetriever.from_texts(list(scifact_slice.values()), ids=list(scifact_slice))
+def faiss_retriever(scifact_slice: dict[str, str], scifact_slice_vectors: Any) -> FaissRetriever:
+    retriever = FaissRetriever()
+    retriever.add(list(scifact_slice.values()), ids=list(scifact_slice), embeddings=scifact_slice_vectors)
+    return retriever
 
 
 def test_langchain_faiss_then_rerank(faiss_retriever, trained_model, claim, relevant_id) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -11,13 +12,16 @@ from tests.conftest import RERANK_QUERY_ID
 
 
 @pytest.fixture(scope="module")
-def retriever(scifact_slice: dict[str, str]) -> FaissRetriever:
+def retriever(scifact_slice: dict[str, str], scifact_slice_vectors: Any) -> FaissRetriever:
     items = list(scifact_slice.items())
-    return FaissRetriever.from_texts(
+    built = FaissRetriever()
+    built.add(
         [text for _, text in items],
         ids=[doc_id for doc_id, _ in items],
         metadatas=[{"n": i} for i in range(len(items))],
+        embeddings=scifact_slice_vectors,
     )
+    return built
 
 
 def test_default_bi_encoder_is_the_bundled_offline_copy(bi_encoder_path: str) -> None:

@@ -93,7 +93,9 @@ async def test_two_hundred_concurrent_async_calls_through_each_adapter(core: Rer
     ]
     compressor = RerankCompressor(reranker=core, top_n=3)
     postprocessor = RerankPostprocessor(reranker=core, top_n=3)
-    expected = [[r.document for r in core.rank(q, docs, top_n=3)] for q, docs in jobs]
+    ranked = [core.rank(q, docs, top_n=3) for q, docs in jobs]
+    expected = [[r.document for r in ranking] for ranking in ranked]
+    scores = [[r.relevance_score for r in ranking] for ranking in ranked]
 
     chains = await asyncio.gather(
         *(compressor.acompress_documents([Document(page_content=d) for d in docs], q) for q, docs in jobs)
@@ -107,3 +109,6 @@ async def test_two_hundred_concurrent_async_calls_through_each_adapter(core: Rer
 
     assert [[d.page_content for d in docs] for docs in chains] == expected
     assert [[n.node.get_content() for n in nodes] for nodes in llamas] == expected
+    for chain, llama, want in zip(chains, llamas, scores, strict=True):  # the scores too, not just the order
+        assert [d.metadata["relevance_score"] for d in chain] == pytest.approx(want, abs=1e-5)
+        assert [n.score for n in llama] == pytest.approx(want, abs=1e-5)

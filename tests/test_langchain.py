@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import copy
 import subprocess
 import sys
@@ -136,23 +135,6 @@ def test_inputs_are_unchanged_after_a_call(core: Reranker, scifact_slice: dict[s
     assert all(new is not old for new in reranked for old in documents)
     assert {doc.id for doc in reranked} <= {doc.id for doc in documents}
     assert all(doc.page_content == scifact_slice[doc.id] for doc in reranked)
-
-
-async def test_fifty_concurrent_async_calls_equal_sequential(core: Reranker, scifact_slice, scifact_queries) -> None:
-    compressor = RerankCompressor(reranker=core, top_n=4)
-    texts = list(scifact_slice.items())
-    queries = list(scifact_queries.values())[:50]
-    jobs = [
-        (queries[i], [Document(page_content=t[:400], id=d) for d, t in texts[i * 5 : i * 5 + 8]]) for i in range(50)
-    ]
-    expected = [compressor.compress_documents(docs, query) for query, docs in jobs]
-
-    results = await asyncio.gather(*(compressor.acompress_documents(docs, query) for query, docs in jobs))
-
-    assert [[d.id for d in r] for r in results] == [[d.id for d in r] for r in expected]
-    for got, want in zip(results, expected, strict=True):
-        for a, b in zip(got, want, strict=True):
-            assert a.metadata["relevance_score"] == pytest.approx(b.metadata["relevance_score"], abs=1e-5)
 
 
 def test_compressor_options_and_errors(random_model: str, core: Reranker) -> None:

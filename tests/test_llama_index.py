@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import copy
 import subprocess
 import sys
@@ -135,19 +134,6 @@ def test_inputs_unchanged_and_retrieval_score_kept_out_of_llm_text(core, scifact
         assert "retrieval_score" not in node.node.get_content(metadata_mode=MetadataMode.LLM)
         assert "retrieval_score" not in node.node.get_content(metadata_mode=MetadataMode.EMBED)
         assert node is not by_id[node.node.node_id]
-
-
-async def test_fifty_concurrent_async_calls_equal_sequential(core, scifact_slice, scifact_queries) -> None:
-    postprocessor = RerankPostprocessor(reranker=core, top_n=4)
-    queries = list(scifact_queries.values())[:50]
-    jobs = [(queries[i], _nodes(scifact_slice, i * 5, 8, chars=400)) for i in range(50)]  # concurrency, not length
-    expected = [postprocessor.postprocess_nodes(nodes, query_str=query) for query, nodes in jobs]
-
-    results = await asyncio.gather(*(postprocessor.apostprocess_nodes(nodes, query_str=q) for q, nodes in jobs))
-
-    assert [[n.node.node_id for n in r] for r in results] == [[n.node.node_id for n in r] for r in expected]
-    for got, want in zip(results, expected, strict=True):
-        assert [n.score for n in got] == pytest.approx([n.score for n in want], abs=1e-5)
 
 
 def test_to_dict_from_dict_round_trip(trained_model: str, core: Reranker, scifact_slice, claim) -> None:

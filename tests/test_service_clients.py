@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import time
 from collections.abc import Iterator
 
 import cohere
@@ -148,7 +149,11 @@ def test_voyage_client(server: ServeProcess, core: Reranker, claim: str, texts: 
 def test_the_ready_line_the_access_log_and_no_server_path(server: ServeProcess, trained_model: str) -> None:
     headers = {"Authorization": f"Bearer {KEY}", "X-Request-Id": "from-the-test"}
     info = httpx.get(f"{server.url}/info", headers=headers).json()
-    log = server.log()
+    for _ in range(100):  # the access line is written just after the answer is sent
+        log = server.log()
+        if "id=from-the-test" in log:
+            break
+        time.sleep(0.05)
     ready = f"rerank-plugins ready at http://127.0.0.1:{server.port}: model {COHERE_MODEL} on cpu (fp32, torch)"
     assert ready in log and "API key required" in log and "max_batch_tokens=32768" in log
     assert '"GET /info" 200' in log and "id=from-the-test" in log
