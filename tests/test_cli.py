@@ -73,10 +73,18 @@ def small_beir(tmp_path_factory, scifact_slice, scifact_test_qrels) -> Path:
     return root
 
 
-def test_eval_reports_reranking_gain_and_writes_report_and_chart(trained_model, small_beir, tmp_path, capsys) -> None:
+@pytest.fixture(scope="module")
+def index_dir(tmp_path_factory) -> Path:
+    """One FAISS index of ``small_beir`` for the commands here: the first saves it, the others load it."""
+    return tmp_path_factory.mktemp("small-beir-index") / "ix"
+
+
+def test_eval_reports_reranking_gain_and_writes_report_and_chart(
+    trained_model, small_beir, index_dir, tmp_path, capsys
+) -> None:
     output = tmp_path / "report"
     args = ["eval", "--data", str(small_beir), "--model", trained_model, "--top-k", "20", "--max-queries", "40"]
-    assert main([*args, "--output", str(output), "--fusion-weight", "0.75", "--index-dir", str(tmp_path / "ix")]) == 0
+    assert main([*args, "--output", str(output), "--fusion-weight", "0.75", "--index-dir", str(index_dir)]) == 0
 
     report = json.loads((output / "report.json").read_text())
     assert report["queries"] == 40 and set(report["metrics"]) == {"retrieval", "reranked", "fused"}
@@ -84,14 +92,15 @@ def test_eval_reports_reranking_gain_and_writes_report_and_chart(trained_model, 
     assert report["work"]["pairs"] == 800 and report["work"]["tokens_scored"] > 0
     assert (output / "chart.png").read_bytes()[:4] == b"\x89PNG"
     assert "ndcg@10" in capsys.readouterr().out
-    assert (tmp_path / "ix" / "index.faiss").is_file()  # a second run loads the saved index
-    again = [*args[:-1], "5", "--output", str(tmp_path / "again"), "--index-dir", str(tmp_path / "ix")]
+    assert (index_dir / "index.faiss").is_file()  # a second run loads the saved index
+    again = [*args[:-1], "5", "--output", str(tmp_path / "again"), "--index-dir", str(index_dir)]
     assert main(again) == 0 and json.loads((tmp_path / "again" / "report.json").read_text())["queries"] == 5
 
 
-def test_eval_tunes_fusion_on_dev_queries(trained_model, small_beir, tmp_path) -> None:
+def test_eval_tunes_fusion_on_dev_queries(trained_model, small_beir, index_dir, tmp_path) -> None:
     output = tmp_path / "tuned"
     args = ["eval", "--data", str(small_beir), "--model", trained_model, "--top-k", "10", "--max-queries", "10"]
+    args += ["--index-dir", str(index_dir)]
     assert main([*args, "--tune-fusion", "--dev-queries", "8", "--output", str(output)]) == 0
     report = json.loads((output / "report.json").read_text())
     grid = {float(weight): ndcg for weight, ndcg in report["settings"]["dev_ndcg@10_by_weight"].items()}
@@ -105,9 +114,10 @@ def test_eval_on_a_directory_that_is_not_beir(tmp_path, trained_model, capsys) -
     assert "corpus.jsonl is missing" in capsys.readouterr().err
 
 
-def test_bench_smoke_reports_every_mode(trained_model, small_beir, tmp_path, capsys) -> None:
+def test_bench_smoke_reports_every_mode(trained_model, small_beir, index_dir, tmp_path, capsys) -> None:
     output = tmp_path / "bench"
     args = ["bench", "--data", str(small_beir), "--model", trained_model, "--queries", "3", "--candidates", "8"]
+    args += ["--index-dir", str(index_dir)]
     assert main([*args, "--modes", "torch-fp32", "openvino-int8", "--output", str(output)]) == 0
 
     report = json.loads((output / "bench.json").read_text())
