@@ -7,20 +7,13 @@ Liveness and readiness stay open, so an orchestrator can probe without the key.
 from __future__ import annotations
 
 import hmac
-from collections.abc import Awaitable, Callable, MutableMapping
-from typing import Any
 
-from rerank_plugins.serving.guard import GuardStats, refuse
+from rerank_plugins.serving.guard import App, GuardStats, Receive, Scope, Send, refuse
 
 __all__ = ["API_KEY_ENV", "ApiKeyGuard", "OPEN_PATHS"]
 
 API_KEY_ENV = "RERANK_PLUGINS_API_KEY"
 OPEN_PATHS = frozenset({"/health", "/live"})
-
-Scope = MutableMapping[str, Any]
-Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
-Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
-App = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 
 class ApiKeyGuard:

@@ -10,20 +10,13 @@ import logging
 import re
 import time
 import uuid
-from collections.abc import Awaitable, Callable, MutableMapping
-from typing import Any
 
+from rerank_plugins.serving.guard import App, Message, Receive, Scope, Send
 from rerank_plugins.serving.metrics import ServiceMetrics
 
 __all__ = ["REQUEST_ID_HEADER", "RequestLog", "request_id_of"]
 
 access_log = logging.getLogger("rerank_plugins.serving.access")
-
-Scope = MutableMapping[str, Any]
-Message = MutableMapping[str, Any]
-Receive = Callable[[], Awaitable[Message]]
-Send = Callable[[Message], Awaitable[None]]
-App = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 REQUEST_ID_HEADER = "x-request-id"
 _PLAIN_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
