@@ -13,13 +13,17 @@ from typing import Any
 
 import torch
 
+from rerank_plugins.quiet import quiet_loading
 from rerank_plugins.runtime import Forward
 from rerank_plugins.runtime.prepare import max_padding, prepare_forward
 from rerank_plugins.runtime.scoring import ScoreTokens
 
-__all__ = ["LoadedModel", "load_model", "check_model_reference"]
+__all__ = ["LoadedModel", "check_cross_encoder_reference", "check_model_reference", "load_model"]
 
 logger = logging.getLogger(__name__)
+
+HUB_PROBE_TIMEOUT_S = 5.0
+"""How long the one reachability check of the hub may take before a hub id loads from the cache only."""
 
 _REGISTRY: dict[tuple[str, str | None, str, str, str, bool], LoadedModel] = {}
 _REGISTRY_LOCK = threading.Lock()
@@ -60,7 +64,9 @@ def _is_local_reference(model: str) -> bool:
 
 
 def check_model_reference(model: str) -> str:
-    """Cheap checks done at construction: a local path must exist and hold a ``config.json``."""
+    """Cheap checks done at construction: a local path must exist and hold a ``config.json``.
+
+    Returns the resolved local path, or the hub id as given."""
     if not isinstance(model, str) or not model.strip():
         raise TypeError(f"model must be a Hugging Face id or a local directory, got {model!r}")
     if not _is_local_reference(model):
@@ -79,20 +85,93 @@ def check_model_reference(model: str) -> str:
     return str(path.resolve())
 
 
-def _read_config(model: str, revision: str | None, trust_remote_code: bool) -> Any:
+def check_cross_encoder_reference(model: str) -> str:
+    """``check_model_reference``, and a bi-encoder refused at once: a local directory's ``modules.json`` is
+    read, and a hub id's when it is in the local cache (no network, no weights)."""
+    reference = check_model_reference(model)
+    modules = Path(reference) / "modules.json" if os.path.isdir(reference) else _cached_hub_file(model, "modules.json")
+    if modules is not None:
+        _refuse_bi_encoder(model, modules)
+    return reference
+
+
+def _cached_hub_file(model: str, filename: str) -> Path | None:
+    """``filename`` of hub model ``model`` from the local cache, without any network access; ``None`` if absent."""
+    from huggingface_hub import try_to_load_from_cache
+
+    try:
+        found = try_to_load_from_cache(model, filename)
+    except ValueError:  # not a valid repository id: the load will say so
+        return None
+    return Path(found) if isinstance(found, str) else None
+
+
+def _refuse_bi_encoder(model: str, modules_file: Path) -> None:
+    """A sentence-transformers bi-encoder (a Pooling module in ``modules.json``) cannot score pairs."""
+    if not modules_file.is_file():
+        return
+    try:
+        modules = json.loads(modules_file.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return  # unreadable: loading will report it with the model's own error
+    if isinstance(modules, list) and any(
+        "Pooling" in str(entry.get("type", "")) for entry in modules if isinstance(entry, dict)
+    ):
+        raise ValueError(
+            f"{model!r} is a sentence-transformers bi-encoder (it has a Pooling module), not a cross-encoder. "
+            "Expected a model that scores (query, document) pairs, such as "
+            "'cross-encoder/ms-marco-MiniLM-L6-v2'. Use bi-encoders for retrieval (FaissRetriever)."
+        )
+
+
+def _hub_unreachable() -> str | None:
+    """Why the Hugging Face hub cannot be reached, from one request without retries; ``None`` if it answers.
+
+    Without it, each file of an uncached model costs half a minute of the hub client's retries before
+    the error (and a cached model the same, before it falls back to the cache)."""
+    from huggingface_hub import constants
+    from huggingface_hub import get_session
+
+    try:
+        get_session().head(constants.ENDPOINT, timeout=HUB_PROBE_TIMEOUT_S)
+    except Exception as error:  # the HTTP client's own connection and timeout errors
+        return f"{type(error).__name__}: {error}"
+    return None
+
+
+def _local_files_only(model: str) -> bool:
+    """True when a hub id must load from the local cache: offline mode, or a hub that does not answer."""
+    import huggingface_hub
+
+    if os.path.isdir(model):
+        return False
+    if huggingface_hub.is_offline_mode():
+        return True
+    reason = _hub_unreachable()
+    if reason is None:
+        return False
+    logger.warning("the Hugging Face hub does not answer (%s): loading %r from the local cache only", reason, model)
+    return True
+
+
+def _read_config(model: str, revision: str | None, trust_remote_code: bool, local_only: bool) -> Any:
     from transformers import AutoConfig
 
     try:
-        return AutoConfig.from_pretrained(model, revision=revision, trust_remote_code=trust_remote_code)
+        return AutoConfig.from_pretrained(
+            model, revision=revision, trust_remote_code=trust_remote_code, local_files_only=local_only
+        )
     except OSError as error:
         if os.path.isdir(model):
             raise
-        offline = os.environ.get("HF_HUB_OFFLINE", "") not in ("", "0", "false", "False")
+        import huggingface_hub
+
+        why = " (HF_HUB_OFFLINE is set)" if huggingface_hub.is_offline_mode() else " (the hub did not answer)"
         raise OSError(
-            f"Could not load {model!r} from the Hugging Face hub or the local cache"
-            + (" (HF_HUB_OFFLINE is set)" if offline else "")
-            + ". Download it where the hub is reachable, or pass model='/path/to/local/model' "
-            "(a directory holding config.json, the weights and the tokenizer)."
+            f"Could not load {model!r}: it is not in the local Hugging Face cache"
+            + (why if local_only else " and the hub did not provide it")
+            + ". Download it where the hub is reachable, or give a local directory holding config.json, the "
+            "weights and the tokenizer (model='/path/to/model' in Python, --model PATH on the command line)."
         ) from error
 
 
@@ -102,15 +181,7 @@ def _check_is_cross_encoder(model: str, config: Any) -> tuple[int, bool]:
     Returns the number of labels and whether the model is a causal-LM reranker (``*ForCausalLM``).
     """
     architectures = list(getattr(config, "architectures", None) or [])
-    modules_file = Path(model) / "modules.json"
-    if modules_file.is_file():
-        modules = json.loads(modules_file.read_text(encoding="utf-8"))
-        if any("Pooling" in str(entry.get("type", "")) for entry in modules):
-            raise ValueError(
-                f"{model!r} is a sentence-transformers bi-encoder (it has a Pooling module), not a cross-encoder. "
-                "Expected a model that scores (query, document) pairs, such as "
-                "'cross-encoder/ms-marco-MiniLM-L6-v2'. Use bi-encoders for retrieval (FaissRetriever)."
-            )
+    _refuse_bi_encoder(model, Path(model) / "modules.json")
     if getattr(config, "is_encoder_decoder", False):
         raise ValueError(
             f"{model!r} is an encoder-decoder model ({', '.join(architectures) or config.model_type}); "
@@ -151,10 +222,18 @@ def _load(
 ) -> LoadedModel:
     from sentence_transformers import CrossEncoder
 
-    config = _read_config(model, revision, trust_remote_code)
+    local_only = _local_files_only(model)
+    config = _read_config(model, revision, trust_remote_code, local_only)
     num_labels, causal = _check_is_cross_encoder(model, config)
     try:
-        encoder = CrossEncoder(model, device=device, revision=revision, trust_remote_code=trust_remote_code)
+        with quiet_loading(model):
+            encoder = CrossEncoder(
+                model,
+                device=device,
+                revision=revision,
+                trust_remote_code=trust_remote_code,
+                local_files_only=local_only,
+            )
     except Exception as error:  # safetensors, torch and transformers each raise their own types
         raise RuntimeError(f"Could not load the cross-encoder weights or tokenizer of {model!r}: {error}") from error
     tokenizer = encoder.tokenizer
@@ -163,7 +242,8 @@ def _load(
     score_tokens = _score_tokens(model, encoder) if causal else None
     network = encoder.model
     network.eval()
-    forward = prepare_forward(model, revision, runtime, precision, network, tokenizer, score_tokens)
+    with quiet_loading(model):  # an OpenVINO export reads attributes that log notices
+        forward = prepare_forward(model, revision, runtime, precision, network, tokenizer, score_tokens)
     max_positions = int(getattr(network.config, "max_position_embeddings", 512))
     configured = int(encoder.max_seq_length or max_positions)
     logger.info(

@@ -16,7 +16,7 @@ from rerank_plugins.cache import ScoreCache, pair_digest
 from rerank_plugins.devices import Precision, resolve_device, resolve_precision
 from rerank_plugins.encoding import Encoder, PairEncoder, Unit
 from rerank_plugins.inference import score_units
-from rerank_plugins.loading import LoadedModel, check_model_reference, load_model
+from rerank_plugins.loading import LoadedModel, check_cross_encoder_reference, load_model
 from rerank_plugins.prompting import PromptEncoder
 from rerank_plugins.results import ScoringStats
 from rerank_plugins.runtime import Runtime, resolve_runtime
@@ -112,7 +112,7 @@ class Reranker(RerankBackend):
         show_progress_bar: bool | None = None,
         instruction: str | None = None,
     ) -> None:
-        self.model_name = check_model_reference(model)
+        self.model_name = check_cross_encoder_reference(model)
         self.device = resolve_device(device)
         self.precision = resolve_precision(precision, self.device)
         self.runtime = resolve_runtime(runtime, self.device, self.precision)

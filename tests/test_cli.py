@@ -57,6 +57,64 @@ def test_rank_reads_jsonl_files(trained_model, tmp_path: Path, capsys) -> None:
     assert "line 1" in capsys.readouterr().err
 
 
+def test_rank_reads_plain_lines_that_start_with_a_quote(trained_model, tmp_path: Path, capsys) -> None:
+    source = tmp_path / "quotes.txt"
+    source.write_text('"Statins work," the trial concluded.\nThe Eiffel Tower is in Paris.\n', encoding="utf-8")
+    assert main(["rank", "--model", trained_model, "--query", "statins", "--input", str(source)]) == 0
+    rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert sorted(row["text"] for row in rows) == sorted(source.read_text().splitlines())
+    assert main(["rank", "--model", trained_model, "--query", "q", "--input", str(source), "--format", "jsonl"]) == 2
+    assert "line 1 is not JSON" in (error := capsys.readouterr().err) and "--format lines" in error
+
+
+def test_rank_keeps_the_other_fields_of_jsonl_rows(trained_model, tmp_path: Path, capsys) -> None:
+    source = tmp_path / "docs.jsonl"
+    rows_in = [
+        {"id": "a1", "text": "The Eiffel Tower is in Paris.", "meta": {"year": 1889}},
+        {"id": "b2", "text": "Statins."},
+    ]
+    source.write_text("".join(json.dumps(row) + "\n" for row in rows_in), encoding="utf-8")
+    assert main(["rank", "--model", trained_model, "--query", "statins", "--input", str(source)]) == 0
+    rows = {row["id"]: row for row in map(json.loads, capsys.readouterr().out.splitlines())}
+    assert rows["a1"]["meta"] == {"year": 1889} and rows["a1"]["index"] == 0 and rows["b2"]["text"] == "Statins."
+    source.write_text('{"text": "x", "score": 3}\n', encoding="utf-8")
+    assert main(["rank", "--model", trained_model, "--query", "q", "--input", str(source)]) == 2
+    assert "'score'" in capsys.readouterr().err
+
+
+def test_rank_with_no_documents_says_so(trained_model, monkeypatch, capsys) -> None:
+    monkeypatch.setattr(sys, "stdin", io.StringIO("\n  \n"))
+    assert main(["rank", "--model", trained_model, "--query", "q"]) == 2
+    assert "no documents in stdin" in capsys.readouterr().err
+
+
+def test_help_shows_every_default_and_describes_every_option() -> None:
+    from rerank_plugins.cli import COMMANDS, build_parser
+    from rerank_plugins.cli.options import HelpFormatter
+
+    parser = build_parser()
+    assert "``" not in parser.format_help()
+    commands = next(a for a in parser._actions if a.dest == "command").choices  # type: ignore[union-attr]
+    for name in COMMANDS:
+        command = commands[name]
+        assert command.formatter_class is HelpFormatter
+        for action in command._actions:
+            if action.dest == "help":
+                continue
+            assert action.help, f"{name} {action.option_strings} has no help"
+            if action.default not in (None, False):
+                shown = HelpFormatter(name)._get_help_string(action) or ""
+                assert "%(default)" in shown or "(default" in shown, (name, action.option_strings)
+
+
+def test_offline_error_names_the_command_line_option(tmp_path, monkeypatch, capsys) -> None:
+    monkeypatch.setattr("huggingface_hub.constants.HF_HUB_CACHE", str(tmp_path))
+    monkeypatch.setattr(sys, "stdin", io.StringIO("a document\n"))
+    assert main(["rank", "--model", "cross-encoder/not-cached-here", "--query", "q"]) == 2
+    error = capsys.readouterr().err
+    assert "HF_HUB_OFFLINE is set" in error and "--model PATH" in error
+
+
 @pytest.fixture(scope="module")
 def small_beir(tmp_path_factory, scifact_slice, scifact_test_qrels) -> Path:
     """A BEIR directory: the 355-abstract slice, and the 60 test claims whose abstracts are in it."""
@@ -128,4 +186,8 @@ def test_bench_smoke_reports_every_mode(trained_model, small_beir, index_dir, tm
     assert all(mode["pairs_per_second"] > 0 and mode["latency_p50_ms"] > 0 for mode in report["modes"])
     assert 0.0 <= fp32["padding_waste"] < 1.0 and fp32["speedup"] > 0
     assert report["matmul_gflops"]["fp32"] > 0 and report["peak_rss_mb"] > 0
-    assert "x base" in capsys.readouterr().out  # the table prints wide enough for every column
+    assert baseline["tokens_per_second"] is None and baseline["padding_waste"] is None  # not measured by predict
+    table = capsys.readouterr().out
+    assert "x base" in table  # the table prints wide enough for every column
+    baseline_row = next(line for line in table.splitlines() if "sentence-transformers" in line)
+    assert " 0 " not in baseline_row and "0.0%" not in baseline_row and " 0%" not in baseline_row  # blanks, not 0

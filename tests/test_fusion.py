@@ -70,7 +70,7 @@ def test_bad_fusion_arguments(core: Reranker, kwargs: dict, error: type, message
 
 def test_adapters_fuse_with_the_scores_they_receive(core: Reranker) -> None:
     from langchain_core.documents import Document
-    from llama_index.core.schema import NodeWithScore, TextNode
+    from llama_index.core.schema import MetadataMode, NodeWithScore, TextNode
 
     from rerank_plugins.langchain import RerankCompressor
     from rerank_plugins.llama_index import RerankPostprocessor
@@ -92,6 +92,12 @@ def test_adapters_fuse_with_the_scores_they_receive(core: Reranker) -> None:
 
     assert [int(d.id) for d in chain] == expected == [int(n.node.node_id) for n in llama]
     assert all("fused_score" in d.metadata for d in chain)
+    # the node score is the fused score the order follows; the relevance stays in (hidden) metadata
+    assert [n.score for n in llama] == [d.metadata["fused_score"] for d in chain]
+    assert [n.score for n in llama] == sorted((n.score for n in llama), reverse=True)
+    assert [n.node.metadata["relevance_score"] for n in llama] == [d.metadata["relevance_score"] for d in chain]
+    assert all("fused_score" not in n.node.get_content(metadata_mode=MetadataMode.LLM) for n in llama)
+    assert [n.score for n in nodes] == retrieval and all(not n.node.metadata for n in nodes)  # inputs unchanged
     with pytest.raises(ValueError, match=r"metadata\['retrieval_score'\]"):
         RerankCompressor(reranker=core, fusion_weight=0.3).compress_documents([Document(page_content="a")], "q")
     with pytest.raises(ValueError, match="retrieval score"):

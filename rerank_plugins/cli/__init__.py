@@ -8,18 +8,26 @@ import sys
 from collections.abc import Sequence
 
 from rerank_plugins.cli import bench, demo, evaluate, rank, serve, train
+from rerank_plugins.cli.options import HelpFormatter
 
 __all__ = ["main"]
+
+DESCRIPTION = (
+    "Rerank retrieved documents with a cross-encoder: try it (demo), rank a file (rank), measure it (eval, bench), "
+    "fine-tune it (train) or run it as a rerank service (serve). 'rerank-plugins COMMAND --help' for each."
+)
 
 COMMANDS = {"demo": demo, "rank": rank, "eval": evaluate, "bench": bench, "train": train, "serve": serve}
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="rerank-plugins", description=__doc__)
+    parser = argparse.ArgumentParser(prog="rerank-plugins", description=DESCRIPTION)
     parser.add_argument("-v", "--verbose", action="store_true", help="log progress at INFO level")
     commands = parser.add_subparsers(dest="command", required=True)
     for name, module in COMMANDS.items():
         module.add_parser(commands, name)
+    for command in commands.choices.values():
+        command.formatter_class = HelpFormatter
     return parser
 
 

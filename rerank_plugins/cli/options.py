@@ -8,18 +8,44 @@ from rerank_plugins.devices import PRECISIONS
 from rerank_plugins.reranker import DEFAULT_MODEL, Reranker
 from rerank_plugins.runtime import RUNTIMES
 
-__all__ = ["add_reranker_options", "reranker_from"]
+__all__ = ["HelpFormatter", "add_reranker_options", "reranker_from"]
+
+
+class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Shows each option's default, except where there is none to show (``None``, a flag's ``False``)
+    or the help already names it."""
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        text = action.help or ""
+        if action.default in (None, False, argparse.SUPPRESS) or "(default" in text or not action.option_strings:
+            return text
+        return super()._get_help_string(action)
 
 
 def add_reranker_options(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("reranker")
     group.add_argument("--model", default=DEFAULT_MODEL, help="cross-encoder: Hugging Face id or local directory")
     group.add_argument("--device", default=None, help="cpu, cuda, mps (default: best available)")
-    group.add_argument("--precision", default="auto", choices=PRECISIONS)
-    group.add_argument("--runtime", default="auto", choices=RUNTIMES)
-    group.add_argument("--batch-size", type=int, default=32)
+    group.add_argument(
+        "--precision",
+        default="auto",
+        choices=PRECISIONS,
+        help="auto: bf16 on CPUs with native bf16, fp16 on CUDA, else fp32; int8 needs the openvino extra",
+    )
+    group.add_argument(
+        "--runtime",
+        default="auto",
+        choices=RUNTIMES,
+        help="auto: OpenVINO on CPU when the openvino extra is installed (exported once, then cached), else torch",
+    )
+    group.add_argument("--batch-size", type=int, default=32, help="pairs per forward pass")
     group.add_argument("--max-length", type=int, default=None, help="tokens per pair (default: the model's own)")
-    group.add_argument("--long-documents", default="truncate", choices=["truncate", "window"])
+    group.add_argument(
+        "--long-documents",
+        default="truncate",
+        choices=["truncate", "window"],
+        help="truncate: cut what does not fit (counted as truncated_tokens); window: score overlapping windows",
+    )
     group.add_argument(
         "--instruction",
         default=None,

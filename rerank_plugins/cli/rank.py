@@ -4,63 +4,113 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import sys
+from dataclasses import dataclass, field
 from typing import Any, TextIO
 
 from rerank_plugins.cli.options import add_reranker_options, reranker_from
 
-__all__ = ["add_parser", "read_documents", "run"]
+__all__ = ["InputDocument", "add_parser", "read_documents", "run"]
+
+logger = logging.getLogger(__name__)
+
+OUTPUT_FIELDS = ("index", "score", "relevance_score", "text")
+"""The fields every output row has; other fields of a JSONL input object come back beside them."""
+
+
+@dataclass(frozen=True)
+class InputDocument:
+    """One document read from the input: its text and any other fields of its JSONL object (``id``...)."""
+
+    text: str
+    fields: dict[str, Any] = field(default_factory=dict)
 
 
 def add_parser(commands: Any, name: str) -> None:
-    parser = commands.add_parser(name, help="rank documents for a query; JSONL out")
+    parser = commands.add_parser(
+        name,
+        help="rank documents for a query; JSONL out",
+        description="Rank documents for a query. Reads one document per line, or JSONL (a JSON string or an "
+        "object with a 'text' field per line, other fields such as 'id' come back on each row); writes one "
+        "JSON row per document, best first: {index, score, relevance_score, text, ...}.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
     parser.add_argument("--query", required=True, help="the query")
-    parser.add_argument("--input", default="-", help="file of documents (default: stdin)")
+    parser.add_argument("--input", default="-", help="file of documents; - reads stdin")
     parser.add_argument(
         "--format",
         default="auto",
         choices=["auto", "jsonl", "lines"],
-        help="jsonl: one JSON string or {'text': ...} per line; lines: one document per line",
+        help="jsonl: a JSON string or {'text': ...} object per line; lines: one plain document per line; "
+        "auto: jsonl when the first line is JSON, else lines",
     )
-    parser.add_argument("--top-n", type=int, default=None)
+    parser.add_argument("--top-n", type=int, default=None, help="keep the best N documents (default: all)")
     parser.add_argument("--score-threshold", type=float, default=None, help="minimum relevance_score (0-1)")
     add_reranker_options(parser)
 
 
-def read_documents(stream: TextIO, form: str) -> list[str]:
+def _json_line(line: str) -> Any:
+    try:
+        return json.loads(line)
+    except json.JSONDecodeError:
+        return None
+
+
+def _document(value: Any, number: int) -> InputDocument:
+    if isinstance(value, str):
+        return InputDocument(value)
+    if not isinstance(value, dict) or not isinstance(value.get("text"), str):
+        raise ValueError(f"line {number}: expected a JSON string or an object with a 'text' string")
+    fields = {key: item for key, item in value.items() if key != "text"}
+    clashes = sorted(set(fields) & set(OUTPUT_FIELDS))
+    if clashes:
+        raise ValueError(
+            f"line {number}: the field {clashes[0]!r} would be overwritten by the output's own {clashes[0]!r}; "
+            "rename it in the input"
+        )
+    return InputDocument(value["text"], fields)
+
+
+def read_documents(stream: TextIO, form: str) -> list[InputDocument]:
     """Documents from ``stream``: JSON strings or objects with a ``text`` field, or plain lines."""
     lines = [line.rstrip("\n") for line in stream if line.strip()]
     if form == "auto":
-        form = "jsonl" if lines and lines[0].lstrip()[:1] in ('"', "{") else "lines"
+        first = _json_line(lines[0]) if lines else None
+        form = "jsonl" if isinstance(first, (str, dict)) else "lines"
+        logger.info("reading the input as %s (--format to choose)", form)
     if form == "lines":
-        return lines
+        return [InputDocument(line) for line in lines]
     documents = []
     for number, line in enumerate(lines, 1):
-        try:
-            value = json.loads(line)
-        except json.JSONDecodeError as error:
-            raise ValueError(f"line {number} is not JSON: {error}") from error
-        if isinstance(value, dict):
-            value = value.get("text")
-        if not isinstance(value, str):
-            raise ValueError(f"line {number}: expected a JSON string or an object with a 'text' string")
-        documents.append(value)
+        value = _json_line(line)
+        if value is None:
+            raise ValueError(
+                f"line {number} is not JSON: {line[:60]!r}. For plain text, one document per line, pass --format lines"
+            )
+        documents.append(_document(value, number))
     return documents
 
 
 def run(args: argparse.Namespace) -> int:
+    source = "stdin" if args.input == "-" else args.input
     if args.input == "-":
         documents = read_documents(sys.stdin, args.format)
     else:
         with open(args.input, encoding="utf-8") as stream:
             documents = read_documents(stream, args.format)
-    ranking = reranker_from(args).rank(args.query, documents, top_n=args.top_n, score_threshold=args.score_threshold)
+    if not documents:
+        raise ValueError(f"no documents in {source}: give one document per line, or JSONL")
+    ranking = reranker_from(args).rank(
+        args.query, [document.text for document in documents], top_n=args.top_n, score_threshold=args.score_threshold
+    )
     for result in ranking:
         row = {
             "index": result.index,
             "score": result.score,
             "relevance_score": result.relevance_score,
             "text": result.document,
+            **documents[result.index].fields,
         }
         sys.stdout.write(json.dumps(row, ensure_ascii=False) + "\n")
     return 0

@@ -27,7 +27,7 @@ def add_parser(commands: Any, name: str) -> None:
     parser.add_argument(
         "--host", default="127.0.0.1", help="interface to listen on (0.0.0.0: all) (default: %(default)s)"
     )
-    parser.add_argument("--port", type=int, default=8000, help="(default: %(default)s)")
+    parser.add_argument("--port", type=int, default=8000, help="port to listen on")
     parser.add_argument(
         "--served-model-name",
         "--model-name",
@@ -60,8 +60,8 @@ def add_parser(commands: Any, name: str) -> None:
     limits.add_argument("--no-micro-batching", action="store_true", help="one request per forward pass")
     ray = parser.add_argument_group("Ray Serve (the ray extra)")
     ray.add_argument("--ray", action="store_true", help="serve with Ray Serve replicas behind Ray's router")
-    ray.add_argument("--replicas", type=int, default=2)
-    ray.add_argument("--cpus-per-replica", type=float, default=1.0)
+    ray.add_argument("--replicas", type=int, default=2, help="Ray Serve replicas, each with its own model")
+    ray.add_argument("--cpus-per-replica", type=float, default=1.0, help="CPUs Ray reserves for each replica")
     add_reranker_options(parser)
 
 

@@ -28,16 +28,38 @@ def add_parser(commands: Any, name: str) -> None:
     parser.add_argument("--overwrite", action="store_true", help="replace --out if it is not empty")
     recipe = parser.add_argument_group("recipe (defaults: the recipe of ../shared/models/minilm-l6-scifact-ce)")
     defaults = TrainingConfig()
-    recipe.add_argument("--epochs", type=int, default=defaults.epochs)
-    recipe.add_argument("--hard-negatives", type=int, default=defaults.hard_negatives)
-    recipe.add_argument("--random-negatives", type=int, default=defaults.random_negatives)
-    recipe.add_argument("--learning-rate", type=float, default=defaults.learning_rate)
-    recipe.add_argument("--max-length", type=int, default=defaults.max_length)
-    recipe.add_argument("--precision", default=defaults.precision, choices=["auto", "fp32", "bf16"])
-    recipe.add_argument("--seed", type=int, default=defaults.seed)
+    recipe.add_argument("--epochs", type=int, default=defaults.epochs, help="passes over the training groups")
+    recipe.add_argument(
+        "--hard-negatives",
+        type=int,
+        default=defaults.hard_negatives,
+        help="negatives per group from the bi-encoder top 30",
+    )
+    recipe.add_argument(
+        "--random-negatives", type=int, default=defaults.random_negatives, help="random negatives per group"
+    )
+    recipe.add_argument(
+        "--learning-rate",
+        type=float,
+        default=defaults.learning_rate,
+        help="AdamW learning rate of the encoder (the head has its own, 3e-4)",
+    )
+    recipe.add_argument("--max-length", type=int, default=defaults.max_length, help="tokens per pair")
+    recipe.add_argument(
+        "--precision",
+        default=defaults.precision,
+        choices=["auto", "fp32", "bf16"],
+        help="autocast precision (auto: bf16 on CPUs with native bf16)",
+    )
+    recipe.add_argument("--seed", type=int, default=defaults.seed, help="seed for sampling and initialisation")
     recipe.add_argument("--train-split", default=defaults.train_split, help="qrels split to train on")
     recipe.add_argument("--dev-split", default=None, help="qrels split for dev (default: hold out --dev-queries)")
-    recipe.add_argument("--dev-queries", type=int, default=defaults.dev_queries)
+    recipe.add_argument(
+        "--dev-queries",
+        type=int,
+        default=defaults.dev_queries,
+        help="training queries held out as dev when no --dev-split",
+    )
     recipe.add_argument("--max-train-queries", type=int, default=None, help="train on the first N queries only")
     parser.add_argument("--bi-encoder", default=None, help="bi-encoder for hard negatives (default: all-MiniLM-L6-v2)")
     parser.add_argument("--index-dir", default=None, help="save the FAISS index here, or load it if present")

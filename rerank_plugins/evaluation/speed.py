@@ -48,15 +48,15 @@ class ModeResult:
 
     name: str
     pairs_per_second: float
-    tokens_per_second: float
-    padding_waste: float
+    tokens_per_second: float | None  # None for the baseline: CrossEncoder.predict does not say
+    padding_waste: float | None
     latency_p50_ms: float
     latency_p95_ms: float
     speedup: float = 1.0
     latency_ratio: float = 1.0
     top10_overlap: float = 1.0
     ndcg_at_10: float = 0.0
-    matmul_fraction: float = 0.0
+    matmul_fraction: float | None = None
 
 
 @dataclass
@@ -180,7 +180,7 @@ def benchmark(
     )
     peaks = {"fp32": matmul_gflops(torch.float32), "bf16": matmul_gflops(torch.bfloat16)}
     baseline = ModeResult(
-        "sentence-transformers predict fp32", len(pairs) / baseline_seconds, 0.0, 0.0, base_p50, base_p95
+        "sentence-transformers predict fp32", len(pairs) / baseline_seconds, None, None, base_p50, base_p95
     )
     baseline.ndcg_at_10 = score_run(baseline_run, workload.qrels, 10)["ndcg@10"]
     results = [baseline]

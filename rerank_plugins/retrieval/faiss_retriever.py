@@ -43,7 +43,8 @@ class FaissRetriever:
 
     Embeddings are normalised, so scores are cosine similarities. ``index="flat"`` searches exactly;
     ``index="hnsw"`` is an approximate graph index for large corpora (``hnsw_m`` links per node,
-    ``ef_search`` candidates per query: higher is slower and closer to exact).
+    ``ef_search`` candidates per query: higher is slower and closer to exact). ``precision`` and
+    ``runtime`` choose how the bi-encoder runs, as the cross-encoder's do (``Embedder``).
 
     Example:
         >>> retriever = FaissRetriever.from_texts(["Statins lower LDL.", "Malaria is spread by mosquitoes."])
@@ -61,10 +62,12 @@ class FaissRetriever:
         hnsw_m: int = 32,
         ef_search: int = 128,
         show_progress_bar: bool | None = None,
+        precision: str = "auto",
+        runtime: str = "auto",
     ) -> None:
         if index not in ("flat", "hnsw"):
             raise ValueError(f"index must be 'flat' (exact) or 'hnsw' (approximate), got {index!r}")
-        self.embedder = Embedder(model, device=device, batch_size=batch_size)
+        self.embedder = Embedder(model, device=device, batch_size=batch_size, precision=precision, runtime=runtime)
         self.index_kind: IndexKind = index
         self.hnsw_m = hnsw_m
         self.ef_search = ef_search

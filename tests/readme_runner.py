@@ -1,0 +1,205 @@
+"""Runs the README's python blocks in a fresh process, as a new user would paste them.
+
+    python -m tests.readme_runner PLAN.json RESULTS.json
+
+Each section's blocks share one namespace, filled first by that section's setup with what the README
+leaves to the reader (``vector_store``, ``index``, ``texts``, an LLM, a running service) and with
+placeholder paths and URLs swapped for real ones. Hub ids are not rewritten: the test lays out a
+Hugging Face cache (``HF_HUB_CACHE``) holding the shared models under those ids, so the real loading
+code resolves them offline. Each block's stdout, error and last expression's value are written out.
+"""
+
+from __future__ import annotations
+
+import ast
+import contextlib
+import io
+import json
+import sys
+import traceback
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+QUERY = "Does B12 deficiency raise homocysteine?"
+RELEVANT_WORD = "homocyst"
+"""The README's example query, and the word in the abstracts about it (homocysteine, hyperhomocysteinemia)."""
+
+
+def science_passages(scifact: Path, count: int = 40) -> list[tuple[str, str]]:
+    """(id, title + abstract) of SciFact abstracts: all those about homocysteine, then others up to ``count``."""
+    rows = [json.loads(line) for line in (scifact / "corpus.jsonl").read_text(encoding="utf-8").splitlines()]
+    passages = [(row["_id"], f"{row['title']} {row['text']}".strip()) for row in rows]
+    on_topic = [p for p in passages if RELEVANT_WORD in p[1].lower()]
+    return (on_topic + [p for p in passages if RELEVANT_WORD not in p[1].lower()])[:count]
+
+
+class Setup:
+    """What one section needs before its blocks run; ``close`` stops anything it started."""
+
+    def __init__(self, context: dict[str, Any]) -> None:
+        self.context = context
+        self.namespace: dict[str, Any] = {}
+        self.replacements: dict[str, str] = {"../shared": context["shared"]}
+        self._stack = contextlib.ExitStack()
+
+    def close(self) -> None:
+        self._stack.close()
+
+    def passages(self) -> list[tuple[str, str]]:
+        return science_passages(Path(self.context["shared"]) / "data" / "scifact")
+
+
+def _offline(setup: Setup) -> None:
+    setup.replacements["/models/ms-marco-MiniLM-L6-v2"] = setup.context["local_model"]
+
+
+def _langchain(setup: Setup) -> None:
+    from langchain_core.documents import Document
+    from langchain_core.embeddings import Embeddings
+    from langchain_core.vectorstores import InMemoryVectorStore
+
+    from rerank_plugins.retrieval.embedder import Embedder
+
+    class BiEncoder(Embeddings):  # the reader's embedding model
+        def __init__(self) -> None:
+            self.embedder = Embedder()
+
+        def embed_documents(self, texts: list[str]) -> list[list[float]]:
+            return self.embedder.embed(texts).tolist()  # type: ignore[no-any-return]
+
+        def embed_query(self, text: str) -> list[float]:
+            return self.embed_documents([text])[0]
+
+    store = InMemoryVectorStore(embedding=BiEncoder())
+    store.add_documents(
+        [Document(page_content=text, id=pid, metadata={"doc_id": pid}) for pid, text in setup.passages()]
+    )
+    setup.namespace["vector_store"] = store
+
+
+def _llama_index(setup: Setup) -> None:
+    from llama_index.core import VectorStoreIndex
+    from llama_index.core.llms import MockLLM
+    from llama_index.core.schema import TextNode
+    from llama_index.embeddings.huggingface import HuggingFaceEmbedding
+
+    nodes = [TextNode(text=text, id_=pid) for pid, text in setup.passages()]
+    embed_model = HuggingFaceEmbedding(model_name=setup.context["bi_encoder"], device="cpu")
+    setup.namespace["index"] = VectorStoreIndex(nodes, embed_model=embed_model)
+    setup.namespace["llm"] = MockLLM()  # the reader's LLM
+
+
+def _fusion(setup: Setup) -> None:
+    from rerank_plugins import Reranker
+    from rerank_plugins.retrieval import FaissRetriever
+
+    passages = setup.passages()
+    hits = FaissRetriever.from_texts([text for _, text in passages]).search(QUERY, k=20)
+    setup.namespace.update(
+        reranker=Reranker("cross-encoder/ms-marco-MiniLM-L6-v2"),
+        query=QUERY,
+        docs=[hit.text for hit in hits],
+        cosines=[hit.score for hit in hits],
+    )
+
+
+def _faiss(setup: Setup) -> None:
+    passages = setup.passages()
+    setup.namespace.update(
+        texts=[text for _, text in passages[:30]],
+        ids=[pid for pid, _ in passages[:30]],
+        metadatas=[{"source": "scifact"} for _ in passages[:30]],
+        more_texts=[text for _, text in passages[30:]],
+        more_ids=[pid for pid, _ in passages[30:]],
+    )
+
+
+def _serving(setup: Setup) -> None:
+    from rerank_plugins import Reranker
+    from rerank_plugins.serving import create_app
+    from rerank_plugins.serving.background import serve_in_background
+
+    app = create_app(Reranker("cross-encoder/ms-marco-MiniLM-L6-v2"))
+    url = setup._stack.enter_context(serve_in_background(app))
+    setup.replacements.update({"http://127.0.0.1:8000": url, "http://tei-host:8080": url})
+
+
+SETUPS: dict[str, Callable[[Setup], None]] = {
+    "Offline use with a local model": _offline,
+    "LangChain": _langchain,
+    "LlamaIndex": _llama_index,
+    "Score fusion": _fusion,
+    "Retrieval: a FAISS bi-encoder retriever": _faiss,
+    "Serving: a rerank service, remote adapters, Ray": _serving,
+}
+"""Sections whose blocks need something first; the others run in an empty namespace."""
+
+
+def _jsonable(value: Any) -> Any:
+    try:
+        return json.loads(json.dumps(value, default=repr))
+    except (TypeError, ValueError):
+        return repr(value)
+
+
+def run_block(code: str, filename: str, namespace: dict[str, Any]) -> dict[str, Any]:
+    """Execute ``code`` as a REPL would: the last expression's value is kept, stdout is captured."""
+    tree = ast.parse(code, filename)
+    last = tree.body.pop() if tree.body and isinstance(tree.body[-1], ast.Expr) else None
+    out = io.StringIO()
+    result: dict[str, Any] = {"error": None, "value": None}
+    try:
+        with contextlib.redirect_stdout(out):
+            exec(compile(tree, filename, "exec"), namespace)
+            if last is not None:
+                value = eval(compile(ast.Expression(last.value), filename, "eval"), namespace)
+                result["value"] = _jsonable(value)
+    except Exception:
+        result["error"] = traceback.format_exc()
+    result["stdout"] = out.getvalue()
+    return result
+
+
+def observe(section: str, namespace: dict[str, Any]) -> dict[str, Any]:
+    """Facts the tests check after a section ran, beyond printed output."""
+    facts: dict[str, Any] = {}
+    if "docs" in namespace and section == "LangChain":
+        facts["docs"] = [(d.page_content, d.metadata.get("relevance_score")) for d in namespace["docs"]]
+    if section == "Retrieval: a FAISS bi-encoder retriever":
+        facts["hits"] = [(hit.id, hit.text, hit.score) for hit in namespace["hits"]]
+        facts["loaded"] = len(namespace["index"])
+    if section == "LlamaIndex" and "best" in namespace:
+        facts["best"] = [(n.node.get_content(), n.score) for n in namespace["best"]]
+    return facts
+
+
+@contextlib.contextmanager
+def _section(name: str, context: dict[str, Any]) -> Iterator[Setup]:
+    setup = Setup(context)
+    try:
+        SETUPS.get(name, lambda _: None)(setup)
+        yield setup
+    finally:
+        setup.close()
+
+
+def main(plan_file: str, results_file: str) -> None:
+    plan = json.loads(Path(plan_file).read_text(encoding="utf-8"))
+    results: dict[str, Any] = {}
+    for name, blocks in plan["sections"].items():
+        try:
+            with _section(name, plan["context"]) as setup:
+                for block in blocks:
+                    code = block["code"]
+                    for placeholder, real in setup.replacements.items():
+                        code = code.replace(placeholder, real)
+                    results[str(block["line"])] = run_block(code, f"README.md:{block['line']}", setup.namespace)
+                results[name] = observe(name, setup.namespace)
+        except Exception:
+            results[name] = {"setup_error": traceback.format_exc()}
+    Path(results_file).write_text(json.dumps(results, indent=1), encoding="utf-8")
+
+
+if __name__ == "__main__":
+    main(*sys.argv[1:3])

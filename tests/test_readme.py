@@ -1,0 +1,169 @@
+"""Every code block of the README, executed: python blocks in a fresh process, command lines through the
+real parser (and the quick ones for real), the extras table against ``pyproject.toml``.
+
+Hub ids in the snippets stay as a user writes them: a local Hugging Face cache holds the shared SciFact
+model under ``cross-encoder/ms-marco-MiniLM-L6-v2``, so the Quickstart's stated output is that model's.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import shlex
+import subprocess
+import sys
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from rerank_plugins.cli import build_parser, main
+from tests.conftest import REPO, SHARED, TRAINED_MODEL
+from tests.hub_cache import add_to_hub_cache
+from tests.readme import README, command_lines, python_sections, readme_blocks
+from tests.readme_runner import QUERY, RELEVANT_WORD
+
+HUB_MODELS = {"cross-encoder/ms-marco-MiniLM-L6-v2": TRAINED_MODEL}
+SECTIONS = python_sections()
+BLOCKS = [block for blocks in SECTIONS.values() for block in blocks]
+
+
+@pytest.fixture(scope="module")
+def hub_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    cache = tmp_path_factory.mktemp("hf-cache")
+    for repo_id, source in HUB_MODELS.items():
+        add_to_hub_cache(cache, repo_id, source)
+    return cache
+
+
+@pytest.fixture(scope="module")
+def results(tmp_path_factory: pytest.TempPathFactory, hub_cache: Path, bi_encoder_path: str) -> dict[str, Any]:
+    """All python blocks run once, section by section, in one fresh process (the README's reader)."""
+    work = tmp_path_factory.mktemp("readme")
+    local_model = work / "models" / "ms-marco-MiniLM-L6-v2"
+    local_model.parent.mkdir()
+    local_model.symlink_to(TRAINED_MODEL, target_is_directory=True)
+    context = {"shared": str(SHARED), "local_model": str(local_model), "bi_encoder": bi_encoder_path}
+    plan = {
+        "context": context,
+        "sections": {name: [{"line": b.line, "code": b.code} for b in blocks] for name, blocks in SECTIONS.items()},
+    }
+    (work / "plan.json").write_text(json.dumps(plan), encoding="utf-8")
+    env = {**os.environ, "HF_HUB_CACHE": str(hub_cache), "HF_HUB_OFFLINE": "1", "PYTHONPATH": str(REPO)}
+    done = subprocess.run(
+        [sys.executable, "-m", "tests.readme_runner", "plan.json", "results.json"],
+        cwd=work,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    return json.loads((work / "results.json").read_text(encoding="utf-8"))  # type: ignore[no-any-return]
+
+
+def test_the_readme_has_the_blocks_these_tests_run() -> None:
+    names = set(SECTIONS)
+    assert {"Quickstart", "LangChain", "LlamaIndex", "Score fusion", "Retrieval: a FAISS bi-encoder retriever"} <= names
+    assert len(BLOCKS) >= 9 and all(block.code.strip() for block in BLOCKS)
+
+
+@pytest.mark.parametrize("block", BLOCKS, ids=[block.name for block in BLOCKS])
+def test_python_block_runs(results: dict[str, Any], block: Any) -> None:
+    assert "setup_error" not in results.get(block.section, {}), results[block.section]["setup_error"]
+    outcome = results[str(block.line)]
+    assert outcome["error"] is None, outcome["error"]
+    if block.output is not None:
+        assert outcome["stdout"] == block.output  # the stated output is what it prints
+
+
+def test_quickstart_states_its_output_and_ranks_the_homocysteine_abstracts_first(results) -> None:
+    (quickstart,) = SECTIONS["Quickstart"]
+    assert quickstart.output is not None
+    rows = [line.split(" ", 2) for line in results[str(quickstart.line)]["stdout"].splitlines()]
+    assert [int(index) for index, _, _ in rows] == [2, 0]  # both B12 / homocysteine sentences, not the Eiffel Tower
+    assert all(0.5 < float(score) <= 1.0 for _, score, _ in rows)
+
+
+def test_langchain_blocks_rerank_the_vector_store_candidates(results) -> None:
+    docs = results["LangChain"]["docs"]
+    scores = [score for _, score in docs]
+    assert len(docs) == 5 and scores == sorted(scores, reverse=True)  # k=5 per call
+    assert RELEVANT_WORD in docs[0][0].lower()
+
+
+def test_llama_index_blocks_run_with_an_llm_and_rerank_without_one(results) -> None:
+    engine_block, retrieve_block = SECTIONS["LlamaIndex"]
+    top = results[str(engine_block.line)]["value"]
+    assert len(top) == 3 and [s for _, s in top] == sorted((s for _, s in top), reverse=True)
+    best = results["LlamaIndex"]["best"]
+    assert len(best) == 3 and RELEVANT_WORD in best[0][0].lower()
+    assert "llm=" not in retrieve_block.code and "Settings" not in retrieve_block.code
+
+
+def test_faiss_block_searches_adds_saves_and_loads(results) -> None:
+    facts = results["Retrieval: a FAISS bi-encoder retriever"]
+    assert facts["loaded"] == 40  # 30 texts, then 10 more, saved and loaded back
+    hits = facts["hits"]
+    assert len(hits) == 30 and [h[2] for h in hits] == sorted((h[2] for h in hits), reverse=True)
+
+
+COMMANDS = command_lines()
+RUN_FOR_REAL = ("rerank-plugins rank ",)
+
+
+def _placeholders(command: str, tmp_path: Path) -> str:
+    return (
+        command.replace("../shared", str(SHARED))
+        .replace("--model MODEL", f"--model {TRAINED_MODEL}")
+        .replace("--model DIR", f"--model {TRAINED_MODEL}")
+        .replace("$(openssl rand -hex 16)", "k")
+        .replace("runs/", f"{tmp_path}/runs/")
+    )
+
+
+@pytest.mark.parametrize("command", [c for _, c in COMMANDS], ids=[f"{b.section}: {c[:60]}" for b, c in COMMANDS])
+def test_command_line_parses_with_the_real_parser(command: str, tmp_path: Path) -> None:
+    words = shlex.split(_placeholders(command, tmp_path).split("<")[0])
+    args = build_parser().parse_args(words[1:])
+    assert args.command == words[1]
+
+
+def test_readme_rank_command_runs_as_written(tmp_path: Path, monkeypatch, capsys) -> None:
+    (command,) = [c for _, c in COMMANDS if c.startswith(RUN_FOR_REAL)]
+    assert command == 'rerank-plugins rank --model MODEL --query "..." < docs.txt'
+    documents = [
+        "The Eiffel Tower was completed in 1889.",
+        "Folate and B12 lowered homocysteine in a randomised trial.",
+    ]
+    monkeypatch.setattr(sys, "stdin", io.StringIO("\n".join(documents) + "\n"))
+    words = shlex.split(_placeholders(command, tmp_path).split("<")[0].replace('"..."', shlex.quote(QUERY)))
+    assert main(words[1:]) == 0
+    assert [json.loads(line)["index"] for line in capsys.readouterr().out.splitlines()] == [1, 0]
+
+
+def test_the_extras_table_matches_the_package_extras() -> None:
+    extras: dict[str, list[str]] = {name: [] for name in metadata.metadata("rerank-plugins").get_all("Provides-Extra")}
+    for requirement in metadata.requires("rerank-plugins") or []:
+        if "extra ==" in requirement:
+            extras[requirement.split("extra ==")[1].strip().strip("'\"")].append(requirement.split(";")[0].strip())
+    text = README.read_text(encoding="utf-8")
+    table = text[text.index("| extra | brings | for |") :].split("\n\n")[0].splitlines()[2:]
+    named = {row.split("|")[1].strip().strip("`") for row in table}
+    assert named - {"*(none)*"} == set(extras)
+    for row in table:
+        name, brings = row.split("|")[1].strip().strip("`"), row.split("|")[2]
+        for requirement in extras.get(name, []):
+            package = requirement.split(">")[0].split("[")[0].split("=")[0].strip()
+            if package != "rerank-plugins":
+                assert package.replace("llama-index-postprocessor-", "-") in brings or package in brings, (
+                    name,
+                    package,
+                )
+
+
+def test_readme_blocks_are_all_seen() -> None:
+    fences = README.read_text(encoding="utf-8").count("\n```") // 2
+    assert len(readme_blocks()) + sum(1 for b in BLOCKS if b.output) == fences
