@@ -98,3 +98,49 @@ def test_hnsw_recall_against_exact_search(scifact_corpus: dict[str, str], scifac
 
     print(f"HNSW (M=16, efSearch=64) recall@10 against exact search: {recall:.4f} over {len(queries)} queries")
     assert recall >= 0.95, f"HNSW recall@10 {recall:.4f}"
+
+
+def test_the_default_embedder_is_the_fast_runtime_and_ranks_like_fp32(
+    scifact_slice: dict[str, str], scifact_slice_vectors: Any, scifact_queries, scifact_test_qrels
+) -> None:
+    import numpy as np
+
+    from rerank_plugins.devices import cpu_has_native_bf16
+    from rerank_plugins.retrieval.embedder import Embedder
+
+    fast = Embedder()  # what FaissRetriever() embeds with, and what built scifact_slice_vectors
+    assert (fast.runtime, fast.precision) == ("openvino", "bf16" if cpu_has_native_bf16() else "fp32")
+    texts = list(scifact_slice.values())[:120]
+    reference = Embedder(runtime="torch", precision="fp32")  # sentence-transformers' own encode
+    exact = reference.embed(texts)
+    assert np.allclose(np.linalg.norm(scifact_slice_vectors, axis=1), 1.0, atol=1e-3)
+    assert float((exact * scifact_slice_vectors[:120]).sum(axis=1).min()) > 0.999
+    claims = [scifact_queries[q] for q in list(scifact_test_qrels)[:60]]
+    top_exact = np.argsort(-(reference.embed(claims) @ exact.T), axis=1)[:, :10]
+    top_fast = np.argsort(-(fast.embed(claims) @ scifact_slice_vectors[:120].T), axis=1)[:, :10]
+    recall = np.mean([len(set(a) & set(b)) / 10 for a, b in zip(top_exact, top_fast, strict=True)])
+    assert recall >= 0.95  # recall@10 against the fp32 index (0.994 on 1,000 abstracts, benchmarks/embedding.py)
+
+
+def test_an_index_built_in_fp32_loads_with_the_fast_embedder(tmp_path: Path, scifact_slice: dict[str, str]) -> None:
+    texts = list(scifact_slice.values())[:8]
+    FaissRetriever.from_texts(texts, runtime="torch", precision="fp32").save(tmp_path / "fp32-index")
+    loaded = FaissRetriever.load(tmp_path / "fp32-index")  # the same model: its fingerprint agrees within bf16
+    assert loaded.embedder.runtime == "openvino" and len(loaded) == 8
+    assert loaded.search(texts[3], k=1)[0].text == texts[3]
+
+
+def test_bi_encoders_of_other_layouts_keep_sentence_transformers_encode(bi_encoder_path: str) -> None:
+    from sentence_transformers import SentenceTransformer
+    from sentence_transformers.models import Pooling, Transformer
+
+    from rerank_plugins.retrieval.pooled import pooled_encoder_parts
+
+    standard = SentenceTransformer(bi_encoder_path, device="cpu")
+    parts = pooled_encoder_parts(standard)
+    assert parts is not None and parts[1] == "mean" and parts[3] == 256
+    transformer = Transformer(bi_encoder_path)
+    max_pooled = SentenceTransformer(modules=[transformer, Pooling(384, pooling_mode="max")], device="cpu")
+    assert pooled_encoder_parts(max_pooled) is None  # max pooling: not compiled, encoded by sentence-transformers
+    with pytest.raises(ValueError, match="embedding precision"):
+        FaissRetriever(precision="int8")
