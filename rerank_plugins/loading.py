@@ -129,8 +129,7 @@ def _hub_unreachable() -> str | None:
 
     Without it, each file of an uncached model costs half a minute of the hub client's retries before
     the error (and a cached model the same, before it falls back to the cache)."""
-    from huggingface_hub import constants
-    from huggingface_hub import get_session
+    from huggingface_hub import constants, get_session
 
     try:
         get_session().head(constants.ENDPOINT, timeout=HUB_PROBE_TIMEOUT_S)

@@ -111,7 +111,6 @@ def test_faiss_block_searches_adds_saves_and_loads(results) -> None:
 
 
 COMMANDS = command_lines()
-RUN_FOR_REAL = ("rerank-plugins rank ",)
 
 
 def _placeholders(command: str, tmp_path: Path) -> str:
@@ -132,7 +131,7 @@ def test_command_line_parses_with_the_real_parser(command: str, tmp_path: Path) 
 
 
 def test_readme_rank_command_runs_as_written(tmp_path: Path, monkeypatch, capsys) -> None:
-    (command,) = [c for _, c in COMMANDS if c.startswith(RUN_FOR_REAL)]
+    (command,) = [c for _, c in COMMANDS if c.startswith("rerank-plugins rank ")]
     assert command == 'rerank-plugins rank --model MODEL --query "..." < docs.txt'
     documents = [
         "The Eiffel Tower was completed in 1889.",
@@ -142,6 +141,13 @@ def test_readme_rank_command_runs_as_written(tmp_path: Path, monkeypatch, capsys
     words = shlex.split(_placeholders(command, tmp_path).split("<")[0].replace('"..."', shlex.quote(QUERY)))
     assert main(words[1:]) == 0
     assert [json.loads(line)["index"] for line in capsys.readouterr().out.splitlines()] == [1, 0]
+
+
+def test_readme_demo_command_runs_as_written(tmp_path: Path, capsys) -> None:
+    (command,) = {c for _, c in COMMANDS if c.startswith("rerank-plugins demo ")}
+    assert main(shlex.split(_placeholders(command, tmp_path))[1:]) == 0
+    out = capsys.readouterr().out
+    assert "bi-encoder order" in out and "reranked" in out
 
 
 def test_the_extras_table_matches_the_package_extras() -> None:
