@@ -5,17 +5,18 @@ from __future__ import annotations
 from langchain_core.documents import Document
 from langchain_core.embeddings import Embeddings
 from langchain_core.vectorstores import InMemoryVectorStore
-from sentence_transformers import SentenceTransformer
+
+from rerank_plugins.retrieval.embedder import Embedder
 
 
 class BiEncoderEmbeddings(Embeddings):
-    """LangChain ``Embeddings`` over a local sentence-transformers bi-encoder."""
+    """LangChain ``Embeddings`` over a local sentence-transformers bi-encoder (our fast ``Embedder``)."""
 
     def __init__(self, path: str) -> None:
-        self.model = SentenceTransformer(path, device="cpu")
+        self.embedder = Embedder(path)
 
     def embed_documents(self, texts: list[str]) -> list[list[float]]:
-        return self.model.encode(texts, normalize_embeddings=True, batch_size=64).tolist()
+        return self.embedder.embed(texts).tolist()  # type: ignore[no-any-return]
 
     def embed_query(self, text: str) -> list[float]:
         return self.embed_documents([text])[0]

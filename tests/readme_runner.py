@@ -55,27 +55,9 @@ def _offline(setup: Setup) -> None:
 
 
 def _langchain(setup: Setup) -> None:
-    from langchain_core.documents import Document
-    from langchain_core.embeddings import Embeddings
-    from langchain_core.vectorstores import InMemoryVectorStore
+    from tests.langchain_parts import vector_store
 
-    from rerank_plugins.retrieval.embedder import Embedder
-
-    class BiEncoder(Embeddings):  # the reader's embedding model
-        def __init__(self) -> None:
-            self.embedder = Embedder()
-
-        def embed_documents(self, texts: list[str]) -> list[list[float]]:
-            return self.embedder.embed(texts).tolist()  # type: ignore[no-any-return]
-
-        def embed_query(self, text: str) -> list[float]:
-            return self.embed_documents([text])[0]
-
-    store = InMemoryVectorStore(embedding=BiEncoder())
-    store.add_documents(
-        [Document(page_content=text, id=pid, metadata={"doc_id": pid}) for pid, text in setup.passages()]
-    )
-    setup.namespace["vector_store"] = store
+    setup.namespace["vector_store"] = vector_store(setup.context["bi_encoder"], dict(setup.passages()))
 
 
 def _llama_index(setup: Setup) -> None:

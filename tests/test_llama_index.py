@@ -23,9 +23,14 @@ from rerank_plugins.llama_index import RerankPostprocessor
 
 
 @pytest.fixture(scope="module")
-def index(bi_encoder_path: str, scifact_slice: dict[str, str]) -> VectorStoreIndex:
+def index(bi_encoder_path: str, scifact_slice: dict[str, str], scifact_slice_vectors: Any) -> VectorStoreIndex:
+    """The abstracts with the embeddings the FAISS tests share (same bi-encoder); queries are embedded by
+    LlamaIndex's own ``HuggingFaceEmbedding``."""
     embed_model = HuggingFaceEmbedding(model_name=bi_encoder_path, device="cpu")
-    nodes = [TextNode(text=text, id_=doc_id, metadata={"doc_id": doc_id}) for doc_id, text in scifact_slice.items()]
+    nodes = [
+        TextNode(text=text, id_=doc_id, metadata={"doc_id": doc_id}, embedding=vector.tolist())
+        for (doc_id, text), vector in zip(scifact_slice.items(), scifact_slice_vectors, strict=True)
+    ]
     return VectorStoreIndex(nodes, embed_model=embed_model)
 
 

@@ -22,6 +22,8 @@ DEFAULT_BI_ENCODER = "sentence-transformers/all-MiniLM-L6-v2"
 PROBE = "rerank-plugins embedding fingerprint: vitamin D and bone density in older adults."
 """A fixed sentence whose embedding identifies the model that built an index."""
 EMBEDDING_PRECISIONS = ("auto", "fp32", "bf16", "fp16")
+STEP = 1024
+"""Texts length-sorted and embedded together on the fast path: one progress step."""
 
 EmbedBatches = Callable[[list[str], int], np.ndarray]
 _MODELS: dict[tuple[str, str, str, str], tuple[Any, EmbedBatches | None]] = {}
@@ -95,10 +97,11 @@ class Embedder:
         show = show_progress_bar if show_progress_bar is not None else len(texts) >= 2000
         model, fast = self._loaded()
         if fast is not None:
-            rows = [
-                fast(texts[start : start + 1024], self.batch_size)
-                for start in tqdm(range(0, len(texts), 1024), desc="Embedding", unit="x1024", disable=not show)
-            ]
+            rows = []
+            with tqdm(total=len(texts), desc="Embedding", unit="passage", disable=not show) as progress:
+                for start in range(0, len(texts), STEP):
+                    rows.append(fast(texts[start : start + STEP], self.batch_size))
+                    progress.update(len(rows[-1]))
             vectors = np.concatenate(rows) if rows else np.zeros((0, model.get_sentence_embedding_dimension()))
         else:
             vectors = model.encode(
