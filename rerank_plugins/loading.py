@@ -13,6 +13,7 @@ from typing import Any
 
 import torch
 
+from rerank_plugins.hub import cached_hub_file, local_files_only
 from rerank_plugins.quiet import quiet_loading
 from rerank_plugins.runtime import Forward
 from rerank_plugins.runtime.prepare import max_padding, prepare_forward
@@ -21,9 +22,6 @@ from rerank_plugins.runtime.scoring import ScoreTokens
 __all__ = ["LoadedModel", "check_cross_encoder_reference", "check_model_reference", "load_model"]
 
 logger = logging.getLogger(__name__)
-
-HUB_PROBE_TIMEOUT_S = 5.0
-"""How long the one reachability check of the hub may take before a hub id loads from the cache only."""
 
 _REGISTRY: dict[tuple[str, str | None, str, str, str, bool], LoadedModel] = {}
 _REGISTRY_LOCK = threading.Lock()
@@ -89,21 +87,10 @@ def check_cross_encoder_reference(model: str) -> str:
     """``check_model_reference``, and a bi-encoder refused at once: a local directory's ``modules.json`` is
     read, and a hub id's when it is in the local cache (no network, no weights)."""
     reference = check_model_reference(model)
-    modules = Path(reference) / "modules.json" if os.path.isdir(reference) else _cached_hub_file(model, "modules.json")
+    modules = Path(reference) / "modules.json" if os.path.isdir(reference) else cached_hub_file(model, "modules.json")
     if modules is not None:
         _refuse_bi_encoder(model, modules)
     return reference
-
-
-def _cached_hub_file(model: str, filename: str) -> Path | None:
-    """``filename`` of hub model ``model`` from the local cache, without any network access; ``None`` if absent."""
-    from huggingface_hub import try_to_load_from_cache
-
-    try:
-        found = try_to_load_from_cache(model, filename)
-    except ValueError:  # not a valid repository id: the load will say so
-        return None
-    return Path(found) if isinstance(found, str) else None
 
 
 def _refuse_bi_encoder(model: str, modules_file: Path) -> None:
@@ -122,35 +109,6 @@ def _refuse_bi_encoder(model: str, modules_file: Path) -> None:
             "Expected a model that scores (query, document) pairs, such as "
             "'cross-encoder/ms-marco-MiniLM-L6-v2'. Use bi-encoders for retrieval (FaissRetriever)."
         )
-
-
-def _hub_unreachable() -> str | None:
-    """Why the Hugging Face hub cannot be reached, from one request without retries; ``None`` if it answers.
-
-    Without it, each file of an uncached model costs half a minute of the hub client's retries before
-    the error (and a cached model the same, before it falls back to the cache)."""
-    from huggingface_hub import constants, get_session
-
-    try:
-        get_session().head(constants.ENDPOINT, timeout=HUB_PROBE_TIMEOUT_S)
-    except Exception as error:  # the HTTP client's own connection and timeout errors
-        return f"{type(error).__name__}: {error}"
-    return None
-
-
-def _local_files_only(model: str) -> bool:
-    """True when a hub id must load from the local cache: offline mode, or a hub that does not answer."""
-    import huggingface_hub
-
-    if os.path.isdir(model):
-        return False
-    if huggingface_hub.is_offline_mode():
-        return True
-    reason = _hub_unreachable()
-    if reason is None:
-        return False
-    logger.warning("the Hugging Face hub does not answer (%s): loading %r from the local cache only", reason, model)
-    return True
 
 
 def _read_config(model: str, revision: str | None, trust_remote_code: bool, local_only: bool) -> Any:
@@ -221,7 +179,7 @@ def _load(
 ) -> LoadedModel:
     from sentence_transformers import CrossEncoder
 
-    local_only = _local_files_only(model)
+    local_only = local_files_only(model)
     config = _read_config(model, revision, trust_remote_code, local_only)
     num_labels, causal = _check_is_cross_encoder(model, config)
     try:

@@ -11,6 +11,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from rerank_plugins.devices import DTYPES, resolve_device, resolve_precision
+from rerank_plugins.hub import local_files_only
 from rerank_plugins.quiet import quiet_loading
 from rerank_plugins.runtime import resolve_runtime
 
@@ -46,7 +47,7 @@ def _load(name: str, device: str, precision: str, runtime: str) -> tuple[Any, Em
     from rerank_plugins.retrieval.pooled import openvino_embed, pooled_encoder_parts
 
     with quiet_loading(name):
-        model = SentenceTransformer(name, device=device)
+        model = SentenceTransformer(name, device=device, local_files_only=local_files_only(name))
     if runtime == "openvino":
         parts = pooled_encoder_parts(model)
         if parts is not None:
