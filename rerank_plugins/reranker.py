@@ -9,14 +9,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from tqdm.auto import tqdm
-
 from rerank_plugins.backend import PairScore, RerankBackend
 from rerank_plugins.cache import ScoreCache, pair_digest
 from rerank_plugins.devices import Precision, resolve_device, resolve_precision
 from rerank_plugins.encoding import Encoder, PairEncoder, Unit
 from rerank_plugins.inference import score_units
 from rerank_plugins.loading import LoadedModel, check_cross_encoder_reference, load_model
+from rerank_plugins.progress import tqdm
 from rerank_plugins.prompting import PromptEncoder
 from rerank_plugins.results import ScoringStats
 from rerank_plugins.runtime import Runtime, resolve_runtime

@@ -8,10 +8,10 @@ from collections.abc import Callable
 from typing import Any
 
 import numpy as np
-from tqdm.auto import tqdm
 
 from rerank_plugins.devices import DTYPES, resolve_device, resolve_precision
 from rerank_plugins.hub import local_files_only
+from rerank_plugins.progress import tqdm
 from rerank_plugins.quiet import quiet_loading
 from rerank_plugins.runtime import resolve_runtime
 

@@ -8,8 +8,8 @@ from typing import Any
 
 import torch
 from torch.nn import functional
-from tqdm.auto import tqdm
 
+from rerank_plugins.progress import tqdm
 from rerank_plugins.training.config import TrainingConfig
 from rerank_plugins.training.negatives import Group
 

@@ -1,0 +1,24 @@
+"""The notebooks' stored outputs (regenerated with ``pytest --nbmake --overwrite notebooks``) are clean: what a
+newcomer sees when opening them holds no load chatter from our code paths."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from tests.conftest import REPO
+
+NOISE = ("Loading weights", "LOAD REPORT", "IProgress not found", "loss_type=")
+OURS_ONLY = ["01_langchain_rerank.ipynb", "03_evaluation.ipynb"]
+"""Notebooks whose models are all loaded by rerank-plugins (02 also loads LlamaIndex's HuggingFaceEmbedding,
+whose own load output is LlamaIndex's and the reader's to quiet)."""
+
+
+@pytest.mark.parametrize("name", OURS_ONLY)
+def test_stored_outputs_hold_no_load_noise(name: str) -> None:
+    notebook = json.loads((REPO / "notebooks" / name).read_text(encoding="utf-8"))
+    outputs = [output for cell in notebook["cells"] for output in cell.get("outputs", [])]
+    assert outputs, "the notebook is stored with its outputs"
+    text = "".join("".join(output.get("text", "")) for output in outputs)
+    assert not [noise for noise in NOISE if noise in text]
