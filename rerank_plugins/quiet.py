@@ -57,8 +57,9 @@ def quiet_loading(model: str) -> Iterator[None]:
     collect = _Collect()
     handlers, propagate = library.handlers[:], library.propagate
     library.handlers, library.propagate = [collect], False
-    previous_hook = set_hook(None) if set_hook is not None else None
+    previous_hook = None
     if set_hook is not None:
+        previous_hook = set_hook(None)  # read the user's hook, to chain it
         set_hook(_hide_bars(previous_hook))
     try:
         yield

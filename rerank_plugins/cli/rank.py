@@ -34,7 +34,6 @@ def add_parser(commands: Any, name: str) -> None:
         description="Rank documents for a query. Reads one document per line, or JSONL (a JSON string or an "
         "object with a 'text' field per line, other fields such as 'id' come back on each row); writes one "
         "JSON row per document, best first: {index, score, relevance_score, text, ...}.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     parser.add_argument("--query", required=True, help="the query")
     parser.add_argument("--input", default="-", help="file of documents; - reads stdin")

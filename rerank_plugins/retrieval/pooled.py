@@ -7,7 +7,6 @@ cross-encoder; anything else keeps sentence-transformers' own ``encode``.
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Callable
 from typing import Any
 
@@ -19,8 +18,6 @@ from rerank_plugins.devices import cpu_has_native_bf16
 from rerank_plugins.runtime.openvino import SHAPE_STEP, openvino_forward
 
 __all__ = ["PooledEncoder", "pooled_encoder_parts", "openvino_embed"]
-
-logger = logging.getLogger(__name__)
 
 EXAMPLE_TEXTS = ["Vitamin D supplementation and bone mineral density in older adults. " * 8, "cells"]
 """A long and a short text (so one row is padded): the example the export is traced with."""
@@ -84,23 +81,20 @@ def openvino_embed(
     forward = openvino_forward(PooledEncoder(network, pooling), example, precision, cpu_has_native_bf16(), source)
 
     def embed(texts: list[str], batch_size: int) -> np.ndarray:
-        lengths = [len(text) for text in texts]
-        order = np.argsort(lengths, kind="stable")[::-1]  # similar lengths share a batch: little padding
-        vectors = np.zeros((len(texts), 0), dtype=np.float32)
+        order = np.argsort([len(text) for text in texts], kind="stable")[::-1]  # similar lengths share a batch
+        batches = []
         for start in range(0, len(texts), batch_size):
-            chosen = order[start : start + batch_size]
             encoded = tokenizer(
-                [texts[i] for i in chosen],
+                [texts[i] for i in order[start : start + batch_size]],
                 padding=True,
                 truncation=True,
                 max_length=max_length,
                 pad_to_multiple_of=SHAPE_STEP,
                 return_tensors="pt",
             )
-            batch = forward({name: encoded[name] for name in names}).numpy()
-            if vectors.shape[1] == 0:
-                vectors = np.zeros((len(texts), batch.shape[1]), dtype=np.float32)
-            vectors[chosen] = batch
+            batches.append(forward({name: encoded[name] for name in names}).numpy())
+        vectors = np.empty((len(texts), batches[0].shape[1]), dtype=np.float32)
+        vectors[order] = np.concatenate(batches)  # back to the input order
         return vectors
 
     return embed
