@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import ast
 import contextlib
+import functools
 import io
 import json
 import sys
@@ -21,15 +22,17 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+from rerank_plugins.evaluation.beir import load_corpus
+
 QUERY = "Does B12 deficiency raise homocysteine?"
 RELEVANT_WORD = "homocyst"
 """The README's example query, and the word in the abstracts about it (homocysteine, hyperhomocysteinemia)."""
 
 
+@functools.lru_cache(maxsize=1)
 def science_passages(scifact: Path, count: int = 40) -> list[tuple[str, str]]:
     """(id, title + abstract) of SciFact abstracts: all those about homocysteine, then others up to ``count``."""
-    rows = [json.loads(line) for line in (scifact / "corpus.jsonl").read_text(encoding="utf-8").splitlines()]
-    passages = [(row["_id"], f"{row['title']} {row['text']}".strip()) for row in rows]
+    passages = list(load_corpus(scifact / "corpus.jsonl").items())
     on_topic = [p for p in passages if RELEVANT_WORD in p[1].lower()]
     return (on_topic + [p for p in passages if RELEVANT_WORD not in p[1].lower()])[:count]
 
