@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from typing import Any
 
 from rerank_plugins._optional import require
 from rerank_plugins.serving.limits import ServiceLimits
 
 __all__ = ["make_server", "server_config"]
+
+logger = logging.getLogger(__name__)
 
 
 def _protocol_class(header_timeout: float) -> Any:
@@ -32,6 +35,11 @@ def _protocol_class(header_timeout: float) -> Any:
 
         def _expire(self) -> None:
             if (self.cycle is None or self.cycle.response_complete) and not self.transport.is_closing():
+                peer = "{}:{}".format(*self.client) if self.client else "a client"
+                if self.cycle is None:  # a slow or hostile client: worth an operator's eye
+                    logger.info("closed %s: its request headers were not complete within %g s", peer, header_timeout)
+                else:
+                    logger.debug("closed %s: no next request within %g s", peer, header_timeout)
                 self.transport.close()
 
         def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
