@@ -8,11 +8,15 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from itertools import chain
 from typing import Any, Protocol
 
+import numpy as np
 from tokenizers import Tokenizer
 
-__all__ = ["Encoder", "PairEncoder", "PairPlan", "Unit", "clean_text", "clip_texts", "fit_pair"]
+from rerank_plugins.units import ChunkPlan, Unit, Units, ragged_arange, ragged_ranges
+
+__all__ = ["Encoder", "PairEncoder", "PairPlan", "Unit", "clean_text", "clip_texts", "fit_pair", "plan_chunk"]
 
 
 @dataclass(frozen=True)
@@ -28,10 +32,6 @@ class _Template:
     @property
     def special_count(self) -> int:
         return len(self.prefix) + len(self.middle) + len(self.suffix)
-
-
-Unit = tuple[list[int], list[int]]
-"""One model input: token ids and token type ids."""
 
 
 @dataclass(frozen=True)
@@ -62,15 +62,27 @@ class Encoder(Protocol):
 
     def clip(self, texts: Sequence[str], max_tokens: int) -> list[tuple[str, int]]: ...
 
-    def plans(
+    def plan_chunk(
         self, pairs: Sequence[tuple[str, str]], max_length: int, window: bool, overlap: int | None
-    ) -> list[PairPlan]: ...
+    ) -> ChunkPlan: ...
+
+
+def plan_chunk(plans: Sequence[PairPlan]) -> ChunkPlan:
+    """One ``ChunkPlan`` from per-pair plans whose units are lists (the causal-LM prompt encoder's)."""
+    units = [unit for plan in plans for unit in plan.units]
+    counts = np.fromiter((len(plan.units) for plan in plans), dtype=np.int64, count=len(plans))
+    return ChunkPlan(
+        Units.from_units(units),
+        np.repeat(np.arange(len(plans), dtype=np.int64), counts),
+        np.fromiter((plan.truncated_tokens for plan in plans), dtype=np.int64, count=len(plans)),
+        np.fromiter((plan.query_tokens for plan in plans), dtype=np.int64, count=len(plans)),
+    )
 
 
 def query_room(max_length: int, special_count: int) -> int:
-    """The longest query kept whole: three quarters of what the template leaves."""
+    """The longest query kept whole: three quarters of what the template leaves, and never all of it."""
     room = max_length - special_count
-    return room - room // 4
+    return room - max(1, room // 4)
 
 
 def fit_pair(
@@ -184,8 +196,9 @@ class PairEncoder:
         return clip_texts(self._tokenizer, texts, max_tokens)
 
     def tokenize(self, texts: list[str]) -> list[list[int]]:
-        """Token ids of each text, without special tokens."""
-        encodings = self._tokenizer.encode_batch([clean_text(text) for text in texts], add_special_tokens=False)
+        """Token ids of each text, without special tokens (no character offsets: they are not needed)."""
+        encode = getattr(self._tokenizer, "encode_batch_fast", self._tokenizer.encode_batch)
+        encodings = encode([clean_text(text) for text in texts], add_special_tokens=False)
         return [encoding.ids for encoding in encodings]
 
     def assemble(self, query_ids: list[int], document_ids: list[int]) -> Unit:
@@ -218,3 +231,87 @@ class PairEncoder:
         texts = list(dict.fromkeys(text for pair in pairs for text in pair))
         ids = dict(zip(texts, self.tokenize(texts), strict=True))
         return [self.plan(ids[query], ids[document], max_length, window, overlap) for query, document in pairs]
+
+    def plan_chunk(
+        self, pairs: Sequence[tuple[str, str]], max_length: int, window: bool, overlap: int | None
+    ) -> ChunkPlan:
+        """Every pair's units as flat arrays, built with numpy: the units ``plan`` builds one by one.
+
+        Each distinct text is tokenised once; in truncate mode only the first ``max_length`` tokens of a
+        text are copied, since no pair can use more.
+        """
+        texts = list(dict.fromkeys(text for pair in pairs for text in pair))
+        position = {text: index for index, text in enumerate(texts)}
+        token_lists = self.tokenize(texts)
+        full = np.fromiter(map(len, token_lists), dtype=np.int64, count=len(texts))
+        kept = full if window else np.minimum(full, max_length)
+        flat = np.fromiter(
+            chain.from_iterable(tokens if window else tokens[:max_length] for tokens in token_lists),
+            dtype=np.int64,
+            count=int(kept.sum()),
+        )
+        text_starts = np.cumsum(kept) - kept
+        queries = np.fromiter((position[query] for query, _ in pairs), dtype=np.int64, count=len(pairs))
+        documents = np.fromiter((position[document] for _, document in pairs), dtype=np.int64, count=len(pairs))
+        query_kept = np.minimum(full[queries], self.query_room(max_length))
+        budget = max_length - self.special_count - query_kept
+        owners, starts, lengths, truncated = _document_spans(full[documents], budget, window, overlap)
+        units = self._assemble_all(
+            flat,
+            query_at=text_starts[queries][owners],
+            query_lengths=query_kept[owners],
+            document_at=text_starts[documents][owners] + starts,
+            document_lengths=lengths,
+        )
+        return ChunkPlan(units, owners, truncated, full[queries])
+
+    def _assemble_all(
+        self,
+        flat: np.ndarray,
+        query_at: np.ndarray,
+        query_lengths: np.ndarray,
+        document_at: np.ndarray,
+        document_lengths: np.ndarray,
+    ) -> Units:
+        """Units laid out as the template says, each query and document piece copied from ``flat``."""
+        template = self._template
+        lengths = template.special_count + query_lengths + document_lengths
+        total = int(lengths.sum())
+        ids = np.empty(total, dtype=np.int64)
+        types = np.empty(total, dtype=np.int64)
+        cursor = np.cumsum(lengths) - lengths
+        for specials, source, count, content_type in (
+            (template.prefix, query_at, query_lengths, template.query_type),
+            (template.middle, document_at, document_lengths, template.document_type),
+        ):
+            for offset, (token, type_id) in enumerate(specials):
+                ids[cursor + offset] = token
+                types[cursor + offset] = type_id
+            cursor = cursor + len(specials)
+            target = ragged_ranges(cursor, count)
+            ids[target] = flat[ragged_ranges(source, count)]
+            types[target] = content_type
+            cursor = cursor + count
+        for offset, (token, type_id) in enumerate(template.suffix):
+            ids[cursor + offset] = token
+            types[cursor + offset] = type_id
+        return Units(ids, types, lengths)
+
+
+def _document_spans(
+    full: np.ndarray, budget: np.ndarray, window: bool, overlap: int | None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Per unit: its pair, and the start and length of its document piece; per pair: tokens cut.
+
+    The vector form of ``fit_pair``'s document handling: one piece (cut to ``budget``) per pair, or
+    windows of ``budget`` tokens stepping by ``budget - overlap`` over the whole document.
+    """
+    pairs = np.arange(len(full), dtype=np.int64)
+    if not window:
+        return pairs, np.zeros(len(full), dtype=np.int64), np.minimum(full, budget), np.maximum(full - budget, 0)
+    step = budget - (budget // 2 if overlap is None else np.minimum(overlap, budget - 1))
+    counts = np.where(full > budget, 1 + -(-(full - budget) // step), 1)
+    owners = np.repeat(pairs, counts)
+    starts = ragged_arange(counts) * step[owners]
+    lengths = np.minimum(budget[owners], full[owners] - starts)
+    return owners, starts, lengths, np.zeros(len(full), dtype=np.int64)

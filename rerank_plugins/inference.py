@@ -1,90 +1,40 @@
-"""Forward passes: length-sorted batches padded only to their own longest pair, order restored after."""
+"""Forward passes over a chunk of units: length-sorted batches, launched without waiting on the device.
+
+Each batch is cut from the chunk's flat token arrays in one step (``batches``), copied to the device
+from pinned memory without blocking, and scored there; the chunk's scores stay on the device and come
+back in one copy, which ``PendingScores.result`` waits for. So while the device runs one chunk, the
+host is free to tokenise and plan the next.
+"""
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 
-from rerank_plugins.encoding import Encoder, Unit
+from rerank_plugins.batches import packed_arrays, padded_arrays, plan_batches
+from rerank_plugins.encoding import Encoder
 from rerank_plugins.loading import LoadedModel
 from rerank_plugins.runtime.openvino import SHAPE_STEP
+from rerank_plugins.runtime.packed import PackedInputs
+from rerank_plugins.units import Units
 
-__all__ = ["UnitScores", "score_units"]
+__all__ = ["BatchPolicy", "PendingScores", "UnitScores", "launch", "score_units"]
 
 logger = logging.getLogger(__name__)
 
 
-def _is_out_of_memory(error: BaseException) -> bool:
-    return isinstance(error, torch.OutOfMemoryError) or "out of memory" in str(error).lower()
+@dataclass(frozen=True)
+class BatchPolicy:
+    """How units are grouped: at most ``batch_size`` a batch and ``max_tokens`` tokens as the model runs
+    them (``None``: no token limit); ``packed`` runs batches unpadded where the model has that pass."""
 
-
-def _width(model: LoadedModel, batch: list[Unit]) -> int:
-    """Padded length of a batch: its longest input, rounded up to a bucket for OpenVINO."""
-    width = max(len(ids) for ids, _ in batch)
-    if model.runtime == "openvino":
-        width = min(-(-width // SHAPE_STEP) * SHAPE_STEP, max(width, model.max_positions))
-    return width
-
-
-def _margins(model: LoadedModel, encoder: Encoder, batch: list[Unit]) -> torch.Tensor:
-    """fp32 relevance logits of one batch (log-odds of the positive class for two-label models)."""
-    width = _width(model, batch)
-    input_ids = torch.full((len(batch), width), encoder.pad_id, dtype=torch.long)
-    token_types = torch.zeros((len(batch), width), dtype=torch.long)
-    attention = torch.zeros((len(batch), width), dtype=torch.long)
-    for row, (ids, types) in enumerate(batch):
-        input_ids[row, : len(ids)] = torch.tensor(ids, dtype=torch.long)
-        token_types[row, : len(types)] = torch.tensor(types, dtype=torch.long)
-        attention[row, : len(ids)] = 1
-    inputs = {"input_ids": input_ids, "attention_mask": attention}
-    if encoder.uses_token_types:
-        inputs["token_type_ids"] = token_types
-    inputs = {name: tensor.to(model.device) for name, tensor in inputs.items()}
-    logits = model.forward(inputs).float()
-    if model.num_labels == 2:
-        return (logits[:, 1] - logits[:, 0]).cpu()
-    return logits[:, 0].cpu()
-
-
-def _score_batch(model: LoadedModel, encoder: Encoder, batch: list[Unit]) -> torch.Tensor:
-    """Score a batch, halving it on out-of-memory until one pair alone does not fit."""
-    try:
-        return _margins(model, encoder, batch)
-    except (RuntimeError, torch.OutOfMemoryError) as error:
-        if not _is_out_of_memory(error):
-            raise
-        if model.device.startswith("cuda"):
-            torch.cuda.empty_cache()
-        if len(batch) == 1:
-            raise MemoryError(
-                f"out of memory scoring a single pair of {len(batch[0][0])} tokens on {model.device}; "
-                "lower max_length or use another device"
-            ) from error
-        half = len(batch) // 2
-        logger.warning(
-            "out of memory on a batch of %d; retrying as two of %d and %d", len(batch), half, len(batch) - half
-        )
-        return torch.cat([_score_batch(model, encoder, batch[:half]), _score_batch(model, encoder, batch[half:])])
-
-
-def _batches(order: list[int], units: list[Unit], batch_size: int, max_padding: int | None) -> Iterator[list[int]]:
-    """Consecutive runs of the length-sorted ``order``: ``batch_size`` long, or shorter where a unit
-    would be padded by more than ``max_padding`` tokens."""
-    batch: list[int] = []
-    for position in order:
-        full = len(batch) == batch_size
-        if batch and (
-            full or max_padding is not None and len(units[batch[0]][0]) - len(units[position][0]) > max_padding
-        ):
-            yield batch
-            batch = []
-        batch.append(position)
-    if batch:
-        yield batch
+    batch_size: int
+    max_tokens: int | None = None
+    packed: bool = False
 
 
 @dataclass(frozen=True)
@@ -96,25 +46,139 @@ class UnitScores:
     padded_tokens: int
 
 
+class PendingScores:
+    """A chunk's scores on their way back from the device; ``result`` waits for them."""
+
+    def __init__(
+        self, host: torch.Tensor, ready: torch.cuda.Event | None, order: np.ndarray, tokens: int, padded: int
+    ) -> None:
+        self._host, self._ready, self._order = host, ready, order
+        self._tokens, self._padded = tokens, padded
+
+    def result(self) -> UnitScores:
+        if self._ready is not None:
+            self._ready.synchronize()
+        margins = np.empty(len(self._order), dtype=np.float32)
+        margins[self._order] = self._host.numpy()
+        return UnitScores(margins, self._tokens, self._padded)
+
+
+def _is_out_of_memory(error: BaseException) -> bool:
+    return isinstance(error, torch.OutOfMemoryError) or "out of memory" in str(error).lower()
+
+
+def _width(model: LoadedModel, length: int) -> int:
+    """Padded length of a batch whose longest input has ``length`` tokens (rounded up for OpenVINO)."""
+    if model.runtime == "openvino":
+        return min(-(-length // SHAPE_STEP) * SHAPE_STEP, max(length, model.max_positions))
+    return length
+
+
+def _on_device(model: LoadedModel, array: np.ndarray) -> torch.Tensor:
+    """A host array on the model's device: through pinned memory and a non-blocking copy on CUDA."""
+    tensor = torch.from_numpy(array)
+    if model.device.startswith("cuda"):
+        return tensor.pin_memory().to(model.device, non_blocking=True)
+    return tensor.to(model.device)
+
+
+def _margin(model: LoadedModel, logits: torch.Tensor) -> torch.Tensor:
+    """fp32 relevance logits (log-odds of the positive class for two-label models), left on the device."""
+    logits = logits.float()
+    return logits[:, 1] - logits[:, 0] if model.num_labels == 2 else logits[:, 0]
+
+
+def _run_batch(model: LoadedModel, encoder: Encoder, units: Units, start: int, end: int, packed: bool) -> torch.Tensor:
+    if packed and model.packed_forward is not None:
+        arrays = packed_arrays(units, start, end)
+        inputs = PackedInputs(
+            input_ids=_on_device(model, arrays.input_ids),
+            position_ids=_on_device(model, arrays.position_ids),
+            cu_seqlens=_on_device(model, arrays.cu_seqlens),
+            max_seqlen=arrays.max_seqlen,
+            token_type_ids=_on_device(model, arrays.token_type_ids) if encoder.uses_token_types else None,
+        )
+        return _margin(model, model.packed_forward(inputs))
+    padded = padded_arrays(units, start, end, _width(model, int(units.lengths[start])), encoder.pad_id)
+    named = {"input_ids": padded.input_ids, "attention_mask": padded.attention_mask}
+    if encoder.uses_token_types:
+        named["token_type_ids"] = padded.token_type_ids
+    return _margin(model, model.forward({name: _on_device(model, array) for name, array in named.items()}))
+
+
+def _run_halving(
+    model: LoadedModel, encoder: Encoder, units: Units, start: int, end: int, packed: bool
+) -> list[torch.Tensor]:
+    """Score units ``start..end-1``, halving the batch on out-of-memory until one unit alone does not fit."""
+    try:
+        return [_run_batch(model, encoder, units, start, end, packed)]
+    except (RuntimeError, torch.OutOfMemoryError) as error:
+        if not _is_out_of_memory(error):
+            raise
+        if model.device.startswith("cuda"):
+            torch.cuda.empty_cache()
+        if end - start == 1:
+            raise MemoryError(
+                f"out of memory scoring a single pair of {int(units.lengths[start])} tokens on {model.device}; "
+                "lower max_length or use another device"
+            ) from error
+        half = (end - start) // 2
+        logger.warning(
+            "out of memory on a batch of %d; retrying as two of %d and %d", end - start, half, end - start - half
+        )
+        return _run_halving(model, encoder, units, start, start + half, packed) + _run_halving(
+            model, encoder, units, start + half, end, packed
+        )
+
+
 @torch.inference_mode()
+def launch(
+    model: LoadedModel,
+    encoder: Encoder,
+    units: Units,
+    policy: BatchPolicy,
+    on_batch: Callable[[int], object] | None = None,
+) -> PendingScores:
+    """Queue every batch of ``units`` on the device and the copy of their scores back, without waiting.
+
+    ``on_batch`` is called with the number of units of each queued batch (a progress bar's ``update``).
+    """
+    order, ordered = units.sorted_by_length()
+    packed = policy.packed and model.packed_forward is not None
+    runs = plan_batches(
+        ordered.lengths,
+        policy.batch_size,
+        policy.max_tokens,
+        None if packed else model.max_padding,
+        packed,
+        lambda length: _width(model, length),
+    )
+    outputs: list[torch.Tensor] = []
+    padded_tokens = 0
+    for start, end in runs:
+        outputs.extend(_run_halving(model, encoder, ordered, start, end, packed))
+        lengths = ordered.lengths[start:end]
+        padded_tokens += int(lengths.sum()) if packed else (end - start) * _width(model, int(lengths[0]))
+        if on_batch is not None:
+            on_batch(end - start)
+    margins = torch.cat(outputs) if outputs else torch.empty(0)
+    ready = None
+    if margins.is_cuda:
+        host = torch.empty(margins.shape, dtype=margins.dtype, pin_memory=True)
+        host.copy_(margins, non_blocking=True)
+        ready = torch.cuda.Event()  # type: ignore[no-untyped-call]
+        ready.record()
+    else:
+        host = margins.cpu()
+    return PendingScores(host, ready, order, units.tokens, padded_tokens)
+
+
 def score_units(
     model: LoadedModel,
     encoder: Encoder,
-    units: list[Unit],
-    batch_size: int,
+    units: Units,
+    policy: BatchPolicy,
     on_batch: Callable[[int], object] | None = None,
 ) -> UnitScores:
-    """Score every unit; batches are formed from length-sorted units, so padding stays small.
-
-    ``on_batch`` is called with the number of units of each finished batch (a progress bar's ``update``).
-    """
-    order = sorted(range(len(units)), key=lambda position: -len(units[position][0]))
-    margins = np.empty(len(units), dtype=np.float32)
-    padded = 0
-    for positions in _batches(order, units, batch_size, model.max_padding):
-        batch = [units[position] for position in positions]
-        margins[positions] = _score_batch(model, encoder, batch).numpy()
-        padded += len(batch) * _width(model, batch)
-        if on_batch is not None:
-            on_batch(len(positions))
-    return UnitScores(margins, sum(len(ids) for ids, _ in units), padded)
+    """Score every unit and wait for the result (``launch`` then ``result``)."""
+    return launch(model, encoder, units, policy, on_batch).result()

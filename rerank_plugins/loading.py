@@ -16,7 +16,7 @@ import torch
 from rerank_plugins.hub import cached_hub_file, local_files_only
 from rerank_plugins.quiet import quiet_loading
 from rerank_plugins.runtime import Forward
-from rerank_plugins.runtime.prepare import max_padding, prepare_forward
+from rerank_plugins.runtime.prepare import PackedForward, max_padding, packed_forward, prepare_forward
 from rerank_plugins.runtime.scoring import ScoreTokens
 
 __all__ = ["LoadedModel", "check_cross_encoder_reference", "check_model_reference", "load_model"]
@@ -47,6 +47,8 @@ class LoadedModel:
     """A causal-LM reranker's (true, false) token ids; ``None`` for sequence classifiers."""
     max_padding: int | None = None
     """Most pad tokens a row of a batch may carry; ``None`` for no limit (see ``runtime.prepare.max_padding``)."""
+    packed_forward: PackedForward | None = None
+    """The unpadded forward pass over packed batches, for torch [CLS]-only encoders; ``None`` elsewhere."""
 
     @property
     def is_causal(self) -> bool:
@@ -226,6 +228,7 @@ def _load(
         max_positions=max_positions,
         score_tokens=score_tokens,
         max_padding=max_padding(runtime, network.config),
+        packed_forward=packed_forward(runtime, network, score_tokens),
     )
 
 

@@ -16,7 +16,8 @@ from typing import Any
 
 from tokenizers import Tokenizer
 
-from rerank_plugins.encoding import PairPlan, Unit, clean_text, clip_texts, fit_pair, query_room
+from rerank_plugins.encoding import PairPlan, Unit, clean_text, clip_texts, fit_pair, plan_chunk, query_room
+from rerank_plugins.units import ChunkPlan
 
 __all__ = ["PromptEncoder"]
 
@@ -135,3 +136,9 @@ class PromptEncoder:
             self._plan(query, document, encoding, max_length, window, overlap)
             for (query, document), encoding in zip(cleaned, encodings, strict=True)
         ]
+
+    def plan_chunk(
+        self, pairs: Sequence[tuple[str, str]], max_length: int, window: bool, overlap: int | None
+    ) -> ChunkPlan:
+        """Every pair's units as flat arrays (see ``plans``)."""
+        return plan_chunk(self.plans(pairs, max_length, window, overlap))

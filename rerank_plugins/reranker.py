@@ -2,24 +2,30 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from typing import Any, Literal
+
+import numpy as np
 
 from rerank_plugins.backend import PairScore, RerankBackend
 from rerank_plugins.cache import ScoreCache, pair_digest
 from rerank_plugins.devices import Precision, resolve_device, resolve_precision
-from rerank_plugins.encoding import Encoder, PairEncoder, Unit
-from rerank_plugins.inference import score_units
+from rerank_plugins.encoding import Encoder, PairEncoder
+from rerank_plugins.inference import BatchPolicy, PendingScores, launch
 from rerank_plugins.loading import LoadedModel, check_cross_encoder_reference, load_model
 from rerank_plugins.progress import tqdm
 from rerank_plugins.prompting import PromptEncoder
 from rerank_plugins.results import ScoringStats
 from rerank_plugins.runtime import Runtime, resolve_runtime
 from rerank_plugins.scores import aggregate_windows, scores_and_relevance
+from rerank_plugins.units import ChunkPlan
 from rerank_plugins.validation import check_documents
 
 __all__ = ["Reranker", "DEFAULT_MODEL", "TokenCost"]
@@ -34,6 +40,10 @@ PROGRESS_MIN_PAIRS = 5000
 LongDocuments = Literal["truncate", "window"]
 WindowAggregation = Literal["max", "mean"]
 
+
+BATCH_DEFAULTS = {"cuda": (512, 65_536), "other": (32, 16_384)}
+"""(pairs, tokens) per forward pass by device: a GPU wants far larger batches than a CPU; 32 x 512 tokens
+keeps every model of up to 512 positions at 32 pairs a batch on the CPU."""
 
 COST_SLICE = 64
 """Documents tokenised at a time when costing a request, so counting never holds a large job's ids."""
@@ -60,6 +70,12 @@ def _positive_int(name: str, value: Any) -> int:
     return value
 
 
+def _plan_ahead(device: str, chunks: int) -> bool:
+    """Plan chunks in a worker thread on an accelerator, whose host is idle while it computes; on the CPU
+    the model already uses every core, so planning stays in line there."""
+    return chunks > 1 and device != "cpu"
+
+
 class Reranker(RerankBackend):
     """Scores (query, document) pairs with a cross-encoder and ranks documents best first.
 
@@ -74,7 +90,11 @@ class Reranker(RerankBackend):
         runtime: ``"auto"`` (OpenVINO on CPU when the ``openvino`` extra is installed, else torch),
             ``"torch"`` or ``"openvino"``. OpenVINO exports the model once and caches it on disk
             (``$RERANK_PLUGINS_CACHE``, default ``~/.cache/rerank-plugins``).
-        batch_size: Pairs per forward pass.
+        batch_size: Most pairs per forward pass; ``None``: 512 on CUDA, 32 elsewhere.
+        max_batch_tokens: Most tokens per forward pass, padding included, so batches of long pairs stay
+            small and short ones large; ``None``: 65,536 on CUDA, 16,384 elsewhere.
+        unpadded: Run batches packed, without padding tokens (BERT, XLM-R and ELECTRA on the torch
+            runtime; flash attention over variable lengths on CUDA). ``None``: on CUDA only.
         max_length: Token limit of one pair; defaults to the model's own configured limit.
         long_documents: ``"truncate"`` cuts a document to fit; ``"window"`` scores overlapping windows
             over the whole document and aggregates them per document.
@@ -100,7 +120,9 @@ class Reranker(RerankBackend):
         device: str | None = None,
         precision: Precision = "auto",
         runtime: Runtime = "auto",
-        batch_size: int = 32,
+        batch_size: int | None = None,
+        max_batch_tokens: int | None = None,
+        unpadded: bool | None = None,
         max_length: int | None = None,
         long_documents: LongDocuments = "truncate",
         window_aggregation: WindowAggregation = "max",
@@ -115,7 +137,14 @@ class Reranker(RerankBackend):
         self.device = resolve_device(device)
         self.precision = resolve_precision(precision, self.device)
         self.runtime = resolve_runtime(runtime, self.device, self.precision)
-        self.batch_size = _positive_int("batch_size", batch_size)
+        default_size, default_tokens = BATCH_DEFAULTS["cuda" if self.device.startswith("cuda") else "other"]
+        self.batch_size = default_size if batch_size is None else _positive_int("batch_size", batch_size)
+        self.max_batch_tokens = (
+            default_tokens if max_batch_tokens is None else _positive_int("max_batch_tokens", max_batch_tokens)
+        )
+        if unpadded is not None and not isinstance(unpadded, bool):
+            raise ValueError(f"unpadded must be None, True or False, got {unpadded!r}")
+        self.unpadded = self.device.startswith("cuda") if unpadded is None else unpadded
         self._max_length = None if max_length is None else _positive_int("max_length", max_length)
         if long_documents not in ("truncate", "window"):
             raise ValueError(f"long_documents must be 'truncate' or 'window', got {long_documents!r}")
@@ -147,7 +176,8 @@ class Reranker(RerankBackend):
         return (
             f"Reranker(model={self.model_name!r}, device={self.device!r}, precision={self.precision!r}, "
             f"runtime={self.runtime!r}, "
-            f"batch_size={self.batch_size}, long_documents={self.long_documents!r}"
+            f"batch_size={self.batch_size}, max_batch_tokens={self.max_batch_tokens}, unpadded={self.unpadded}, "
+            f"long_documents={self.long_documents!r}"
             + ("" if self.instruction is None else f", instruction={self.instruction!r}")
             + ")"
         )
@@ -160,6 +190,8 @@ class Reranker(RerankBackend):
             "precision": self.precision,
             "runtime": self.runtime,
             "batch_size": self.batch_size,
+            "max_batch_tokens": self.max_batch_tokens,
+            "unpadded": self.unpadded,
             "max_length": self._max_length,
             "long_documents": self.long_documents,
             "window_aggregation": self.window_aggregation,
@@ -211,6 +243,10 @@ class Reranker(RerankBackend):
         return PairEncoder(loaded.tokenizer)
 
     @property
+    def _policy(self) -> BatchPolicy:
+        return BatchPolicy(self.batch_size, self.max_batch_tokens, self.unpadded)
+
+    @property
     def max_length(self) -> int:
         """Token limit of one (query, document) pair; the model's own limit unless set."""
         return self._max_length if self._max_length is not None else self._model()[0].max_length
@@ -231,9 +267,9 @@ class Reranker(RerankBackend):
         truncated: list[int] = []
         for start in range(0, len(documents), COST_SLICE):
             pairs = [(query, document) for document in documents[start : start + COST_SLICE]]
-            for plan in encoder.plans(pairs, max_length, window, self.window_overlap):
-                pair_tokens.append(sum(len(ids) for ids, _ in plan.units))
-                truncated.append(plan.truncated_tokens)
+            plan = encoder.plan_chunk(pairs, max_length, window, self.window_overlap)
+            pair_tokens.extend(plan.pair_tokens.tolist())
+            truncated.extend(plan.truncated_tokens.tolist())
         return TokenCost(encoder.query_tokens(query), pair_tokens, truncated)
 
     def clip_documents(self, documents: Sequence[str], max_tokens: int) -> list[tuple[str, int]]:
@@ -280,53 +316,90 @@ class Reranker(RerankBackend):
         """Score pairs once each (duplicates and cache hits are not run again), in input order."""
         unique = list(dict.fromkeys(pairs))
         loaded, encoder = self._model()
-        settings = self._settings_key(loaded)
         known: dict[tuple[str, str], PairScore] = {}
-        missing: list[tuple[str, str]] = []
-        for pair in unique:
-            cached = self._cache.get((settings, pair_digest(*pair)))
-            if cached is None:
-                missing.append(pair)
-            else:
-                known[pair] = cached
+        keys: dict[tuple[str, str], tuple[Any, bytes]] = {}
+        missing = unique
+        if self._cache.capacity:  # no hashing at all when the cache is off
+            settings = self._settings_key(loaded)
+            keys = {pair: (settings, pair_digest(*pair)) for pair in unique}
+            missing = []
+            for pair in unique:
+                cached = self._cache.get(keys[pair])
+                if cached is None:
+                    missing.append(pair)
+                else:
+                    known[pair] = cached
         show = self.show_progress_bar if self.show_progress_bar is not None else len(missing) >= PROGRESS_MIN_PAIRS
+        chunks = [missing[start : start + CHUNK_PAIRS] for start in range(0, len(missing), CHUNK_PAIRS)]
         with tqdm(total=len(missing), desc="Reranking", unit="pair", disable=not show) as progress:
-            for start in range(0, len(missing), CHUNK_PAIRS):  # bounded memory for any number of pairs
-                chunk = missing[start : start + CHUNK_PAIRS]
-                for pair, result in zip(chunk, self._run(loaded, encoder, chunk, progress), strict=True):
+            for chunk, results in zip(chunks, self._scored_chunks(loaded, encoder, chunks, progress), strict=True):
+                for pair, result in zip(chunk, results, strict=True):
                     known[pair] = result
-                    self._cache.put((settings, pair_digest(*pair)), result)
+                    if keys:
+                        self._cache.put(keys[pair], result)
         return [known[pair] for pair in pairs]
 
-    def _run(
-        self, loaded: LoadedModel, encoder: Encoder, pairs: list[tuple[str, str]], progress: tqdm[Any]
+    def _scored_chunks(
+        self, loaded: LoadedModel, encoder: Encoder, chunks: list[list[tuple[str, str]]], progress: tqdm[Any]
+    ) -> Iterator[list[PairScore]]:
+        """Each chunk's scores, in order; chunks are pipelined so that the device never waits on the host.
+
+        While the device runs chunk k, chunk k+1 is tokenised and planned (in a worker thread on an
+        accelerator, where the host is otherwise idle) and queued behind it; only then are chunk k's
+        scores waited for. Memory stays bounded by two chunks for any number of pairs.
+        """
+        plan = functools.partial(
+            encoder.plan_chunk,
+            max_length=self.max_length,
+            window=self.long_documents == "window",
+            overlap=self.window_overlap,
+        )
+        ahead = _plan_ahead(loaded.device, len(chunks))
+        with ThreadPoolExecutor(1, thread_name_prefix="rerank-plan") if ahead else nullcontext() as pool:
+            mark = time.perf_counter()  # each chunk's stats take the wall time since the previous one's
+            current: Future[ChunkPlan] | ChunkPlan | None = plan(chunks[0]) if chunks else None
+            pending: tuple[ChunkPlan, PendingScores] | None = None
+            for position, chunk in enumerate(chunks):
+                chunk_plan = current.result() if isinstance(current, Future) else current
+                assert chunk_plan is not None
+                following = chunks[position + 1] if position + 1 < len(chunks) else None
+                if following is not None and pool is not None:
+                    current = pool.submit(plan, following)
+                self._warn_cut_queries(chunk_plan, encoder)
+                progress.total += len(chunk_plan.units) - len(chunk)  # windows: count model inputs, not pairs
+                launched = launch(loaded, encoder, chunk_plan.units, self._policy, progress.update)
+                if pending is not None:
+                    yield self._results(loaded, *pending, mark)
+                    mark = time.perf_counter()
+                pending = (chunk_plan, launched)
+                if following is not None and pool is None:
+                    current = plan(following)  # the device runs chunk k meanwhile
+            if pending is not None:
+                yield self._results(loaded, *pending, mark)
+
+    def _warn_cut_queries(self, plan: ChunkPlan, encoder: Encoder) -> None:
+        keep = encoder.query_room(self.max_length)
+        for tokens in np.unique(plan.query_tokens[plan.query_tokens > keep]).tolist():
+            logger.warning(
+                "query of %d tokens leaves no room for the document within max_length=%d; keeping its first %d tokens",
+                tokens,
+                self.max_length,
+                keep,
+            )
+
+    def _results(
+        self, loaded: LoadedModel, plan: ChunkPlan, launched: PendingScores, started: float
     ) -> list[PairScore]:
-        started = time.perf_counter()
-        window, max_length = self.long_documents == "window", self.max_length
-        units: list[Unit] = []
-        owners: list[int] = []
-        truncated: list[int] = []
-        keep = encoder.query_room(max_length)
-        for owner, plan in enumerate(encoder.plans(pairs, max_length, window, self.window_overlap)):
-            if plan.query_tokens > keep:
-                logger.warning(
-                    "query of %d tokens leaves no room for the document within max_length=%d; "
-                    "keeping its first %d tokens",
-                    plan.query_tokens,
-                    max_length,
-                    keep,
-                )
-            units.extend(plan.units)
-            owners.extend([owner] * len(plan.units))
-            truncated.append(plan.truncated_tokens)
-        progress.total += len(units) - len(pairs)  # windows: count model inputs, not pairs
-        scored = score_units(loaded, encoder, units, self.batch_size, progress.update)
-        margins, windows = aggregate_windows(scored.margins, owners, len(pairs), self.window_aggregation)
+        scored = launched.result()
+        pairs = len(plan.truncated_tokens)
+        margins, windows = aggregate_windows(scored.margins, plan.owners, pairs, self.window_aggregation)
         scores, relevance = scores_and_relevance(margins, loaded)
-        spent = ScoringStats(len(pairs), len(units), scored.tokens, scored.padded_tokens, time.perf_counter() - started)
+        spent = ScoringStats(pairs, len(plan.units), scored.tokens, scored.padded_tokens, time.perf_counter() - started)
         with self._stats_lock:
             self._stats = self._stats + spent
         return [
-            PairScore(float(score), float(rel), int(cut), int(count))
-            for score, rel, cut, count in zip(scores, relevance, truncated, windows, strict=True)
+            PairScore(score, rel, cut, count)
+            for score, rel, cut, count in zip(
+                scores, relevance, plan.truncated_tokens.tolist(), windows.tolist(), strict=True
+            )
         ]

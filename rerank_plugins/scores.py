@@ -11,7 +11,7 @@ __all__ = ["aggregate_windows", "scores_and_relevance"]
 
 
 def aggregate_windows(
-    unit_margins: np.ndarray, owners: list[int], pairs: int, how: str
+    unit_margins: np.ndarray, owners: list[int] | np.ndarray, pairs: int, how: str
 ) -> tuple[np.ndarray, np.ndarray]:
     """One margin per pair from its inputs' margins (``"max"`` or ``"mean"``), and its input count."""
     owner_index = np.asarray(owners)

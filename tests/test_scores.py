@@ -17,13 +17,13 @@ from tests.conftest import build_random_cross_encoder
 def scored_units(monkeypatch: pytest.MonkeyPatch) -> list[int]:
     """Counts the model inputs that reach a forward pass (calls through to the real scorer)."""
     counts: list[int] = []
-    real = reranker_module.score_units
+    real = reranker_module.launch
 
     def counting(model, encoder, units, *args, **kwargs):  # type: ignore[no-untyped-def]
         counts.append(len(units))
         return real(model, encoder, units, *args, **kwargs)
 
-    monkeypatch.setattr(reranker_module, "score_units", counting)
+    monkeypatch.setattr(reranker_module, "launch", counting)
     return counts
 
 

@@ -6,16 +6,22 @@ positions and attention branches see what they see in use.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import torch
 
 from rerank_plugins.devices import DTYPES, cpu_has_native_bf16
 from rerank_plugins.runtime import Forward, torch_forward
+from rerank_plugins.runtime.cls_only import supports_cls_only
 from rerank_plugins.runtime.openvino import SHAPE_STEP, openvino_forward
+from rerank_plugins.runtime.packed import PackedClsOnlyEncoder, PackedInputs
 from rerank_plugins.runtime.scoring import ScoreTokens, scoring_module
 
-__all__ = ["max_padding", "prepare_forward"]
+__all__ = ["PackedForward", "max_padding", "packed_forward", "prepare_forward"]
+
+PackedForward = Callable[[PackedInputs], torch.Tensor]
+"""A packed batch (on the model's device) to relevance logits, one row per sequence."""
 
 
 def _upcast_inputs(module: torch.nn.Module, args: tuple[Any, ...]) -> tuple[Any, ...]:
@@ -96,3 +102,10 @@ def prepare_forward(
         network.to(DTYPES[precision])
         _keep_head_in_fp32(network)
     return torch_forward(network, score_tokens)
+
+
+def packed_forward(runtime: str, network: Any, score_tokens: ScoreTokens | None) -> PackedForward | None:
+    """The unpadded forward pass of a torch [CLS]-only encoder (after ``prepare_forward``), else ``None``."""
+    if runtime != "torch" or score_tokens is not None or not supports_cls_only(network):
+        return None
+    return PackedClsOnlyEncoder(network)

@@ -1,0 +1,126 @@
+"""Batch assembly without a device: flat units, vectorised planning, token budgets and batch layouts.
+
+The GPU pipeline depends on these rules; they are pure numpy, so they are proven here on the CPU.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from transformers import AutoTokenizer
+
+from rerank_plugins.batches import packed_arrays, padded_arrays, plan_batches
+from rerank_plugins.encoding import PairEncoder, plan_chunk
+from rerank_plugins.units import Units, ragged_arange, ragged_ranges
+
+
+@pytest.fixture(scope="module")
+def encoder(trained_model: str) -> PairEncoder:
+    return PairEncoder(AutoTokenizer.from_pretrained(trained_model))
+
+
+@pytest.fixture(scope="module")
+def texts(scifact_corpus: dict[str, str]) -> list[str]:
+    abstracts = list(scifact_corpus.values())[:12]
+    return ["", "T cells.", "Über Zellen: 日本語 text.", *abstracts, "cells " * 700]
+
+
+def test_ragged_helpers() -> None:
+    assert ragged_arange(np.array([2, 0, 3])).tolist() == [0, 1, 0, 1, 2]
+    assert ragged_ranges(np.array([10, 5, 0]), np.array([2, 0, 3])).tolist() == [10, 11, 0, 1, 2]
+
+
+@pytest.mark.parametrize(
+    ("max_length", "window", "overlap"),
+    [(512, False, None), (64, False, None), (64, True, None), (64, True, 10), (40, True, 0), (12, True, 50)],
+)
+def test_vectorised_plans_equal_pair_by_pair_plans(
+    encoder: PairEncoder, texts: list[str], max_length: int, window: bool, overlap: int | None
+) -> None:
+    """``plan_chunk`` builds, in numpy, exactly the units ``fit_pair`` builds one pair at a time."""
+    long_query = " ".join(texts[4].split()[:80])
+    pairs = [(query, text) for query in ("Does B12 lower homocysteine?", long_query, "") for text in texts]
+
+    vectorised = encoder.plan_chunk(pairs, max_length, window, overlap)
+    reference = plan_chunk(encoder.plans(pairs, max_length, window, overlap))
+
+    assert len(vectorised.units) == len(reference.units)
+    assert len(vectorised.units) > len(pairs) or not window  # the long texts were windowed
+    for name in ("ids", "types", "lengths"):
+        assert np.array_equal(getattr(vectorised.units, name), getattr(reference.units, name)), name
+    assert np.array_equal(vectorised.owners, reference.owners)
+    assert np.array_equal(vectorised.truncated_tokens, reference.truncated_tokens)
+    assert np.array_equal(vectorised.query_tokens, reference.query_tokens)
+    assert vectorised.units.lengths.max() <= max_length
+
+
+def test_units_round_trip_and_sort_stably() -> None:
+    given_units = [([1, 2], [0, 0]), ([3, 4, 5], [0, 1, 1]), ([6], [0]), ([7, 8], [1, 1])]
+    units = Units.from_units(given_units)
+    assert [units.unit(index) for index in range(len(units))] == given_units
+
+    order, ordered = units.sorted_by_length()
+    assert order.tolist() == [1, 0, 3, 2]  # longest first, ties in input order
+    assert [ordered.unit(index) for index in range(len(ordered))] == [given_units[i] for i in order]
+
+
+def _check_runs(lengths: list[int], runs: list[tuple[int, int]], batch_size: int, budget: int | None, packed: bool):  # type: ignore[no-untyped-def]
+    assert runs[0][0] == 0 and runs[-1][1] == len(lengths)
+    assert all(end == start for (_, end), (start, _) in zip(runs, runs[1:], strict=False))
+    for start, end in runs:
+        count = end - start
+        cost = sum(lengths[start:end]) if packed else count * lengths[start]
+        assert 1 <= count <= batch_size
+        assert budget is None or count == 1 or cost <= budget
+        if end < len(lengths):  # a run ends only where the next unit would break a limit
+            grown = sum(lengths[start : end + 1]) if packed else (count + 1) * lengths[start]
+            assert count == batch_size or budget is not None and grown > budget
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    lengths=st.lists(st.integers(1, 600), min_size=1, max_size=80),
+    batch_size=st.integers(1, 40),
+    budget=st.one_of(st.none(), st.integers(1, 5000)),
+    packed=st.booleans(),
+)
+def test_batches_respect_count_and_token_budget(
+    lengths: list[int], batch_size: int, budget: int | None, packed: bool
+) -> None:
+    lengths.sort(reverse=True)
+    runs = plan_batches(np.array(lengths), batch_size, budget, packed=packed)
+    _check_runs(lengths, runs, batch_size, budget, packed)
+
+
+def test_token_budget_makes_long_batches_small_and_short_ones_large() -> None:
+    lengths = np.array([512] * 8 + [64] * 100)
+    runs = plan_batches(lengths, batch_size=512, max_tokens=2048)
+    assert [end - start for start, end in runs] == [4, 4, 32, 32, 32, 4]
+    packed = plan_batches(np.array([300, 200, 100, 50, 50]), batch_size=512, max_tokens=500, packed=True)
+    assert packed == [(0, 2), (2, 5)]
+
+
+def test_max_padding_and_rounded_widths() -> None:
+    lengths = np.array([200, 190, 100, 95])
+    assert plan_batches(lengths, 8, max_padding=50) == [(0, 2), (2, 4)]
+    rounded = plan_batches(np.array([17, 16, 15]), 8, max_tokens=64, width=lambda n: -(-n // 16) * 16)
+    assert rounded == [(0, 2), (2, 3)]  # rows are 32 wide, so two fit in 64 tokens
+
+
+def test_padded_and_packed_layouts_hold_the_units() -> None:
+    given_units = [([5, 6, 7, 8], [0, 0, 1, 1]), ([1, 2, 3], [0, 1, 1]), ([9, 9, 9], [0, 0, 0]), ([4], [1])]
+    units = Units.from_units(given_units)
+
+    padded = padded_arrays(units, 1, 4, width=4, pad_id=0)
+    assert padded.input_ids.tolist() == [[1, 2, 3, 0], [9, 9, 9, 0], [4, 0, 0, 0]]
+    assert padded.token_type_ids.tolist() == [[0, 1, 1, 0], [0, 0, 0, 0], [1, 0, 0, 0]]
+    assert padded.attention_mask.tolist() == [[1, 1, 1, 0], [1, 1, 1, 0], [1, 0, 0, 0]]
+
+    packed = packed_arrays(units, 1, 4)
+    assert packed.input_ids.tolist() == [1, 2, 3, 9, 9, 9, 4]
+    assert packed.token_type_ids.tolist() == [0, 1, 1, 0, 0, 0, 1]
+    assert packed.position_ids.tolist() == [0, 1, 2, 0, 1, 2, 0]
+    assert packed.cu_seqlens.tolist() == [0, 3, 6, 7] and packed.cu_seqlens.dtype == np.int32
+    assert packed.max_seqlen == 3
