@@ -63,8 +63,19 @@ class Encoder(Protocol):
     def clip(self, texts: Sequence[str], max_tokens: int) -> list[tuple[str, int]]: ...
 
     def plan_chunk(
-        self, pairs: Sequence[tuple[str, str]], max_length: int, window: bool, overlap: int | None
+        self,
+        pairs: Sequence[tuple[str, str]],
+        max_length: int,
+        window: bool,
+        overlap: int | None,
+        memo: TokenMemo | None = None,
     ) -> ChunkPlan: ...
+
+
+TokenMemo = dict[str, tuple[np.ndarray, int]]
+"""Texts already tokenised in one call: the token ids a pair can use, and the text's full token count.
+Chunks of one call share it (same ``max_length`` and mode), so a document that comes back for another
+query is not tokenised again."""
 
 
 def plan_chunk(plans: Sequence[PairPlan]) -> ChunkPlan:
@@ -233,23 +244,26 @@ class PairEncoder:
         return [self.plan(ids[query], ids[document], max_length, window, overlap) for query, document in pairs]
 
     def plan_chunk(
-        self, pairs: Sequence[tuple[str, str]], max_length: int, window: bool, overlap: int | None
+        self,
+        pairs: Sequence[tuple[str, str]],
+        max_length: int,
+        window: bool,
+        overlap: int | None,
+        memo: TokenMemo | None = None,
     ) -> ChunkPlan:
         """Every pair's units as flat arrays, built with numpy: the units ``plan`` builds one by one.
 
-        Each distinct text is tokenised once; in truncate mode only the first ``max_length`` tokens of a
-        text are copied, since no pair can use more.
+        Each distinct text is tokenised once (once per call, given the call's ``memo``); in truncate
+        mode only the first ``max_length`` tokens of a text are kept, since no pair can use more.
         """
         texts = list(dict.fromkeys(text for pair in pairs for text in pair))
         position = {text: index for index, text in enumerate(texts)}
-        token_lists = self.tokenize(texts)
-        full = np.fromiter(map(len, token_lists), dtype=np.int64, count=len(texts))
-        kept = full if window else np.minimum(full, max_length)
-        flat = np.fromiter(
-            chain.from_iterable(tokens if window else tokens[:max_length] for tokens in token_lists),
-            dtype=np.int64,
-            count=int(kept.sum()),
-        )
+        memo = {} if memo is None else memo
+        self._tokenize_into(memo, [text for text in texts if text not in memo], None if window else max_length)
+        known = [memo[text] for text in texts]
+        flat = np.concatenate([tokens for tokens, _ in known]) if known else np.empty(0, dtype=np.int64)
+        full = np.fromiter((count for _, count in known), dtype=np.int64, count=len(known))
+        kept = np.fromiter((len(tokens) for tokens, _ in known), dtype=np.int64, count=len(known))
         text_starts = np.cumsum(kept) - kept
         queries = np.fromiter((position[query] for query, _ in pairs), dtype=np.int64, count=len(pairs))
         documents = np.fromiter((position[document] for _, document in pairs), dtype=np.int64, count=len(pairs))
@@ -264,6 +278,21 @@ class PairEncoder:
             document_lengths=lengths,
         )
         return ChunkPlan(units, owners, truncated, full[queries])
+
+    def _tokenize_into(self, memo: TokenMemo, texts: list[str], cap: int | None) -> None:
+        """Tokenise ``texts`` into ``memo``: ids (the first ``cap`` of them) as views of one array, and counts."""
+        if not texts:
+            return
+        token_lists = self.tokenize(texts)
+        full = [len(tokens) for tokens in token_lists]
+        kept = full if cap is None else [min(count, cap) for count in full]
+        flat = np.fromiter(
+            chain.from_iterable(tokens if cap is None else tokens[:cap] for tokens in token_lists),
+            dtype=np.int64,
+            count=sum(kept),
+        )
+        for text, tokens, count in zip(texts, np.split(flat, np.cumsum(kept)[:-1]), full, strict=True):
+            memo[text] = (tokens, count)
 
     def _assemble_all(
         self,

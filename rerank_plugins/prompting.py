@@ -16,7 +16,16 @@ from typing import Any
 
 from tokenizers import Tokenizer
 
-from rerank_plugins.encoding import PairPlan, Unit, clean_text, clip_texts, fit_pair, plan_chunk, query_room
+from rerank_plugins.encoding import (
+    PairPlan,
+    TokenMemo,
+    Unit,
+    clean_text,
+    clip_texts,
+    fit_pair,
+    plan_chunk,
+    query_room,
+)
 from rerank_plugins.units import ChunkPlan
 
 __all__ = ["PromptEncoder"]
@@ -138,7 +147,12 @@ class PromptEncoder:
         ]
 
     def plan_chunk(
-        self, pairs: Sequence[tuple[str, str]], max_length: int, window: bool, overlap: int | None
+        self,
+        pairs: Sequence[tuple[str, str]],
+        max_length: int,
+        window: bool,
+        overlap: int | None,
+        memo: TokenMemo | None = None,
     ) -> ChunkPlan:
-        """Every pair's units as flat arrays (see ``plans``)."""
+        """Every pair's units as flat arrays (see ``plans``); whole prompts are tokenised, so ``memo`` is unused."""
         return plan_chunk(self.plans(pairs, max_length, window, overlap))

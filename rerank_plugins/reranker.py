@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import functools
 import logging
 import threading
 import time
@@ -17,7 +16,7 @@ import numpy as np
 from rerank_plugins.backend import PairScore, RerankBackend
 from rerank_plugins.cache import ScoreCache, pair_digest
 from rerank_plugins.devices import Precision, resolve_device, resolve_precision
-from rerank_plugins.encoding import Encoder, PairEncoder
+from rerank_plugins.encoding import Encoder, PairEncoder, TokenMemo
 from rerank_plugins.inference import BatchPolicy, PendingScores, launch
 from rerank_plugins.loading import LoadedModel, check_cross_encoder_reference, load_model
 from rerank_plugins.progress import tqdm
@@ -35,6 +34,8 @@ logger = logging.getLogger(__name__)
 DEFAULT_MODEL = "cross-encoder/ms-marco-MiniLM-L6-v2"
 CHUNK_PAIRS = 2048
 """Pairs tokenised and scored together: length sorting works within a chunk, memory stays bounded."""
+MEMO_TEXTS = 8192
+"""Distinct texts whose token ids one call keeps across its chunks (a few MB), so repeats are tokenised once."""
 PROGRESS_MIN_PAIRS = 5000
 """Jobs of at least this many new pairs show a progress bar unless told otherwise."""
 LongDocuments = Literal["truncate", "window"]
@@ -348,12 +349,15 @@ class Reranker(RerankBackend):
         accelerator, where the host is otherwise idle) and queued behind it; only then are chunk k's
         scores waited for. Memory stays bounded by two chunks for any number of pairs.
         """
-        plan = functools.partial(
-            encoder.plan_chunk,
-            max_length=self.max_length,
-            window=self.long_documents == "window",
-            overlap=self.window_overlap,
-        )
+        memo: TokenMemo = {}
+
+        def plan(chunk: list[tuple[str, str]]) -> ChunkPlan:
+            if len(memo) > MEMO_TEXTS:  # bounded for any number of pairs
+                memo.clear()
+            return encoder.plan_chunk(
+                chunk, self.max_length, self.long_documents == "window", self.window_overlap, memo
+            )
+
         ahead = _plan_ahead(loaded.device, len(chunks))
         with ThreadPoolExecutor(1, thread_name_prefix="rerank-plan") if ahead else nullcontext() as pool:
             mark = time.perf_counter()  # each chunk's stats take the wall time since the previous one's

@@ -170,3 +170,22 @@ def test_cuda_auto_ranks_as_cpu_fp32(trained_model: str, claims: list[str], abst
         expected, got = _ordered_scores(cpu, claim, abstracts), _ordered_scores(cuda, claim, abstracts)
         assert np.corrcoef(expected, got)[0, 1] > 0.999
         assert set(np.argsort(-expected)[:5]) == set(np.argsort(-got)[:5])
+
+
+def test_each_text_is_tokenised_once_per_call_across_chunks(
+    random_model: str, claims: list[str], abstracts: list[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    reranker = Reranker(random_model, device="cpu")
+    _, encoder = reranker._model()
+    tokenised: list[str] = []
+    real = encoder.tokenize
+
+    def counting(texts: list[str]) -> list[list[int]]:
+        tokenised.extend(texts)
+        return real(texts)
+
+    monkeypatch.setattr(encoder, "tokenize", counting)
+    monkeypatch.setattr(reranker_module, "CHUNK_PAIRS", 10)
+    rankings = reranker.rank_many(claims, [abstracts] * len(claims))
+    assert sorted(tokenised) == sorted({*claims, *abstracts})
+    assert [len(ranking) for ranking in rankings] == [len(abstracts)] * len(claims)
