@@ -28,8 +28,11 @@ def _fp16_copy(source: Path, target: Path) -> None:
         if path.is_file() and path.suffix != ".safetensors" and path.name not in ("SOURCE.txt",):
             shutil.copyfile(path, target / path.name)
     weights = load_file(source / "model.safetensors")
-    save_file({name: tensor.half() if tensor.is_floating_point() else tensor for name, tensor in weights.items()},
-              target / "model.safetensors", metadata={"format": "pt"})
+    save_file(
+        {name: tensor.half() if tensor.is_floating_point() else tensor for name, tensor in weights.items()},
+        target / "model.safetensors",
+        metadata={"format": "pt"},
+    )
 
 
 def main() -> None:

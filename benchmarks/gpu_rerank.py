@@ -85,70 +85,103 @@ def _split(flat: list[float], texts: list[list[str]]) -> list[list[float]]:
     return out
 
 
-def _predict_modes(args: argparse.Namespace, workload: dict[str, Any], clock: Clock) -> list[dict[str, Any]]:
+def _predict_run(
+    args: argparse.Namespace,
+    workload: dict[str, Any],
+    clock: Clock,
+    name: str,
+    dtype: torch.dtype,
+    sizes: tuple[int, ...],
+) -> dict[str, Any]:
+    """``CrossEncoder.predict`` in ``dtype`` at the best of ``sizes`` (timed on the first 2,000 pairs)."""
     from sentence_transformers import CrossEncoder
 
     texts, queries = workload["texts"], workload["queries"]
     pairs = [(q, t) for q, row in zip(queries, texts, strict=True) for t in row]
-    results = []
-    for name, dtype, sizes in (
-        ("predict fp32, batch 32 (baseline)", torch.float32, (32,)),
-        ("predict fp16, best batch", torch.float16, PREDICT_BATCHES),
-    ):
-        if dtype == torch.float16 and not args.device.startswith("cuda"):
-            continue
-        model = CrossEncoder(args.model, device=args.device, model_kwargs={"dtype": dtype})
-        best = sizes[0]
-        if len(sizes) > 1:  # the batch size predict does best with, on the first 2,000 pairs
-            trial = pairs[:2000]
-            model.predict(trial[:512], batch_size=512, show_progress_bar=False)
-            speeds = {size: clock.time(lambda s=size: model.predict(trial, batch_size=s, show_progress_bar=False))
-                      for size in sizes}
-            best = min(speeds, key=lambda size: speeds[size])
-        model.predict(pairs[:best], batch_size=best, show_progress_bar=False)
-        _peak_reset(args.device)
-        scores: list[float] = []
-        seconds = clock.time(lambda: scores.extend(map(float, model.predict(pairs, batch_size=best, show_progress_bar=False))))
-        latency = {
-            size: _latency(clock, lambda i, n: model.predict([(queries[i], t) for t in texts[i][:n]], batch_size=best,
-                                                               show_progress_bar=False), args.latency_queries, size)
-            for size in (50, 100)
-        }
-        results.append({"name": f"{name}" + ("" if len(sizes) == 1 else f" ({best})"), "seconds": seconds,
-                        "pairs": len(pairs), "tokens": None, "padding": None, "latency": latency,
-                        "peak_mb": _peak_mb(args.device), "scores": _split(scores, texts)})
-        del model
+    model = CrossEncoder(args.model, device=args.device, model_kwargs={"dtype": dtype})
+
+    def predict(batch: list[tuple[str, str]], size: int) -> list[float]:
+        return list(map(float, model.predict(batch, batch_size=size, show_progress_bar=False)))
+
+    best = sizes[0]
+    if len(sizes) > 1:
+        trial = pairs[:2000]
+        predict(trial[:512], 512)
+        speeds = {size: clock.time(lambda size=size: predict(trial, size)) for size in sizes}
+        best = min(speeds, key=lambda size: speeds[size])
+    predict(pairs[:best], best)
+    _peak_reset(args.device)
+    scores: list[float] = []
+    seconds = clock.time(lambda: scores.extend(predict(pairs, best)))
+    latency = {
+        size: _latency(
+            clock, lambda i, n: predict([(queries[i], t) for t in texts[i][:n]], best), args.latency_queries, size
+        )
+        for size in (50, 100)
+    }
+    label = name if len(sizes) == 1 else f"{name} ({best})"
+    return {
+        "name": label,
+        "seconds": seconds,
+        "pairs": len(pairs),
+        "tokens": None,
+        "padding": None,
+        "latency": latency,
+        "peak_mb": _peak_mb(args.device),
+        "scores": _split(scores, texts),
+    }
+
+
+def _predict_modes(args: argparse.Namespace, workload: dict[str, Any], clock: Clock) -> list[dict[str, Any]]:
+    results = [_predict_run(args, workload, clock, "predict fp32, batch 32 (baseline)", torch.float32, (32,))]
+    if args.device.startswith("cuda"):
+        results.append(_predict_run(args, workload, clock, "predict fp16, best batch", torch.float16, PREDICT_BATCHES))
     return results
 
 
-def _our_modes(args: argparse.Namespace, workload: dict[str, Any], clock: Clock) -> list[dict[str, Any]]:
+def _our_run(
+    args: argparse.Namespace, workload: dict[str, Any], clock: Clock, name: str, options: dict[str, Any]
+) -> dict[str, Any]:
     from rerank_plugins import Reranker
 
     texts, queries = workload["texts"], workload["queries"]
-    results = []
-    for name, options in OUR_MODES.items():
-        if options.get("precision") == "bf16" and not args.device.startswith("cuda"):
-            continue
-        reranker = Reranker(args.model, device=args.device, runtime="torch", show_progress_bar=False, **options)
-        reranker.rank_many(queries[:2], texts[:2])  # load and warm up
-        reranker.reset_stats()
-        _peak_reset(args.device)
-        rankings: list[Any] = []
-        seconds = clock.time(lambda r=reranker: rankings.extend(r.rank_many(queries, texts)))
-        stats = reranker.stats
-        latency = {size: _latency(clock, lambda i, n, r=reranker: r.rank(queries[i], texts[i][:n]),
-                                  args.latency_queries, size) for size in (50, 100)}
-        scores = [[0.0] * len(row) for row in texts]
-        for row, ranking in zip(scores, rankings, strict=True):
-            for result in ranking:
-                row[result.index] = result.score
-        results.append({"name": f"{name}: {reranker.precision}, batch {reranker.batch_size}/"
-                        f"{reranker.max_batch_tokens} tokens, unpadded={reranker.unpadded}",
-                        "seconds": seconds, "pairs": stats.pairs, "tokens": stats.tokens,
-                        "padding": stats.padding_waste, "latency": latency, "peak_mb": _peak_mb(args.device),
-                        "scores": scores})
-        del reranker
-    return results
+    reranker = Reranker(args.model, device=args.device, runtime="torch", show_progress_bar=False, **options)
+    reranker.rank_many(queries[:2], texts[:2])  # load and warm up
+    reranker.reset_stats()
+    _peak_reset(args.device)
+    rankings: list[Any] = []
+    seconds = clock.time(lambda: rankings.extend(reranker.rank_many(queries, texts)))
+    stats = reranker.stats
+    latency = {
+        size: _latency(clock, lambda i, n: reranker.rank(queries[i], texts[i][:n]), args.latency_queries, size)
+        for size in (50, 100)
+    }
+    scores = [[0.0] * len(row) for row in texts]
+    for row, ranking in zip(scores, rankings, strict=True):
+        for result in ranking:
+            row[result.index] = result.score
+    label = (
+        f"{name}: {reranker.precision}, batch {reranker.batch_size}/{reranker.max_batch_tokens} tokens, "
+        f"unpadded={reranker.unpadded}"
+    )
+    return {
+        "name": label,
+        "seconds": seconds,
+        "pairs": stats.pairs,
+        "tokens": stats.tokens,
+        "padding": stats.padding_waste,
+        "latency": latency,
+        "peak_mb": _peak_mb(args.device),
+        "scores": scores,
+    }
+
+
+def _our_modes(args: argparse.Namespace, workload: dict[str, Any], clock: Clock) -> list[dict[str, Any]]:
+    return [
+        _our_run(args, workload, clock, name, options)
+        for name, options in OUR_MODES.items()
+        if args.device.startswith("cuda") or options.get("precision") != "bf16"
+    ]
 
 
 def _ceiling(args: argparse.Namespace, workload: dict[str, Any], clock: Clock) -> dict[str, Any]:
@@ -177,9 +210,17 @@ def _ceiling(args: argparse.Namespace, workload: dict[str, Any], clock: Clock) -
     run()
     _peak_reset(args.device)
     seconds = clock.time(run)
-    return {"name": f"bare HF model {str(dtype).removeprefix('torch.')}, pre-tokenised, sorted, batch "
-            f"{CEILING_BATCH} on the device", "seconds": seconds, "pairs": len(pairs), "tokens": real,
-            "padding": 1 - real / padded, "latency": None, "peak_mb": _peak_mb(args.device), "scores": None}
+    return {
+        "name": f"bare HF model {str(dtype).removeprefix('torch.')}, pre-tokenised, sorted, batch "
+        f"{CEILING_BATCH} on the device",
+        "seconds": seconds,
+        "pairs": len(pairs),
+        "tokens": real,
+        "padding": 1 - real / padded,
+        "latency": None,
+        "peak_mb": _peak_mb(args.device),
+        "scores": None,
+    }
 
 
 def summarise(raw: dict[str, Any]) -> dict[str, Any]:
@@ -198,10 +239,16 @@ def summarise(raw: dict[str, Any]) -> dict[str, Any]:
         if mode["scores"] is None:
             continue
         tops = [np.argsort(-np.asarray(row), kind="stable")[:10] for row in mode["scores"]]
-        mode["top10_overlap"] = float(np.mean([len(set(a) & set(b)) / 10 for a, b in zip(tops, reference, strict=True)]))
+        mode["top10_overlap"] = float(
+            np.mean([len(set(a) & set(b)) / 10 for a, b in zip(tops, reference, strict=True)])
+        )
         if score_run is not None:
-            run = {q: dict(zip(ids, map(float, row), strict=True))
-                   for q, ids, row in zip(raw["workload"]["query_ids"], raw["workload"]["doc_ids"], mode["scores"], strict=True)}
+            run = {
+                q: dict(zip(ids, map(float, row), strict=True))
+                for q, ids, row in zip(
+                    raw["workload"]["query_ids"], raw["workload"]["doc_ids"], mode["scores"], strict=True
+                )
+            }
             mode["ndcg_at_10"] = score_run(run, raw["workload"]["qrels"], 10)["ndcg@10"]
     return raw
 
@@ -255,14 +302,26 @@ def main() -> None:
         import sentence_transformers
         import transformers
 
-        modes = _predict_modes(args, workload, clock) + _our_modes(args, workload, clock) + [_ceiling(args, workload, clock)]
-        raw = summarise({
-            "device_name": torch.cuda.get_device_name() if args.device.startswith("cuda") else platform.processor() or "cpu",
-            "versions": {"torch": torch.__version__, "transformers": transformers.__version__,
-                         "sentence_transformers": sentence_transformers.__version__},
-            "command": f"benchmarks/gpu_rerank.py --device {args.device} --queries {args.queries}",
-            "workload": {key: workload[key] for key in ("query_ids", "doc_ids", "qrels")}, "modes": modes,
-        })
+        modes = (
+            _predict_modes(args, workload, clock)
+            + _our_modes(args, workload, clock)
+            + [_ceiling(args, workload, clock)]
+        )
+        raw = summarise(
+            {
+                "device_name": torch.cuda.get_device_name()
+                if args.device.startswith("cuda")
+                else platform.processor() or "cpu",
+                "versions": {
+                    "torch": torch.__version__,
+                    "transformers": transformers.__version__,
+                    "sentence_transformers": sentence_transformers.__version__,
+                },
+                "command": f"benchmarks/gpu_rerank.py --device {args.device} --queries {args.queries}",
+                "workload": {key: workload[key] for key in ("query_ids", "doc_ids", "qrels")},
+                "modes": modes,
+            }
+        )
     output.parent.mkdir(parents=True, exist_ok=True)
     output.write_text(json.dumps(raw), encoding="utf-8")
     output.with_suffix(".md").write_text(table(raw) + "\n", encoding="utf-8")

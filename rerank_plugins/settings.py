@@ -18,6 +18,7 @@ CORE_OPTIONS = (
     "precision",
     "runtime",
     "batch_size",
+    "max_batch_tokens",
     "max_length",
     "long_documents",
     "instruction",
@@ -45,7 +46,14 @@ class RerankSettings(BaseModel):
     runtime: Literal["auto", "torch", "openvino"] = Field(
         "auto", description="'openvino' (CPU, the default there when installed) or 'torch'."
     )
-    batch_size: int = Field(32, ge=1, description="Pairs per forward pass.")
+    batch_size: int | None = Field(
+        None, ge=1, description="Most pairs per forward pass; None: 512 on CUDA, 32 elsewhere."
+    )
+    max_batch_tokens: int | None = Field(
+        None,
+        ge=1,
+        description="Most tokens per forward pass, padding included; None: 65,536 on CUDA, 16,384 elsewhere.",
+    )
     max_length: int | None = Field(None, ge=1, description="Token limit per pair; None uses the model's own.")
     long_documents: Literal["truncate", "window"] = Field(
         "truncate", description="'truncate' cuts long documents; 'window' scores all of them in windows."

@@ -38,7 +38,15 @@ def add_reranker_options(parser: argparse.ArgumentParser) -> None:
         choices=RUNTIMES,
         help="auto: OpenVINO on CPU when the openvino extra is installed (exported once, then cached), else torch",
     )
-    group.add_argument("--batch-size", type=int, default=32, help="pairs per forward pass")
+    group.add_argument(
+        "--batch-size", type=int, default=None, help="most pairs per forward pass (default: 512 on CUDA, 32 elsewhere)"
+    )
+    group.add_argument(
+        "--max-batch-tokens",
+        type=int,
+        default=None,
+        help="most tokens per forward pass, padding included (default: 65,536 on CUDA, 16,384 elsewhere)",
+    )
     group.add_argument("--max-length", type=int, default=None, help="tokens per pair (default: the model's own)")
     group.add_argument(
         "--long-documents",
@@ -61,6 +69,7 @@ def reranker_from(args: argparse.Namespace) -> Reranker:
         precision=args.precision,
         runtime=args.runtime,
         batch_size=args.batch_size,
+        max_batch_tokens=args.max_batch_tokens,
         max_length=args.max_length,
         long_documents=args.long_documents,
         instruction=args.instruction,
