@@ -65,6 +65,24 @@ def test_fp32_scores_equal_cross_encoder_predict(
     assert long_document.truncated_tokens > 0  # cut to MAX_LENGTH, and said so
 
 
+@pytest.mark.parametrize("family", list(FAMILIES))
+def test_unpadded_scores_equal_cross_encoder_predict(
+    families: dict[str, str], documents: list[str], family: str
+) -> None:
+    """Packed batches (XLM-R and ELECTRA: RoBERTa positions, token types, an embedding projection) give
+    predict's scores; families without a packed pass run padded and do too."""
+    path = families[family]
+    expected = _predict(path, [(QUERY, document) for document in documents])
+    reranker = Reranker(path, device="cpu", precision="fp32", runtime="torch", max_length=MAX_LENGTH, unpadded=True)
+
+    scores = [r.score for r in sorted(reranker.rank(QUERY, documents), key=lambda result: result.index)]
+
+    np.testing.assert_allclose(scores, expected, atol=1e-4, rtol=0)
+    packed = reranker._model()[0].packed_forward is not None
+    assert packed == (family in ("xlm-roberta", "electra"))
+    assert (reranker.stats.padding_waste == 0.0) == packed
+
+
 LOW_PRECISION = [
     *[(family, runtime, "bf16") for family in FAMILIES for runtime in ("torch", "openvino")],
     ("xlm-roberta", "openvino", "int8"),

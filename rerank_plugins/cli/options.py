@@ -42,10 +42,11 @@ def add_reranker_options(parser: argparse.ArgumentParser) -> None:
         "--batch-size", type=int, default=None, help="most pairs per forward pass (default: 512 on CUDA, 32 elsewhere)"
     )
     group.add_argument(
-        "--max-batch-tokens",
+        "--batch-tokens",
         type=int,
         default=None,
-        help="most tokens per forward pass, padding included (default: 65,536 on CUDA, 16,384 elsewhere)",
+        help="most tokens per forward pass, padding included: the core's max_batch_tokens "
+        "(default: 65,536 on CUDA, 16,384 elsewhere)",
     )
     group.add_argument("--max-length", type=int, default=None, help="tokens per pair (default: the model's own)")
     group.add_argument(
@@ -69,7 +70,7 @@ def reranker_from(args: argparse.Namespace) -> Reranker:
         precision=args.precision,
         runtime=args.runtime,
         batch_size=args.batch_size,
-        max_batch_tokens=args.max_batch_tokens,
+        max_batch_tokens=args.batch_tokens,
         max_length=args.max_length,
         long_documents=args.long_documents,
         instruction=args.instruction,
