@@ -124,3 +124,15 @@ def test_padded_and_packed_layouts_hold_the_units() -> None:
     assert packed.position_ids.tolist() == [0, 1, 2, 0, 1, 2, 0]
     assert packed.cu_seqlens.tolist() == [0, 3, 6, 7] and packed.cu_seqlens.dtype == np.int32
     assert packed.max_seqlen == 3
+
+
+def test_windows_terminate_when_the_query_fills_almost_all_of_max_length(encoder: PairEncoder) -> None:
+    """With 3 tokens of room, a long query used to take all of it: windows of 0 tokens never advanced."""
+    max_length = encoder.special_count + 3
+    pairs = [("a query of many words", "a document of several words that must be windowed")]
+    for plan in (
+        encoder.plan_chunk(pairs, max_length, True, None),
+        plan_chunk(encoder.plans(pairs, max_length, True, None)),
+    ):
+        assert plan.units.lengths.max() <= max_length
+        assert len(plan.units) > 1  # the document is read in windows of at least one token
