@@ -4,10 +4,7 @@ from __future__ import annotations
 
 import logging
 import threading
-import time
 from collections.abc import Iterator, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
-from contextlib import nullcontext
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -17,8 +14,9 @@ from rerank_plugins.backend import PairScore, RerankBackend
 from rerank_plugins.cache import ScoreCache, pair_digest
 from rerank_plugins.devices import Precision, resolve_device, resolve_precision
 from rerank_plugins.encoding import Encoder, PairEncoder, TokenMemo
-from rerank_plugins.inference import BatchPolicy, PendingScores, launch
+from rerank_plugins.inference import BatchPolicy, UnitScores
 from rerank_plugins.loading import LoadedModel, check_cross_encoder_reference, load_model
+from rerank_plugins.pipeline import pipelined
 from rerank_plugins.progress import tqdm
 from rerank_plugins.prompting import PromptEncoder
 from rerank_plugins.results import ScoringStats
@@ -69,12 +67,6 @@ def _positive_int(name: str, value: Any) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
         raise ValueError(f"{name} must be a positive int, got {value!r}")
     return value
-
-
-def _plan_ahead(device: str, chunks: int) -> bool:
-    """Plan chunks in a worker thread on an accelerator, whose host is idle while it computes; on the CPU
-    the model already uses every core, so planning stays in line there."""
-    return chunks > 1 and device != "cpu"
 
 
 class Reranker(RerankBackend):
@@ -343,43 +335,23 @@ class Reranker(RerankBackend):
     def _scored_chunks(
         self, loaded: LoadedModel, encoder: Encoder, chunks: list[list[tuple[str, str]]], progress: tqdm[Any]
     ) -> Iterator[list[PairScore]]:
-        """Each chunk's scores, in order; chunks are pipelined so that the device never waits on the host.
-
-        While the device runs chunk k, chunk k+1 is tokenised and planned (in a worker thread on an
-        accelerator, where the host is otherwise idle) and queued behind it; only then are chunk k's
-        scores waited for. Memory stays bounded by two chunks for any number of pairs.
-        """
+        """Each chunk's scores, in order, through the device pipeline (``pipeline.pipelined``)."""
         memo: TokenMemo = {}
+        window, max_length = self.long_documents == "window", self.max_length
 
         def plan(chunk: list[tuple[str, str]]) -> ChunkPlan:
             if len(memo) > MEMO_TEXTS:  # bounded for any number of pairs
                 memo.clear()
-            return encoder.plan_chunk(
-                chunk, self.max_length, self.long_documents == "window", self.window_overlap, memo
-            )
+            return encoder.plan_chunk(chunk, max_length, window, self.window_overlap, memo)
 
-        ahead = _plan_ahead(loaded.device, len(chunks))
-        with ThreadPoolExecutor(1, thread_name_prefix="rerank-plan") if ahead else nullcontext() as pool:
-            mark = time.perf_counter()  # each chunk's stats take the wall time since the previous one's
-            current: Future[ChunkPlan] | ChunkPlan | None = plan(chunks[0]) if chunks else None
-            pending: tuple[ChunkPlan, PendingScores] | None = None
-            for position, chunk in enumerate(chunks):
-                chunk_plan = current.result() if isinstance(current, Future) else current
-                assert chunk_plan is not None
-                following = chunks[position + 1] if position + 1 < len(chunks) else None
-                if following is not None and pool is not None:
-                    current = pool.submit(plan, following)
-                self._warn_cut_queries(chunk_plan, encoder)
-                progress.total += len(chunk_plan.units) - len(chunk)  # windows: count model inputs, not pairs
-                launched = launch(loaded, encoder, chunk_plan.units, self._policy, progress.update)
-                if pending is not None:
-                    yield self._results(loaded, *pending, mark)
-                    mark = time.perf_counter()
-                pending = (chunk_plan, launched)
-                if following is not None and pool is None:
-                    current = plan(following)  # the device runs chunk k meanwhile
-            if pending is not None:
-                yield self._results(loaded, *pending, mark)
+        def planned(chunk: list[tuple[str, str]], chunk_plan: ChunkPlan) -> None:
+            self._warn_cut_queries(chunk_plan, encoder)
+            progress.total += len(chunk_plan.units) - len(chunk)  # windows: count model inputs, not pairs
+
+        for chunk_plan, scored, seconds in pipelined(
+            loaded, encoder, chunks, plan, self._policy, planned, progress.update
+        ):
+            yield self._results(loaded, chunk_plan, scored, seconds)
 
     def _warn_cut_queries(self, plan: ChunkPlan, encoder: Encoder) -> None:
         keep = encoder.query_room(self.max_length)
@@ -391,14 +363,11 @@ class Reranker(RerankBackend):
                 keep,
             )
 
-    def _results(
-        self, loaded: LoadedModel, plan: ChunkPlan, launched: PendingScores, started: float
-    ) -> list[PairScore]:
-        scored = launched.result()
+    def _results(self, loaded: LoadedModel, plan: ChunkPlan, scored: UnitScores, seconds: float) -> list[PairScore]:
         pairs = len(plan.truncated_tokens)
         margins, windows = aggregate_windows(scored.margins, plan.owners, pairs, self.window_aggregation)
         scores, relevance = scores_and_relevance(margins, loaded)
-        spent = ScoringStats(pairs, len(plan.units), scored.tokens, scored.padded_tokens, time.perf_counter() - started)
+        spent = ScoringStats(pairs, len(plan.units), scored.tokens, scored.padded_tokens, seconds)
         with self._stats_lock:
             self._stats = self._stats + spent
         return [

@@ -14,7 +14,7 @@ import torch
 import torch.nn.functional as F
 from sentence_transformers import CrossEncoder
 
-from rerank_plugins import Reranker
+from rerank_plugins import Reranker, pipeline
 from rerank_plugins import reranker as reranker_module
 from rerank_plugins.runtime.packed import attention_kernel, padded_attention
 
@@ -119,7 +119,7 @@ def test_chunks_pipelined_in_a_worker_equal_one_query_at_a_time(
     expected = [reranker.rank(claim, abstracts) for claim in claims]
     monkeypatch.setattr(reranker_module, "CHUNK_PAIRS", 25)
     for ahead in (False, True):
-        monkeypatch.setattr(reranker_module, "_plan_ahead", lambda device, chunks, ahead=ahead: ahead and chunks > 1)
+        monkeypatch.setattr(pipeline, "plan_ahead", lambda device, chunks, ahead=ahead: ahead and chunks > 1)
         reranker.reset_stats()
         got = reranker.rank_many(claims, [abstracts] * len(claims))
         assert [[(r.index, r.truncated_tokens) for r in ranking] for ranking in got] == [

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import torch
 
+import rerank_plugins.pipeline as pipeline
 import rerank_plugins.reranker as reranker_module
 from rerank_plugins import Reranker
 from tests.conftest import build_random_cross_encoder
@@ -17,13 +18,13 @@ from tests.conftest import build_random_cross_encoder
 def scored_units(monkeypatch: pytest.MonkeyPatch) -> list[int]:
     """Counts the model inputs that reach a forward pass (calls through to the real scorer)."""
     counts: list[int] = []
-    real = reranker_module.launch
+    real = pipeline.launch
 
     def counting(model, encoder, units, *args, **kwargs):  # type: ignore[no-untyped-def]
         counts.append(len(units))
         return real(model, encoder, units, *args, **kwargs)
 
-    monkeypatch.setattr(reranker_module, "launch", counting)
+    monkeypatch.setattr(pipeline, "launch", counting)
     return counts
 
 
