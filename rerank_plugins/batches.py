@@ -64,11 +64,16 @@ class PaddedArrays:
     attention_mask: np.ndarray
 
 
+def _token_span(units: Units, start: int, end: int) -> tuple[int, int]:
+    """Where units ``start..end-1`` lie in the flat token arrays."""
+    first = int(units.lengths[:start].sum())
+    return first, first + int(units.lengths[start:end].sum())
+
+
 def padded_arrays(units: Units, start: int, end: int, width: int, pad_id: int) -> PaddedArrays:
     """Units ``start..end-1`` as ``(rows, width)`` arrays, filled in one step from the flat tokens."""
     lengths = units.lengths[start:end]
-    first = int(units.lengths[:start].sum())
-    last = first + int(lengths.sum())
+    first, last = _token_span(units, start, end)
     mask = np.arange(width) < lengths[:, None]
     input_ids = np.full((end - start, width), pad_id, dtype=np.int64)
     token_type_ids = np.zeros((end - start, width), dtype=np.int64)
@@ -91,8 +96,7 @@ class PackedArrays:
 def packed_arrays(units: Units, start: int, end: int) -> PackedArrays:
     """Units ``start..end-1`` packed without padding, with each token's position in its own sequence."""
     lengths = units.lengths[start:end]
-    first = int(units.lengths[:start].sum())
-    last = first + int(lengths.sum())
+    first, last = _token_span(units, start, end)
     cu_seqlens = np.zeros(len(lengths) + 1, dtype=np.int32)
     np.cumsum(lengths, out=cu_seqlens[1:])
     return PackedArrays(

@@ -22,7 +22,7 @@ from rerank_plugins.runtime.openvino import SHAPE_STEP
 from rerank_plugins.runtime.packed import PackedInputs
 from rerank_plugins.units import Units
 
-__all__ = ["BatchPolicy", "PendingScores", "UnitScores", "launch", "score_units"]
+__all__ = ["BatchPolicy", "PendingScores", "UnitScores", "launch"]
 
 logger = logging.getLogger(__name__)
 
@@ -171,14 +171,3 @@ def launch(
     else:
         host = margins.cpu()
     return PendingScores(host, ready, order, units.tokens, padded_tokens)
-
-
-def score_units(
-    model: LoadedModel,
-    encoder: Encoder,
-    units: Units,
-    policy: BatchPolicy,
-    on_batch: Callable[[int], object] | None = None,
-) -> UnitScores:
-    """Score every unit and wait for the result (``launch`` then ``result``)."""
-    return launch(model, encoder, units, policy, on_batch).result()

@@ -14,7 +14,15 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-__all__ = ["CLS_ONLY_FAMILIES", "ClsOnlyEncoder", "supports_cls_only"]
+__all__ = [
+    "CLS_ONLY_FAMILIES",
+    "ClsOnlyEncoder",
+    "classify",
+    "embed",
+    "finish_layer",
+    "require_cls_only",
+    "supports_cls_only",
+]
 
 CLS_ONLY_FAMILIES = ("bert", "roberta", "xlm-roberta", "electra")
 """Model types whose classifiers read the first token of a BERT-layout encoder."""
@@ -39,6 +47,33 @@ def supports_cls_only(network: Any) -> bool:
     )
 
 
+def require_cls_only(network: Any) -> None:
+    """Refuse a network the [CLS]-only passes cannot run."""
+    if not supports_cls_only(network):
+        raise ValueError(f"{type(network).__name__} is not an encoder classifier of the families {CLS_ONLY_FAMILIES}")
+
+
+def embed(base: Any, **inputs: torch.Tensor | None) -> torch.Tensor:
+    """The encoder's input embeddings, projected to the hidden size where ELECTRA's embeddings are smaller."""
+    hidden: torch.Tensor = base.embeddings(**inputs)
+    project = getattr(base, "embeddings_project", None)
+    return project(hidden) if project is not None else hidden
+
+
+def finish_layer(layer: Any, context: torch.Tensor, queries: torch.Tensor) -> torch.Tensor:
+    """The rest of an encoder layer after attention: output projection, residual, feed-forward."""
+    attended = layer.attention.output(context, queries)
+    result: torch.Tensor = layer.output(layer.intermediate(attended), attended)
+    return result
+
+
+def classify(network: Any, first: torch.Tensor) -> torch.Tensor:
+    """Relevance logits from the last layer's first-token rows, shaped (pairs, 1, hidden)."""
+    pooler = getattr(network.base_model, "pooler", None)
+    logits: torch.Tensor = network.classifier(pooler(first) if pooler is not None else first)
+    return logits
+
+
 def _layer(layer: Any, queries: torch.Tensor, hidden: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     """One encoder layer for the rows in ``queries``, attending over all of ``hidden``."""
     attention = layer.attention.self
@@ -54,10 +89,7 @@ def _layer(layer: Any, queries: torch.Tensor, hidden: torch.Tensor, mask: torch.
         attn_mask=mask,
         scale=attention.scaling,
     )
-    context = context.transpose(1, 2).reshape(batch, -1, heads * size)
-    attended = layer.attention.output(context, queries)
-    result: torch.Tensor = layer.output(layer.intermediate(attended), attended)
-    return result
+    return finish_layer(layer, context.transpose(1, 2).reshape(batch, -1, heads * size), queries)
 
 
 class ClsOnlyEncoder(nn.Module):
@@ -65,25 +97,16 @@ class ClsOnlyEncoder(nn.Module):
 
     def __init__(self, network: Any) -> None:
         super().__init__()
-        if not supports_cls_only(network):
-            raise ValueError(
-                f"{type(network).__name__} is not an encoder classifier of the families {CLS_ONLY_FAMILIES}"
-            )
+        require_cls_only(network)
         self.network = network
 
     def forward(
         self, input_ids: torch.Tensor, attention_mask: torch.Tensor, token_type_ids: torch.Tensor | None = None
     ) -> torch.Tensor:
         base = self.network.base_model
-        hidden = base.embeddings(input_ids=input_ids, token_type_ids=token_type_ids)
-        project = getattr(base, "embeddings_project", None)  # ELECTRA with embedding_size != hidden_size
-        if project is not None:
-            hidden = project(hidden)
+        hidden = embed(base, input_ids=input_ids, token_type_ids=token_type_ids)
         mask = attention_mask[:, None, None, :].bool()
         layers = list(base.encoder.layer)
         for layer in layers[:-1]:
             hidden = _layer(layer, hidden, hidden, mask)
-        first = _layer(layers[-1], hidden[:, :1], hidden, mask)
-        pooler = getattr(base, "pooler", None)
-        logits: torch.Tensor = self.network.classifier(pooler(first) if pooler is not None else first)
-        return logits
+        return classify(self.network, _layer(layers[-1], hidden[:, :1], hidden, mask))

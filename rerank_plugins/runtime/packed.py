@@ -20,7 +20,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from rerank_plugins.runtime.cls_only import CLS_ONLY_FAMILIES, supports_cls_only
+from rerank_plugins.runtime.cls_only import classify, embed, finish_layer, require_cls_only
 
 __all__ = ["Attend", "PackedClsOnlyEncoder", "PackedInputs", "attention_kernel", "padded_attention"]
 
@@ -170,9 +170,7 @@ def _layer(
         max_k,
         attention.scaling,
     ).reshape(-1, heads * size)
-    attended = layer.attention.output(context, queries)
-    result: torch.Tensor = layer.output(layer.intermediate(attended), attended)
-    return result
+    return finish_layer(layer, context, queries)
 
 
 class PackedClsOnlyEncoder(nn.Module):
@@ -180,10 +178,7 @@ class PackedClsOnlyEncoder(nn.Module):
 
     def __init__(self, network: Any) -> None:
         super().__init__()
-        if not supports_cls_only(network):
-            raise ValueError(
-                f"{type(network).__name__} is not an encoder classifier of the families {CLS_ONLY_FAMILIES}"
-            )
+        require_cls_only(network)
         self.network = network
         padding_idx = getattr(network.base_model.embeddings, "padding_idx", None)
         self.position_offset = 0 if padding_idx is None else padding_idx + 1  # RoBERTa counts from padding_idx + 1
@@ -192,11 +187,7 @@ class PackedClsOnlyEncoder(nn.Module):
         base = self.network.base_model
         types = None if batch.token_type_ids is None else batch.token_type_ids[None]
         positions = batch.position_ids + self.position_offset if self.position_offset else batch.position_ids
-        hidden = base.embeddings(input_ids=batch.input_ids[None], token_type_ids=types, position_ids=positions[None])
-        project = getattr(base, "embeddings_project", None)  # ELECTRA with embedding_size != hidden_size
-        if project is not None:
-            hidden = project(hidden)
-        hidden = hidden[0]
+        hidden = embed(base, input_ids=batch.input_ids[None], token_type_ids=types, position_ids=positions[None])[0]
         attend = attention_kernel(hidden.device, hidden.dtype)
         cu_seq, longest = batch.cu_seqlens, batch.max_seqlen
         layers = list(base.encoder.layer)
@@ -205,7 +196,6 @@ class PackedClsOnlyEncoder(nn.Module):
         sequences = cu_seq.numel() - 1
         one_each = torch.arange(sequences + 1, dtype=cu_seq.dtype, device=cu_seq.device)
         first_rows = hidden[cu_seq[:-1].long()]
-        first = _layer(layers[-1], first_rows, hidden, one_each, cu_seq, 1, longest, attend)[:, None]
-        pooler = getattr(base, "pooler", None)
-        logits: torch.Tensor = self.network.classifier(pooler(first) if pooler is not None else first)
-        return logits
+        return classify(
+            self.network, _layer(layers[-1], first_rows, hidden, one_each, cu_seq, 1, longest, attend)[:, None]
+        )
