@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from rerank_plugins.fusion import check_fusion, fuse
-from rerank_plugins.results import RankedResult
+from rerank_plugins.results import RankedResult, Ranking, p_any_relevant
 from rerank_plugins.validation import check_documents, check_query, check_score_threshold, check_top_n
 
 __all__ = ["PairScore", "RerankBackend", "rank_scored"]
@@ -27,6 +27,10 @@ class PairScore:
     relevance_score: float
     truncated_tokens: int = 0
     windows: int = 1
+    margin: float | None = None
+    """The model's log-odds before any activation: what a calibration maps (``None`` from a service)."""
+    calibrated: bool = False
+    """Whether ``relevance_score`` is a calibrated probability."""
 
 
 @dataclass(frozen=True)
@@ -49,11 +53,12 @@ def rank_scored(
     fused: Sequence[float | None] | None = None,
     threshold: float | None = None,
     top_n: int | None = None,
-) -> list[RankedResult]:
+) -> Ranking:
     """One query's documents best first from their scores: the one place results are ordered.
 
     ``fused`` (one blend per document) sets the order when given; ``threshold`` applies to
-    ``relevance_score`` before ``top_n``.
+    ``relevance_score`` before ``top_n``. With calibrated scores the ranking also carries
+    P(at least one candidate is relevant), from every candidate.
     """
     blends: Sequence[float | None] = fused if fused is not None else [None] * len(documents)
     results = [
@@ -63,7 +68,9 @@ def rank_scored(
     if threshold is not None:
         results = [result for result in results if result.relevance_score >= threshold]
     results.sort(key=lambda r: (-(r.fused_score if r.fused_score is not None else r.score), r.index))
-    return results[:top_n] if top_n is not None else results
+    calibrated = bool(scored) and all(s.calibrated for s in scored)
+    p_any = p_any_relevant(s.relevance_score for s in scored) if calibrated else None
+    return Ranking(results[:top_n] if top_n is not None else results, p_any, len(documents))
 
 
 class RerankBackend(ABC):
@@ -132,7 +139,7 @@ class RerankBackend(ABC):
         *,
         retrieval_scores: Sequence[float] | None = None,
         fusion_weight: float | None = None,
-    ) -> list[RankedResult]:
+    ) -> Ranking:
         """Documents best first; ``score_threshold`` (on ``relevance_score``) applies before ``top_n``.
 
         With ``fusion_weight`` and one ``retrieval_scores`` entry per document, the order follows
@@ -151,7 +158,7 @@ class RerankBackend(ABC):
         *,
         retrieval_scores: Sequence[float] | None = None,
         fusion_weight: float | None = None,
-    ) -> list[RankedResult]:
+    ) -> Ranking:
         """``rank`` without blocking the event loop."""
         job = self._one_query_job(query, documents, top_n, score_threshold, retrieval_scores, fusion_weight)
         pairs = job.pairs
@@ -166,7 +173,7 @@ class RerankBackend(ABC):
         *,
         retrieval_scores_per_query: Sequence[Sequence[float]] | None = None,
         fusion_weight: float | None = None,
-    ) -> list[list[RankedResult]]:
+    ) -> list[Ranking]:
         """Rank each query's documents, scoring all pairs of all queries together."""
         query_list = check_documents(queries, "queries")
         if isinstance(documents_per_query, (str, bytes)) or not isinstance(documents_per_query, Sequence):
@@ -205,7 +212,7 @@ class RerankBackend(ABC):
         return _RankJob([query], [texts], check_top_n(top_n), threshold, [fusion], fusion_weight)
 
     @staticmethod
-    def _rankings(job: _RankJob, scored: list[PairScore]) -> list[list[RankedResult]]:
+    def _rankings(job: _RankJob, scored: list[PairScore]) -> list[Ranking]:
         rankings = []
         offset = 0
         for position, docs in enumerate(job.texts):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import threading
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
@@ -12,6 +13,8 @@ import numpy as np
 
 from rerank_plugins.backend import PairScore, RerankBackend
 from rerank_plugins.cache import ScoreCache, pair_digest
+from rerank_plugins.calibration.calibrator import CALIBRATION_FILE, Calibration, check_belongs_to
+from rerank_plugins.calibration.identity import model_directory, weights_digest
 from rerank_plugins.devices import Precision, resolve_device, resolve_precision
 from rerank_plugins.encoding import Encoder, PairEncoder, TokenMemo
 from rerank_plugins.inference import BatchPolicy, UnitScores
@@ -99,6 +102,10 @@ class Reranker(RerankBackend):
         show_progress_bar: ``None`` shows one for large jobs only.
         instruction: For causal-LM rerankers (Qwen3-Reranker, ...): the task instruction in their prompt;
             ``None`` keeps the model's own default. Sequence classifiers have no prompt and refuse it.
+        calibration: A calibration file from ``rerank-plugins calibrate``: ``relevance_score`` becomes
+            the calibrated P(relevant) (``score`` stays raw). ``"auto"`` uses the model directory's
+            ``rerank-calibration.json`` when there is one; ``None`` keeps the sigmoid of the raw score.
+            A file made for another model or configuration is refused, naming the difference.
 
     Example:
         >>> reranker = Reranker("../shared/models/minilm-l6-scifact-ce")  # doctest: +SKIP
@@ -125,6 +132,7 @@ class Reranker(RerankBackend):
         trust_remote_code: bool = False,
         show_progress_bar: bool | None = None,
         instruction: str | None = None,
+        calibration: str | os.PathLike[str] | None = "auto",
     ) -> None:
         self.model_name = check_cross_encoder_reference(model)
         self.device = resolve_device(device)
@@ -158,6 +166,12 @@ class Reranker(RerankBackend):
         if instruction is not None and (not isinstance(instruction, str) or not instruction.strip()):
             raise ValueError(f"instruction must be None or a non-empty string, got {instruction!r}")
         self.instruction = instruction
+        if calibration is not None and not isinstance(calibration, (str, os.PathLike)):
+            raise TypeError(f"calibration must be a file path, 'auto' or None, got {type(calibration).__name__}")
+        self._calibration_option = None if calibration is None else os.fspath(calibration)
+        given = self._calibration_option not in (None, "auto")
+        self._given_calibration = Calibration.load(self._calibration_option) if given else None  # type: ignore[arg-type]
+        self._calibration: Calibration | None = None
         self._cache: ScoreCache[PairScore] = ScoreCache(cache_size)
         self._loaded: LoadedModel | None = None
         self._encoder: Encoder | None = None
@@ -172,6 +186,7 @@ class Reranker(RerankBackend):
             f"batch_size={self.batch_size}, max_batch_tokens={self.max_batch_tokens}, unpadded={self.unpadded}, "
             f"long_documents={self.long_documents!r}"
             + ("" if self.instruction is None else f", instruction={self.instruction!r}")
+            + ("" if self._calibration_option in (None, "auto") else f", calibration={self._calibration_option!r}")
             + ")"
         )
 
@@ -194,6 +209,7 @@ class Reranker(RerankBackend):
             "trust_remote_code": self.trust_remote_code,
             "show_progress_bar": self.show_progress_bar,
             "instruction": self.instruction,
+            "calibration": self._calibration_option,
         }
 
     # -- loading -----------------------------------------------------------------------------------
@@ -222,8 +238,57 @@ class Reranker(RerankBackend):
                 encoder = self._pair_encoder(loaded)
                 if (self._max_length or loaded.max_length) <= encoder.special_count + 2:
                     raise ValueError(f"max_length={self._max_length} leaves no room for a query and a document")
+                self._calibration = self._resolve_calibration(loaded)
                 self._loaded, self._encoder = loaded, encoder
             return self._loaded, self._encoder
+
+    def _resolve_calibration(self, loaded: LoadedModel) -> Calibration | None:
+        """The calibration given (checked against this configuration), or the model directory's own for "auto"."""
+        if self._given_calibration is not None:
+            check_belongs_to(self._given_calibration, self._score_configuration(loaded), str(self._calibration_option))
+            return self._given_calibration
+        directory = model_directory(self.model_name) if self._calibration_option == "auto" else None
+        if directory is None or not (directory / CALIBRATION_FILE).is_file():
+            return None
+        found = directory / CALIBRATION_FILE
+        calibration = Calibration.load(found)
+        try:
+            check_belongs_to(calibration, self._score_configuration(loaded), str(found))
+        except ValueError as mismatch:
+            logger.warning("not using the calibration found in the model directory: %s", mismatch)
+            return None
+        logger.info("using the calibration found in the model directory: %s (%s)", found, calibration.method)
+        return calibration
+
+    def _score_configuration(self, loaded: LoadedModel) -> dict[str, Any]:
+        """The model and every option that changes its scores: what a calibration belongs to."""
+        windowed = self.long_documents == "window"
+        return {
+            "model": loaded.name,
+            "weights_digest": weights_digest(loaded.name),
+            "revision": loaded.revision,
+            "max_length": self._max_length or loaded.max_length,
+            "precision": loaded.precision,
+            "runtime": loaded.runtime,
+            "long_documents": self.long_documents,
+            "window_aggregation": self.window_aggregation if windowed else None,
+            "window_overlap": self.window_overlap if windowed else None,
+            "instruction": self.instruction,
+        }
+
+    def score_configuration(self) -> dict[str, Any]:
+        """What decides this core's scores (model, weights digest, precision, max_length, ...), loading it if needed.
+
+        ``rerank-plugins calibrate`` records it in the calibration file, and a calibration is used only by a
+        core whose configuration matches it.
+        """
+        return self._score_configuration(self._model()[0])
+
+    @property
+    def calibration(self) -> Calibration | None:
+        """The calibration in use (loading the model if needed); ``None`` when scores are uncalibrated."""
+        self._model()
+        return self._calibration
 
     def _pair_encoder(self, loaded: LoadedModel) -> Encoder:
         if loaded.is_causal:
@@ -301,6 +366,7 @@ class Reranker(RerankBackend):
             self.window_aggregation,
             self.window_overlap,
             self.instruction,
+            None if self._calibration is None else self._calibration.digest,
         )
 
     # -- scoring -----------------------------------------------------------------------------------
@@ -366,13 +432,14 @@ class Reranker(RerankBackend):
     def _results(self, loaded: LoadedModel, plan: ChunkPlan, scored: UnitScores, seconds: float) -> list[PairScore]:
         pairs = len(plan.truncated_tokens)
         margins, windows = aggregate_windows(scored.margins, plan.owners, pairs, self.window_aggregation)
-        scores, relevance = scores_and_relevance(margins, loaded)
+        scores, relevance = scores_and_relevance(margins, loaded, self._calibration)
+        calibrated = self._calibration is not None
         spent = ScoringStats(pairs, len(plan.units), scored.tokens, scored.padded_tokens, seconds)
         with self._stats_lock:
             self._stats = self._stats + spent
         return [
-            PairScore(score, rel, cut, count)
-            for score, rel, cut, count in zip(
-                scores, relevance, plan.truncated_tokens.tolist(), windows.tolist(), strict=True
+            PairScore(score, rel, cut, count, margin, calibrated)
+            for score, rel, cut, count, margin in zip(
+                scores, relevance, plan.truncated_tokens.tolist(), windows.tolist(), margins.tolist(), strict=True
             )
         ]

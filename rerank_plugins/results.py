@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import math
+from collections.abc import Iterable
 from dataclasses import dataclass
 
-__all__ = ["RankedResult", "ScoringStats"]
+__all__ = ["RankedResult", "Ranking", "ScoringStats", "p_any_relevant"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,6 +31,39 @@ class RankedResult:
     truncated_tokens: int = 0
     windows: int = 1
     fused_score: float | None = None
+
+
+def p_any_relevant(probabilities: Iterable[float]) -> float:
+    """P(at least one of the candidates is relevant) from calibrated per-document probabilities.
+
+    ``1 - prod(1 - p)``: exact when the documents' relevance is independent given their scores, and an
+    upper bound on ``max(p)`` otherwise. Computed in log space so fifty small terms do not lose precision.
+    """
+    total = 0.0
+    for p in probabilities:
+        if p >= 1.0:
+            return 1.0
+        total += math.log1p(-p)
+    return -math.expm1(total)
+
+
+class Ranking(list[RankedResult]):
+    """One query's results, best first: a plain list, plus what the whole candidate set says.
+
+    Attributes:
+        p_any_relevant: P(at least one candidate is relevant), from every candidate's calibrated
+            ``relevance_score`` before ``score_threshold`` and ``top_n`` cut the list; ``None`` when the
+            scores are not calibrated (a sigmoid of a raw score is not a probability to multiply).
+        candidates: How many documents were ranked before the cut.
+    """
+
+    def __init__(self, results: Iterable[RankedResult] = (), p_any_relevant: float | None = None, candidates: int = 0):
+        super().__init__(results)
+        self.p_any_relevant = p_any_relevant
+        self.candidates = candidates
+
+    def __repr__(self) -> str:
+        return f"Ranking({list.__repr__(self)}, p_any_relevant={self.p_any_relevant}, candidates={self.candidates})"
 
 
 @dataclass(frozen=True, slots=True)

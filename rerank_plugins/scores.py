@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from rerank_plugins.calibration.calibrator import Calibration
 from rerank_plugins.loading import LoadedModel
 
 __all__ = ["aggregate_windows", "scores_and_relevance"]
@@ -25,10 +26,13 @@ def aggregate_windows(
     return margins.astype(np.float32), windows
 
 
-def scores_and_relevance(margins: np.ndarray, model: LoadedModel) -> tuple[list[float], list[float]]:
-    """Raw scores as ``CrossEncoder.predict`` gives them (log-odds for two-label models); relevance = sigmoid."""
+def scores_and_relevance(
+    margins: np.ndarray, model: LoadedModel, calibration: Calibration | None = None
+) -> tuple[list[float], list[float]]:
+    """Raw scores as ``CrossEncoder.predict`` gives them (log-odds for two-label models); relevance is the
+    calibrated probability when a calibration is given, else the sigmoid of the margin."""
     logits = torch.from_numpy(margins)
     with torch.inference_mode():
         scores = logits if model.num_labels == 2 else model.activation(logits).float()
-        relevance = torch.sigmoid(logits)
-    return scores.tolist(), relevance.tolist()
+        relevance = torch.sigmoid(logits).tolist() if calibration is None else calibration.apply(margins).tolist()
+    return scores.tolist(), relevance

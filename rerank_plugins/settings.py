@@ -22,6 +22,7 @@ CORE_OPTIONS = (
     "max_length",
     "long_documents",
     "instruction",
+    "calibration",
 )
 
 
@@ -62,6 +63,11 @@ class RerankSettings(BaseModel):
         None,
         min_length=1,
         description="Task instruction of a causal-LM reranker's prompt (Qwen3-Reranker, ...); None keeps the model's.",
+    )
+    calibration: str | None = Field(
+        "auto",
+        description="Calibration file from 'rerank-plugins calibrate': relevance_score (and score_threshold) become "
+        "P(relevant). 'auto' uses the model directory's rerank-calibration.json if any; None: uncalibrated.",
     )
     url: str | None = Field(
         None, description="Base URL of a rerank service; when set the model runs there (RemoteReranker)."

@@ -1,4 +1,4 @@
-"""The ``rerank-plugins`` command: demo, rank, eval, bench, train, serve."""
+"""The ``rerank-plugins`` command: demo, rank, eval, calibrate, bench, train, serve."""
 
 from __future__ import annotations
 
@@ -7,17 +7,26 @@ import logging
 import sys
 from collections.abc import Sequence
 
-from rerank_plugins.cli import bench, demo, evaluate, rank, serve, train
+from rerank_plugins.cli import bench, calibrate, demo, evaluate, rank, serve, train
 from rerank_plugins.cli.options import HelpFormatter
 
 __all__ = ["main"]
 
 DESCRIPTION = (
     "Rerank retrieved documents with a cross-encoder: try it (demo), rank a file (rank), measure it (eval, bench), "
-    "fine-tune it (train) or run it as a rerank service (serve). 'rerank-plugins COMMAND --help' for each."
+    "calibrate its 0-1 relevance (calibrate), fine-tune it (train) or run it as a rerank service (serve). "
+    "'rerank-plugins COMMAND --help' for each."
 )
 
-COMMANDS = {"demo": demo, "rank": rank, "eval": evaluate, "bench": bench, "train": train, "serve": serve}
+COMMANDS = {
+    "demo": demo,
+    "rank": rank,
+    "eval": evaluate,
+    "calibrate": calibrate,
+    "bench": bench,
+    "train": train,
+    "serve": serve,
+}
 
 
 def build_parser() -> argparse.ArgumentParser:

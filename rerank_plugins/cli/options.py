@@ -60,6 +60,12 @@ def add_reranker_options(parser: argparse.ArgumentParser) -> None:
         default=None,
         help="task instruction in the prompt of a causal-LM reranker such as Qwen3-Reranker (default: the model's)",
     )
+    group.add_argument(
+        "--calibration",
+        default="auto",
+        help="calibration file from 'rerank-plugins calibrate' (relevance_score becomes P(relevant)); "
+        "auto: the model directory's rerank-calibration.json if any; none: uncalibrated",
+    )
 
 
 def reranker_from(args: argparse.Namespace) -> Reranker:
@@ -74,5 +80,6 @@ def reranker_from(args: argparse.Namespace) -> Reranker:
         max_length=args.max_length,
         long_documents=args.long_documents,
         instruction=args.instruction,
+        calibration=None if args.calibration.lower() == "none" else args.calibration,
     )
     return reranker.load()

@@ -15,8 +15,9 @@ __all__ = ["InputDocument", "add_parser", "read_documents", "run"]
 
 logger = logging.getLogger(__name__)
 
-OUTPUT_FIELDS = ("index", "score", "relevance_score", "text")
-"""The fields every output row has; other fields of a JSONL input object come back beside them."""
+OUTPUT_FIELDS = ("index", "score", "relevance_score", "text", "p_any_relevant")
+"""The fields an output row has (``p_any_relevant`` with a calibration); other fields of a JSONL input object
+come back beside them."""
 
 
 @dataclass(frozen=True)
@@ -33,7 +34,9 @@ def add_parser(commands: Any, name: str) -> None:
         help="rank documents for a query; JSONL out",
         description="Rank documents for a query. Reads one document per line, or JSONL (a JSON string or an "
         "object with a 'text' field per line, other fields such as 'id' come back on each row); writes one "
-        "JSON row per document, best first: {index, score, relevance_score, text, ...}.",
+        "JSON row per document, best first: {index, score, relevance_score, text, ...}. With a calibration, "
+        "relevance_score is P(relevant), each row has p_any_relevant (P(at least one document is relevant)) and "
+        "stderr says it, also when --score-threshold leaves nothing.",
     )
     parser.add_argument("--query", required=True, help="the query")
     parser.add_argument("--input", default="-", help="file of documents; - reads stdin")
@@ -103,13 +106,20 @@ def run(args: argparse.Namespace) -> int:
     ranking = reranker_from(args).rank(
         args.query, [document.text for document in documents], top_n=args.top_n, score_threshold=args.score_threshold
     )
+    p_any = ranking.p_any_relevant
     for result in ranking:
-        row = {
+        row: dict[str, Any] = {
             "index": result.index,
             "score": result.score,
             "relevance_score": result.relevance_score,
             "text": result.document,
-            **documents[result.index].fields,
         }
-        sys.stdout.write(json.dumps(row, ensure_ascii=False) + "\n")
+        if p_any is not None:
+            row["p_any_relevant"] = p_any
+        sys.stdout.write(json.dumps({**row, **documents[result.index].fields}, ensure_ascii=False) + "\n")
+    if p_any is not None:
+        kept = f"{len(ranking)} of {ranking.candidates} documents kept"
+        print(f"P(at least one document is relevant) = {p_any:.3f}; {kept}", file=sys.stderr)
+    elif not ranking:
+        print(f"no document passed --score-threshold {args.score_threshold}", file=sys.stderr)
     return 0

@@ -11,6 +11,7 @@ from rerank_plugins.langchain.compressor import RerankCompressor  # noqa: E402
 from rerank_plugins.langchain.cross_encoder import RerankCrossEncoder  # noqa: E402
 from rerank_plugins.langchain.documents import (  # noqa: E402
     FUSED_SCORE_KEY,
+    P_ANY_RELEVANT_KEY,
     RELEVANCE_SCORE_KEY,
     RERANK_SCORE_KEY,
     RETRIEVAL_RANK_KEY,
@@ -24,6 +25,7 @@ from rerank_plugins.langchain.retriever import RerankRetriever  # noqa: E402
 __all__ = [
     "FUSED_SCORE_KEY",
     "FaissDocumentRetriever",
+    "P_ANY_RELEVANT_KEY",
     "RELEVANCE_SCORE_KEY",
     "RETRIEVAL_SCORE_KEY",
     "RERANK_SCORE_KEY",

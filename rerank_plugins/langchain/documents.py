@@ -7,10 +7,11 @@ from typing import Any
 
 from langchain_core.documents import Document
 
-from rerank_plugins.results import RankedResult
+from rerank_plugins.results import RankedResult, Ranking
 
 __all__ = [
     "FUSED_SCORE_KEY",
+    "P_ANY_RELEVANT_KEY",
     "RELEVANCE_SCORE_KEY",
     "RETRIEVAL_SCORE_KEY",
     "RERANK_SCORE_KEY",
@@ -35,6 +36,8 @@ RETRIEVAL_SCORE_KEY = "retrieval_score"
 """Default metadata key that fusion reads the first-stage retrieval score from."""
 FUSED_SCORE_KEY = "fused_score"
 """Metadata key of the blended score, present when fusion is on."""
+P_ANY_RELEVANT_KEY = "rerank_p_any_relevant"
+"""Metadata key of P(at least one candidate is relevant), present when the scores are calibrated."""
 
 
 def page_contents(documents: Any) -> list[str]:
@@ -64,5 +67,8 @@ def reranked_documents(documents: Sequence[Document], ranking: list[RankedResult
         }
         if result.fused_score is not None:
             metadata[FUSED_SCORE_KEY] = result.fused_score
+        p_any = ranking.p_any_relevant if isinstance(ranking, Ranking) else None
+        if p_any is not None:
+            metadata[P_ANY_RELEVANT_KEY] = p_any
         reranked.append(original.model_copy(update={"metadata": metadata}))
     return reranked

@@ -12,10 +12,10 @@ from llama_index.core.postprocessor.types import BaseNodePostprocessor
 from llama_index.core.schema import MetadataMode, NodeWithScore, QueryBundle
 
 from rerank_plugins.backend import RerankBackend
-from rerank_plugins.results import RankedResult
+from rerank_plugins.results import RankedResult, Ranking
 from rerank_plugins.settings import RerankSettings
 
-__all__ = ["FUSED_SCORE_KEY", "RELEVANCE_SCORE_KEY", "RETRIEVAL_SCORE_KEY", "RerankPostprocessor"]
+__all__ = ["FUSED_SCORE_KEY", "P_ANY_RELEVANT_KEY", "RELEVANCE_SCORE_KEY", "RETRIEVAL_SCORE_KEY", "RerankPostprocessor"]
 
 dispatcher = get_dispatcher(__name__)
 
@@ -25,6 +25,8 @@ RELEVANCE_SCORE_KEY = "relevance_score"
 """With fusion on, the cross-encoder's 0-1 relevance is kept in metadata under this key (the node score is fused)."""
 FUSED_SCORE_KEY = "fused_score"
 """With fusion on, the blended score, also the node's score (the order follows it)."""
+P_ANY_RELEVANT_KEY = "p_any_relevant"
+"""With calibrated scores, P(at least one candidate is relevant) for the query (hidden from the LLM and embedder)."""
 
 
 def _node_texts(nodes: Any) -> list[str]:
@@ -108,6 +110,7 @@ class RerankPostprocessor(RerankSettings, BaseNodePostprocessor):
     def _reranked(self, nodes: list[NodeWithScore], ranking: list[RankedResult]) -> list[NodeWithScore]:
         """New nodes, best first. With fusion the node score is the fused score the order follows, and the
         relevance is kept in metadata; the added keys are hidden from the LLM and embedder."""
+        p_any = ranking.p_any_relevant if isinstance(ranking, Ranking) else None
         reranked = []
         for result in ranking:
             original = nodes[result.index]
@@ -117,6 +120,8 @@ class RerankPostprocessor(RerankSettings, BaseNodePostprocessor):
             if result.fused_score is not None:
                 added[RELEVANCE_SCORE_KEY] = result.relevance_score
                 added[FUSED_SCORE_KEY] = result.fused_score
+            if p_any is not None:
+                added[P_ANY_RELEVANT_KEY] = p_any
             reranked.append(NodeWithScore(node=_with_metadata(original.node, added), score=_node_score(result)))
         return reranked
 

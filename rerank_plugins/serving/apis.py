@@ -129,10 +129,12 @@ def render(
     """The answer to ``ask`` in its API's shape, from ``ranking`` (best first, every document).
 
     ``tokens`` is the model tokens the request ran (reported as usage); ``warnings`` go where the API
-    has room for them (Cohere's ``meta.warnings``; ours reports ``truncated_tokens`` per result).
+    has room for them (Cohere's ``meta.warnings``; ours reports ``truncated_tokens`` per result). With a
+    calibrated model, P(at least one document is relevant) goes in ours and in Cohere's ``meta``.
     """
     kept = ranking[: ask.top_n] if ask.top_n is not None else ranking
     echo = ask.return_documents
+    p_any = getattr(ranking, "p_any_relevant", None)  # from every document, before top_n
 
     def text(result: RankedResult) -> str:
         return ask.documents[result.index]  # the caller's text, not the cut one that was scored
@@ -163,6 +165,7 @@ def render(
                 for result in kept
             ],
             usage=Usage(pairs=len(ask.documents)),
+            p_any_relevant=p_any,
         ).model_dump(exclude_none=True)
     results = []
     for result in kept:
@@ -176,4 +179,6 @@ def render(
     meta: dict[str, Any] = {"api_version": {"version": ask.api[-1]}, "billed_units": {"search_units": 1}}
     if warnings:
         meta["warnings"] = warnings
+    if p_any is not None:
+        meta["p_any_relevant"] = p_any
     return {"id": request_id, "results": results, "meta": meta, "model": model, "usage": usage}

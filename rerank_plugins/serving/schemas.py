@@ -39,8 +39,9 @@ class Usage(BaseModel):
 
 
 class RerankResponse(BaseModel):
-    """Results best first."""
+    """Results best first; with a calibrated model, P(at least one document is relevant) too."""
 
     model: str
     results: list[ResultRow]
     usage: Usage
+    p_any_relevant: float | None = None

@@ -1,0 +1,134 @@
+"""``Calibration``: a fitted map from the model's raw margin to P(relevant), saved as JSON with what it belongs to.
+
+Applying one needs numpy only; fitting it (``calibration.fitting``) needs scikit-learn. A calibration
+belongs to one model's weights and one scoring configuration: the same margin means something else
+under another precision, ``max_length`` or long-document mode, so a mismatch is refused by name.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+
+__all__ = ["CALIBRATION_FILE", "Calibration", "Method", "check_belongs_to"]
+
+CALIBRATION_FILE = "rerank-calibration.json"
+"""The name under which a calibration saved in a model's directory is found and used by default."""
+FORMAT_VERSION = 1
+Method = Literal["platt", "isotonic"]
+METHODS: tuple[Method, ...] = ("platt", "isotonic")
+
+
+@dataclass(frozen=True)
+class Calibration:
+    """A monotone map from raw margin (log-odds as the model gives them) to a calibrated probability.
+
+    Attributes:
+        method: ``"platt"``: ``sigmoid(slope * margin + intercept)``; ``"isotonic"``: a step-wise
+            monotone fit, interpolated linearly between its knots and flat beyond them.
+        parameters: ``{"slope", "intercept"}`` (Platt) or ``{"x": [...], "y": [...]}`` (isotonic knots).
+        belongs_to: The model (name, weights digest, revision) and every option that changes scores.
+        report: What fitting measured on held-out queries (ECE, Brier, log-loss, thresholds).
+    """
+
+    method: Method
+    parameters: dict[str, Any]
+    belongs_to: dict[str, Any]
+    report: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.method == "platt":
+            slope, intercept = self.parameters.get("slope"), self.parameters.get("intercept")
+            if not all(isinstance(v, (int, float)) and math.isfinite(v) for v in (slope, intercept)):
+                raise ValueError(f"a Platt calibration needs finite 'slope' and 'intercept', got {self.parameters}")
+        elif self.method == "isotonic":
+            x, y = np.asarray(self.parameters.get("x", []), float), np.asarray(self.parameters.get("y", []), float)
+            if x.ndim != 1 or x.shape != y.shape or len(x) < 1 or np.any(np.diff(x) < 0) or np.any(np.diff(y) < 0):
+                raise ValueError("an isotonic calibration needs equal-length, non-decreasing 'x' and 'y' knots")
+            if not (np.all(np.isfinite(x)) and np.all((y >= 0) & (y <= 1))):
+                raise ValueError("isotonic knots must be finite, with 'y' in [0, 1]")
+        else:
+            raise ValueError(f"calibration method must be one of {METHODS}, got {self.method!r}")
+
+    def apply(self, margins: np.ndarray) -> np.ndarray:
+        """Calibrated P(relevant) for each raw margin, as float32 in [0, 1]."""
+        values = np.asarray(margins, dtype=np.float64)
+        if self.method == "platt":
+            z = self.parameters["slope"] * values + self.parameters["intercept"]
+            probabilities = 0.5 * (1.0 + np.tanh(0.5 * z))  # sigmoid without overflow
+        else:
+            probabilities = np.interp(values, self.parameters["x"], self.parameters["y"])
+        return probabilities.astype(np.float32)
+
+    @property
+    def digest(self) -> str:
+        """A short content hash: two calibrations with the same digest give the same probabilities."""
+        payload = json.dumps([self.method, self.parameters], sort_keys=True).encode()
+        return hashlib.sha256(payload).hexdigest()[:16]
+
+    def threshold_for_precision(self, precision: float) -> float | None:
+        """The lowest threshold whose held-out precision reached ``precision`` (most recall for it), if any."""
+        curve = self.report.get("precision_curve") or []
+        reached = [row["threshold"] for row in curve if row["precision"] is not None and row["precision"] >= precision]
+        return min(reached) if reached else None
+
+    # -- files ---------------------------------------------------------------------------------------
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"format_version": FORMAT_VERSION, **asdict(self)}
+
+    def save(self, path: str | Path) -> Path:
+        """Write the calibration as JSON (a directory gets ``rerank-calibration.json`` inside it)."""
+        target = Path(path)
+        if target.is_dir():
+            target = target / CALIBRATION_FILE
+        target.write_text(json.dumps(self.to_dict(), indent=2) + "\n", encoding="utf-8")
+        return target
+
+    @classmethod
+    def load(cls, path: str | Path) -> Calibration:
+        """Read a calibration file (or ``rerank-calibration.json`` in a directory), checking its shape."""
+        source = Path(path).expanduser()
+        if source.is_dir():
+            source = source / CALIBRATION_FILE
+        if not source.is_file():
+            raise FileNotFoundError(f"No calibration file at {str(source)!r}: make one with 'rerank-plugins calibrate'")
+        try:
+            data = json.loads(source.read_text(encoding="utf-8"))
+        except (UnicodeDecodeError, json.JSONDecodeError) as error:
+            raise ValueError(f"{source} is not a calibration file (not JSON: {error})") from error
+        if not isinstance(data, dict) or data.get("format_version") != FORMAT_VERSION:
+            raise ValueError(f"{source} is not a rerank-plugins calibration file (format_version {FORMAT_VERSION})")
+        try:
+            return cls(data["method"], dict(data["parameters"]), dict(data["belongs_to"]), dict(data.get("report", {})))
+        except (KeyError, TypeError, ValueError) as error:
+            raise ValueError(f"{source} is not a valid calibration file: {error}") from error
+
+
+def check_belongs_to(calibration: Calibration, actual: dict[str, Any], source: str) -> None:
+    """Refuse ``calibration`` unless it was made for the model and options in ``actual``, naming each difference.
+
+    The weights digest identifies the model (the same weights under another path or name are the same
+    model); the name is compared only where a digest is missing on either side.
+    """
+    expected = calibration.belongs_to
+    differences = []
+    by_digest = bool(expected.get("weights_digest") and actual.get("weights_digest"))
+    skipped = {"model", "revision"} if by_digest else {"weights_digest"}
+    for key, value in actual.items():
+        if key in skipped:
+            continue
+        if key in expected and expected[key] != value:
+            differences.append(f"{key}: calibrated with {expected[key]!r}, this Reranker has {value!r}")
+    if differences:
+        raise ValueError(
+            f"the calibration in {source} was made for another model or configuration ({'; '.join(differences)}). "
+            "Calibrate this configuration with 'rerank-plugins calibrate', or pass calibration=None to use "
+            "uncalibrated scores."
+        )

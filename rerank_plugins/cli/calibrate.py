@@ -1,0 +1,124 @@
+"""``rerank-plugins calibrate``: fit the 0-1 relevance on judged BEIR-format data; file, report and diagram out."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+from rerank_plugins.calibration import CALIBRATION_FILE, Calibration, calibrate, write_reliability_diagram
+from rerank_plugins.cli.evaluate import build_retriever
+from rerank_plugins.cli.options import add_reranker_options, reranker_from
+
+__all__ = ["add_parser", "run"]
+
+
+def add_parser(commands: Any, name: str) -> None:
+    parser = commands.add_parser(
+        name,
+        help="calibrate relevance_score on judged data (P(relevant)); thresholds by the precision they buy",
+        description="Score each query's first-stage candidates with the reranker exactly as configured, fit a map "
+        "from raw score to P(relevant) on some queries, and measure it on held-out queries: ECE, Brier score, "
+        "log-loss, a reliability diagram and a threshold table. Use the file with --calibration (or Reranker("
+        f"calibration=FILE)); saved as {CALIBRATION_FILE} in the model's directory it is used by default.",
+    )
+    parser.add_argument("--data", required=True, help="BEIR directory: corpus.jsonl, queries.jsonl, qrels/")
+    parser.add_argument("--out", required=True, help="the calibration file to write (JSON)")
+    parser.add_argument("--split", default="test", help="qrels split whose queries are fitted on")
+    held = parser.add_mutually_exclusive_group()
+    held.add_argument("--heldout", type=float, default=0.3, help="share of --split's queries held out to measure on")
+    held.add_argument("--heldout-split", default=None, help="measure on this qrels split's queries instead")
+    parser.add_argument(
+        "--method", default="platt", choices=["platt", "isotonic"], help="platt: logistic on the raw score"
+    )
+    parser.add_argument("--min-grade", type=int, default=0, help="a qrels grade above this is relevant")
+    parser.add_argument("--top-k", type=int, default=50, help="first-stage candidates per query")
+    parser.add_argument("--run", default=None, help="TREC run file of your own first stage (default: FAISS retrieval)")
+    parser.add_argument("--bi-encoder", default=None, help="bi-encoder (default: bundled all-MiniLM-L6-v2)")
+    parser.add_argument("--index-dir", default=None, help="save the FAISS index here, or load it if present")
+    parser.add_argument("--max-queries", type=int, default=None, help="a seeded sample of at most N queries per side")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the held-out split and samples")
+    parser.add_argument("--report", default=None, help="directory for report.json and reliability.png (default: "
+                        "beside --out)")  # fmt: skip
+    add_reranker_options(parser)
+
+
+def _errors_table(report: dict[str, Any]) -> Table:
+    held = report["heldout"]
+    title = f"held-out: {held['queries']} queries, {held['pairs']} pairs, {held['relevant_pairs']} relevant"
+    table = Table(title=title)
+    for column in ("", "ECE", "Brier", "log-loss"):
+        table.add_column(column, justify="right" if column else "left")
+    for name, label in (("uncalibrated", "sigmoid(raw score)"), ("calibrated", "calibrated")):
+        row = report[name]
+        table.add_row(label, f"{row['ece']:.4f}", f"{row['brier']:.4f}", f"{row['log_loss']:.4f}")
+    return table
+
+
+def _percent(value: float | None) -> str:
+    return "-" if value is None else f"{100 * value:.1f} %"
+
+
+def _thresholds_table(report: dict[str, Any]) -> Table:
+    table = Table(title="thresholds on calibrated relevance_score (held-out queries)")
+    for column in ("threshold", "precision", "recall", "queries with none", "docs per query"):
+        table.add_column(column, justify="right")
+    for row in report["thresholds"]:
+        table.add_row(f"{row['threshold']:.1f}", _percent(row["precision"]), _percent(row["recall"]),
+                      _percent(row["no_document_share"]), f"{row['documents_per_query']:.2f}")  # fmt: skip
+    return table
+
+
+def show(calibration: Calibration, console: Console) -> None:
+    """Print a calibration's held-out figures and threshold table."""
+    console.print(_errors_table(calibration.report))
+    console.print(_thresholds_table(calibration.report))
+    for precision in (0.8, 0.9):
+        threshold = calibration.threshold_for_precision(precision)
+        said = "not reached on the held-out queries" if threshold is None else f"score_threshold={threshold:.2f}"
+        console.print(f"precision {precision:.0%}: {said}")
+    test = calibration.report.get("abstention", {})
+    if test.get("reached"):
+        console.print(
+            f"'nothing relevant' test at score_threshold={test['threshold']:.2f} (precision {test['precision']:.0%}): "
+            f"abstains on {test['abstained_on_unanswerable']:.1%} of {test['unanswerable_queries']} held-out queries "
+            f"whose relevant candidates were removed, answers {test['answered_answerable']:.1%} of "
+            f"{test['answerable_queries']} unchanged ones"
+        )
+
+
+def run(args: argparse.Namespace) -> int:
+    console = Console()
+    if args.calibration not in ("auto", "none", "None"):
+        raise ValueError("calibrate fits a new calibration: drop --calibration")
+    args.calibration = "none"
+    reranker = reranker_from(args)
+    retriever = None
+    if args.run is None:
+        from rerank_plugins.evaluation.beir import check_beir_directory, load_corpus
+
+        corpus = load_corpus(check_beir_directory(args.data) / "corpus.jsonl")
+        retriever = build_retriever(args, corpus, console)
+    with console.status("Scoring the candidates and fitting…"):
+        result = calibrate(
+            reranker, args.data, split=args.split, heldout=args.heldout, heldout_split=args.heldout_split,
+            top_k=args.top_k, retriever=retriever, run=args.run, method=args.method, min_grade=args.min_grade,
+            max_queries=args.max_queries, seed=args.seed,
+        )  # fmt: skip
+    calibration = result.calibration
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    calibration.save(out)
+    report_dir = Path(args.report) if args.report else out.parent
+    report_dir.mkdir(parents=True, exist_ok=True)
+    (report_dir / "report.json").write_text(json.dumps(calibration.report, indent=2) + "\n", encoding="utf-8")
+    diagram = write_reliability_diagram(
+        calibration.report, report_dir / "reliability.png", title=f"{Path(args.data).name}: held-out reliability"
+    )
+    show(calibration, console)
+    console.print(f"calibration ({calibration.method}) in {out}; report and diagram in {report_dir}/ ({diagram.name})")
+    return 0

@@ -1,0 +1,214 @@
+"""Calibrated relevance through the real core, the command line, both adapters and the service."""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+import shutil
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from rerank_plugins import Reranker
+from rerank_plugins.calibration import Calibration, calibrate
+from rerank_plugins.cli import main
+
+DOCUMENTS = [
+    "Folate and vitamin B12 lowered plasma homocysteine in a randomised trial.",
+    "The Eiffel Tower was completed in 1889.",
+    "Homocysteine is an amino acid linked to vascular disease.",
+]
+QUERY = "Vitamin B12 deficiency raises homocysteine levels in the blood."
+
+
+def _platt(core: Reranker, slope: float = 0.5, intercept: float = -1.0) -> Calibration:
+    return Calibration("platt", {"slope": slope, "intercept": intercept}, core.score_configuration())
+
+
+@pytest.fixture(scope="module")
+def random_core(random_model: str) -> Reranker:
+    return Reranker(random_model, precision="fp32", runtime="torch", calibration=None)
+
+
+@pytest.fixture(scope="module")
+def calibration_file(random_core: Reranker, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return _platt(random_core).save(tmp_path_factory.mktemp("calibration") / "platt.json")
+
+
+def test_relevance_becomes_the_calibrated_probability_and_the_raw_score_stays(
+    random_core: Reranker, random_model: str, calibration_file: Path
+) -> None:
+    calibrated = Reranker(random_model, precision="fp32", runtime="torch", calibration=calibration_file)
+    raw = {r.index: r for r in random_core.rank(QUERY, DOCUMENTS)}
+    ranking = calibrated.rank(QUERY, DOCUMENTS)
+    assert [r.index for r in ranking] == sorted(raw, key=lambda i: -raw[i].score)  # same order
+    for result in ranking:
+        assert result.score == pytest.approx(raw[result.index].score, abs=1e-6)
+        expected = 1 / (1 + np.exp(-(0.5 * raw[result.index].score - 1.0)))
+        assert result.relevance_score == pytest.approx(expected, abs=1e-6)
+        assert result.relevance_score != pytest.approx(raw[result.index].relevance_score, abs=1e-3)
+    assert ranking.p_any_relevant == pytest.approx(1 - np.prod([1 - r.relevance_score for r in ranking]))
+    assert random_core.rank(QUERY, DOCUMENTS).p_any_relevant is None
+    assert calibrated.calibration is not None and calibrated.options()["calibration"] == str(calibration_file)
+    assert Reranker(**calibrated.options()).rank(QUERY, DOCUMENTS) == ranking
+
+
+def test_score_threshold_applies_to_the_calibrated_relevance(random_model: str, calibration_file: Path) -> None:
+    calibrated = Reranker(random_model, precision="fp32", runtime="torch", calibration=calibration_file)
+    everything = calibrated.rank(QUERY, DOCUMENTS)
+    middle = sorted(r.relevance_score for r in everything)[1]
+    kept = calibrated.rank(QUERY, DOCUMENTS, score_threshold=middle)
+    assert [r.index for r in kept] == [r.index for r in everything if r.relevance_score >= middle]
+    nothing = calibrated.rank(QUERY, DOCUMENTS, score_threshold=1.0)
+    assert nothing == [] and nothing.p_any_relevant == everything.p_any_relevant  # "nothing relevant", and how sure
+
+
+def test_a_calibration_for_another_configuration_is_refused_by_name(
+    random_model: str, random_core: Reranker, tmp_path: Path
+) -> None:
+    path = _platt(random_core).save(tmp_path / "c.json")
+    other = Reranker(random_model, precision="fp32", runtime="torch", max_length=128, calibration=path)
+    with pytest.raises(ValueError, match=r"max_length: calibrated with 512, this Reranker has 128"):
+        other.rank(QUERY, DOCUMENTS)
+    windowed = Reranker(random_model, precision="fp32", runtime="torch", long_documents="window", calibration=path)
+    with pytest.raises(ValueError, match="long_documents"):
+        windowed.load()
+    foreign = json.loads(path.read_text())
+    foreign["belongs_to"]["weights_digest"] = "0" * 64
+    (tmp_path / "foreign.json").write_text(json.dumps(foreign))
+    with pytest.raises(ValueError, match="weights_digest"):
+        Reranker(random_model, precision="fp32", runtime="torch", calibration=tmp_path / "foreign.json").load()
+    with pytest.raises(FileNotFoundError, match="No calibration file"):
+        Reranker(random_model, calibration=tmp_path / "missing.json")  # at construction, before any load
+    with pytest.raises(TypeError, match="calibration must be a file path"):
+        Reranker(random_model, calibration=3)  # type: ignore[arg-type]
+
+
+def test_the_model_directory_calibration_is_used_by_default_and_said_so(
+    random_model: str, random_core: Reranker, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    copy = Path(shutil.copytree(random_model, tmp_path / "model"))
+    first = Reranker(str(copy), precision="fp32", runtime="torch", calibration=None)
+    _platt(first, slope=2.0).save(copy)  # rerank-calibration.json beside the weights
+    with caplog.at_level(logging.INFO, logger="rerank_plugins"):
+        auto = Reranker(str(copy), precision="fp32", runtime="torch")
+        assert auto.calibration is not None and auto.calibration.parameters["slope"] == 2.0
+    assert "using the calibration found in the model directory" in caplog.text
+    assert auto.rank(QUERY, DOCUMENTS).p_any_relevant is not None
+    off = Reranker(str(copy), precision="fp32", runtime="torch", calibration=None)
+    assert off.calibration is None and off.rank(QUERY, DOCUMENTS).p_any_relevant is None
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="rerank_plugins"):
+        mismatched = Reranker(str(copy), precision="fp32", runtime="torch", max_length=64)
+        assert mismatched.calibration is None  # another configuration: not used, and said so
+    assert "not using the calibration found in the model directory" in caplog.text and "max_length" in caplog.text
+
+
+def test_calibrate_fits_on_some_queries_and_reports_on_the_others(random_core: Reranker, scifact_beir: Path) -> None:
+    run = calibrate(random_core, scifact_beir, run=scifact_beir / "run.trec", top_k=8, heldout=0.5, seed=3)
+    fitted, held = set(run.fit.queries), set(run.heldout.queries)
+    assert len(fitted) == len(held) == 20 and not fitted & held
+    assert len(run.fit) + len(run.heldout) == 40 * 8
+    report = run.calibration.report
+    assert report["heldout"]["queries"] == 20 and report["settings"]["candidates"] == "run file"
+    assert [row["threshold"] for row in report["thresholds"]] == [0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9]
+    # random weights: sigmoid(margin) says nothing, Platt at least learns the base rate (about 1 in 8)
+    assert report["calibrated"]["ece"] < report["uncalibrated"]["ece"]
+    assert report["calibrated"]["brier"] < report["uncalibrated"]["brier"]
+    assert run.calibration.belongs_to == random_core.score_configuration()
+
+
+def test_the_real_model_calibrated_on_held_out_scifact_claims(trained_model: str, scifact_beir: Path) -> None:
+    core = Reranker(trained_model, calibration=None)
+    run = calibrate(core, scifact_beir, run=scifact_beir / "run.trec", top_k=8, heldout=0.5, seed=0)
+    report = run.calibration.report
+    assert report["calibrated"]["ece"] < report["uncalibrated"]["ece"]
+    assert report["calibrated"]["log_loss"] < report["uncalibrated"]["log_loss"]
+    held = run.heldout
+    probabilities = run.probabilities(held)
+    assert probabilities[held.labels == 1].mean() > 3 * probabilities[held.labels == 0].mean()
+    assert run.calibration.parameters["slope"] > 0  # higher raw score, higher probability
+
+
+def test_calibrate_command_writes_the_file_report_and_diagram_then_rank_uses_it(
+    random_model: str, scifact_beir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys
+) -> None:
+    out = tmp_path / "cal" / "scifact.json"
+    model = ["--model", random_model, "--precision", "fp32", "--runtime", "torch"]
+    arguments = ["calibrate", "--data", str(scifact_beir), "--out", str(out), "--top-k", "8", "--heldout", "0.5"]
+    assert main([*arguments, "--index-dir", str(tmp_path / "index"), *model]) == 0  # FAISS first stage
+    printed = capsys.readouterr().out
+    assert "ECE" in printed and "queries with none" in printed and "0.9" in printed
+    calibration = Calibration.load(out)
+    assert calibration.report["settings"]["candidates"] == "faiss"
+    assert (out.parent / "report.json").is_file() and (out.parent / "reliability.png").stat().st_size > 10_000
+    assert (tmp_path / "index" / "config.json").is_file()
+
+    monkeypatch.setattr(sys, "stdin", io.StringIO("\n".join(DOCUMENTS) + "\n"))
+    assert main(["rank", "--query", QUERY, "--calibration", str(out), *model]) == 0
+    captured = capsys.readouterr()
+    rows = [json.loads(line) for line in captured.out.splitlines()]
+    assert len(rows) == 3 and len({row["p_any_relevant"] for row in rows}) == 1
+    assert f"P(at least one document is relevant) = {rows[0]['p_any_relevant']:.3f}" in captured.err
+
+    monkeypatch.setattr(sys, "stdin", io.StringIO("\n".join(DOCUMENTS) + "\n"))
+    mismatch = ["rank", "--query", QUERY, "--calibration", str(out), "--max-length", "64", *model]
+    assert main(mismatch) == 2
+    assert "max_length" in capsys.readouterr().err
+    assert main([*arguments, "--calibration", str(out), *model]) == 2  # calibrate fits, it does not take one
+
+
+def test_both_adapters_carry_p_any_and_round_trip_the_option(random_model: str, calibration_file: Path) -> None:
+    from langchain_core.documents import Document
+    from llama_index.core.schema import NodeWithScore, TextNode
+
+    from rerank_plugins.langchain import P_ANY_RELEVANT_KEY as LANGCHAIN_KEY
+    from rerank_plugins.langchain import RerankCompressor
+    from rerank_plugins.llama_index import P_ANY_RELEVANT_KEY as LLAMA_KEY
+    from rerank_plugins.llama_index import RerankPostprocessor
+
+    options = {"model": random_model, "precision": "fp32", "runtime": "torch", "calibration": str(calibration_file)}
+    expected = Reranker(**options).rank(QUERY, DOCUMENTS)  # type: ignore[arg-type]
+    documents = [Document(page_content=text, id=str(i)) for i, text in enumerate(DOCUMENTS)]
+    compressed = RerankCompressor(**options, top_n=2).compress_documents(documents, QUERY)
+    assert [d.metadata["relevance_score"] for d in compressed] == [r.relevance_score for r in expected[:2]]
+    assert {d.metadata[LANGCHAIN_KEY] for d in compressed} == {expected.p_any_relevant}
+    assert all(not d.metadata for d in documents)  # the caller's documents are untouched
+    assert RerankCompressor(**options, score_threshold=1.0).compress_documents(documents, QUERY) == []
+
+    postprocessor = RerankPostprocessor(**options, top_n=2)
+    nodes = [NodeWithScore(node=TextNode(text=text, id_=str(i)), score=0.5) for i, text in enumerate(DOCUMENTS)]
+    reranked = postprocessor.postprocess_nodes(nodes, query_str=QUERY)
+    assert [n.score for n in reranked] == [r.relevance_score for r in expected[:2]]
+    assert {n.node.metadata[LLAMA_KEY] for n in reranked} == {expected.p_any_relevant}
+    assert LLAMA_KEY in reranked[0].node.excluded_llm_metadata_keys and not nodes[0].node.metadata
+    restored = RerankPostprocessor.from_dict(postprocessor.to_dict())
+    assert restored.calibration == str(calibration_file) and restored.core.options()["calibration"] == str(
+        calibration_file
+    )
+    shared = RerankCompressor(reranker=Reranker(**options))  # type: ignore[arg-type]
+    assert shared.calibration == str(calibration_file)  # the settings mirror the core in use
+
+
+def test_the_service_reports_p_any_in_its_own_shape_and_in_cohere_meta(
+    random_model: str, calibration_file: Path
+) -> None:
+    import cohere
+    import httpx
+
+    from rerank_plugins.serving import create_app
+    from rerank_plugins.serving.background import serve_in_background
+
+    core = Reranker(random_model, precision="fp32", runtime="torch", calibration=calibration_file)
+    expected = core.rank(QUERY, DOCUMENTS)
+    with serve_in_background(create_app(core)) as url:
+        ours = httpx.post(f"{url}/rerank", json={"query": QUERY, "documents": DOCUMENTS, "top_n": 1}).json()
+        answer = cohere.ClientV2(base_url=url, api_key="unused").rerank(
+            model=ours["model"], query=QUERY, documents=DOCUMENTS, top_n=1
+        )
+    assert ours["p_any_relevant"] == pytest.approx(expected.p_any_relevant)
+    assert ours["results"][0]["relevance_score"] == pytest.approx(expected[0].relevance_score)
+    assert answer.meta is not None and answer.meta.p_any_relevant == pytest.approx(expected.p_any_relevant)  # type: ignore[attr-defined]
