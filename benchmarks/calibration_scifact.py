@@ -8,6 +8,9 @@ diagram ``docs/calibration-scifact.png``. Also fits on half of the test claims a
 half (seeded), to separate the train-to-test shift from the calibration itself.
 
     HF_HUB_OFFLINE=1 PYTHONPATH=. .venv/bin/python benchmarks/calibration_scifact.py [--index-dir .cache/scifact-index]
+
+The scored pairs are kept in ``.cache/calibration_scifact_rows.npz``; ``--reuse`` fits and reports from
+them again without scoring (for a change to fitting or reporting only).
 """
 
 from __future__ import annotations
@@ -18,8 +21,16 @@ import time
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from rerank_plugins import Reranker
-from rerank_plugins.calibration import calibrate, split_queries, write_reliability_diagram
+from rerank_plugins.calibration import (
+    CalibrationRun,
+    LabelledScores,
+    calibrate,
+    split_queries,
+    write_reliability_diagram,
+)
 from rerank_plugins.calibration.job import fit_and_report
 from rerank_plugins.evaluation.beir import load_corpus
 from rerank_plugins.retrieval import FaissRetriever
@@ -28,15 +39,37 @@ from tests.conftest import SCIFACT, TRAINED_MODEL
 ROOT = Path(__file__).resolve().parents[1]
 OUTPUT = Path(__file__).parent / "results" / "calibration_scifact.json"
 DIAGRAM = ROOT / "docs" / "calibration-scifact.png"
+ROWS = ROOT / ".cache" / "calibration_scifact_rows.npz"
+
+
+def _save(run: CalibrationRun) -> None:
+    arrays = {f"{side}_{name}": getattr(getattr(run, side), name)
+              for side in ("fit", "heldout") for name in ("queries", "documents", "margins", "labels")}  # fmt: skip
+    np.savez(ROWS, **{k: v.astype(str) if v.dtype == object else v for k, v in arrays.items()})
+    (ROWS.with_suffix(".json")).write_text(json.dumps({"belongs_to": run.calibration.belongs_to,
+                                                       "settings": run.calibration.report["settings"]}))  # fmt: skip
+
+
+def _load() -> tuple[LabelledScores, LabelledScores, dict[str, Any], dict[str, Any]]:
+    data = np.load(ROWS)
+    sides = [LabelledScores(*(data[f"{side}_{name}"].astype(object) if name in ("queries", "documents")
+                              else data[f"{side}_{name}"] for name in ("queries", "documents", "margins", "labels")))
+             for side in ("fit", "heldout")]  # fmt: skip
+    meta = json.loads(ROWS.with_suffix(".json").read_text())
+    return sides[0], sides[1], meta["belongs_to"], meta["settings"]
 
 
 def _summary(report: dict[str, Any]) -> dict[str, Any]:
     return {key: report[key] for key in ("fit", "heldout", "uncalibrated", "calibrated", "p_any_relevant")} | {
         "thresholds": report["thresholds"],
-        "abstention": {k: v for k, v in report["abstention"].items() if k != "by_threshold"},
+        "abstention": {k: v for k, v in report["abstention"].items() if not k.startswith("by_")},
         "abstention_by_threshold": [
             {k: row[k] for k in ("threshold", "abstained_on_unanswerable", "answered_answerable")}
             for row in report["abstention"]["by_threshold"]
+        ],
+        "abstention_by_p_any": [
+            {k: row[k] for k in ("p_any_level", "abstained_on_unanswerable", "answered_answerable")}
+            for row in report["abstention"]["by_p_any"]
         ],
     }
 
@@ -45,21 +78,28 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--index-dir", default=str(ROOT / ".cache" / "scifact-index"))
     parser.add_argument("--max-queries", type=int, default=300)
+    parser.add_argument("--reuse", action="store_true", help="fit and report from the saved scores")
     args = parser.parse_args()
-    index = Path(args.index_dir)
-    if (index / "config.json").is_file():
-        retriever = FaissRetriever.load(index)
-    else:
-        corpus = load_corpus(SCIFACT / "corpus.jsonl")
-        retriever = FaissRetriever.from_texts(list(corpus.values()), ids=list(corpus))
-        retriever.save(index)
     reranker = Reranker(str(TRAINED_MODEL), calibration=None)
-    started = time.perf_counter()
-    platt = calibrate(
-        reranker, SCIFACT, split="train", heldout_split="test", top_k=50, retriever=retriever,
-        max_queries=args.max_queries,
-    )  # fmt: skip
-    seconds = time.perf_counter() - started
+    seconds = None
+    if args.reuse:
+        fit, held, belongs_to, settings = _load()
+        platt = fit_and_report(fit, held, "platt", belongs_to, settings)
+    else:
+        index = Path(args.index_dir)
+        if (index / "config.json").is_file():
+            retriever = FaissRetriever.load(index)
+        else:
+            corpus = load_corpus(SCIFACT / "corpus.jsonl")
+            retriever = FaissRetriever.from_texts(list(corpus.values()), ids=list(corpus))
+            retriever.save(index)
+        started = time.perf_counter()
+        platt = calibrate(
+            reranker, SCIFACT, split="train", heldout_split="test", top_k=50, retriever=retriever,
+            max_queries=args.max_queries,
+        )  # fmt: skip
+        seconds = time.perf_counter() - started
+        _save(platt)
     settings = platt.calibration.report["settings"]
     belongs_to = platt.calibration.belongs_to
     isotonic = fit_and_report(platt.fit, platt.heldout, "isotonic", belongs_to, settings)
@@ -80,7 +120,8 @@ def main() -> None:
         "model": str(TRAINED_MODEL.name),
         "reranker": repr(reranker),
         "score_seconds": seconds,
-        "platt": {"parameters": platt.calibration.parameters, **_summary(platt.calibration.report)},
+        "platt": {"parameters": platt.calibration.parameters, "any_parameters": platt.calibration.any_parameters,
+                  **_summary(platt.calibration.report)},  # fmt: skip
         "isotonic": _summary(isotonic.calibration.report),
         "fit_on_half_of_test": within_test,
     }

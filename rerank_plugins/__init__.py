@@ -5,8 +5,8 @@ and ``rerank_plugins.llama_index`` and need their optional extras.
 """
 
 from rerank_plugins.reranker import DEFAULT_MODEL, Reranker
-from rerank_plugins.results import RankedResult, ScoringStats
+from rerank_plugins.results import RankedResult, Ranking, ScoringStats
 
-__all__ = ["DEFAULT_MODEL", "RankedResult", "Reranker", "ScoringStats", "__version__"]
+__all__ = ["DEFAULT_MODEL", "RankedResult", "Ranking", "Reranker", "ScoringStats", "__version__"]
 
 __version__ = "0.1.0"

@@ -53,12 +53,13 @@ def rank_scored(
     fused: Sequence[float | None] | None = None,
     threshold: float | None = None,
     top_n: int | None = None,
+    p_any: float | None = None,
 ) -> Ranking:
     """One query's documents best first from their scores: the one place results are ordered.
 
     ``fused`` (one blend per document) sets the order when given; ``threshold`` applies to
-    ``relevance_score`` before ``top_n``. With calibrated scores the ranking also carries
-    P(at least one candidate is relevant), from every candidate.
+    ``relevance_score`` before ``top_n``. ``p_any`` (P(at least one candidate is relevant), see
+    ``RerankBackend.any_relevant``) rides along on the ranking.
     """
     blends: Sequence[float | None] = fused if fused is not None else [None] * len(documents)
     results = [
@@ -68,8 +69,6 @@ def rank_scored(
     if threshold is not None:
         results = [result for result in results if result.relevance_score >= threshold]
     results.sort(key=lambda r: (-(r.fused_score if r.fused_score is not None else r.score), r.index))
-    calibrated = bool(scored) and all(s.calibrated for s in scored)
-    p_any = p_any_relevant(s.relevance_score for s in scored) if calibrated else None
     return Ranking(results[:top_n] if top_n is not None else results, p_any, len(documents))
 
 
@@ -85,6 +84,13 @@ class RerankBackend(ABC):
     async def _ascore_pairs(self, pairs: list[tuple[str, str]]) -> list[PairScore]:
         """``_score_pairs`` without blocking the event loop (a worker thread unless a backend is async)."""
         return await asyncio.to_thread(self._score_pairs, pairs)
+
+    def any_relevant(self, scored: Sequence[PairScore]) -> float | None:
+        """P(at least one of one query's candidates is relevant): ``1 - prod(1 - p)`` over calibrated scores,
+        ``None`` when they are not calibrated (a sigmoid of a raw score is not a probability to multiply)."""
+        if not scored or not all(s.calibrated for s in scored):
+            return None
+        return p_any_relevant(s.relevance_score for s in scored)
 
     @abstractmethod
     def options(self) -> dict[str, Any]:
@@ -211,8 +217,7 @@ class RerankBackend(ABC):
         threshold = check_score_threshold(score_threshold)
         return _RankJob([query], [texts], check_top_n(top_n), threshold, [fusion], fusion_weight)
 
-    @staticmethod
-    def _rankings(job: _RankJob, scored: list[PairScore]) -> list[Ranking]:
+    def _rankings(self, job: _RankJob, scored: list[PairScore]) -> list[Ranking]:
         rankings = []
         offset = 0
         for position, docs in enumerate(job.texts):
@@ -222,5 +227,5 @@ class RerankBackend(ABC):
             first_stage = job.retrieval_scores[position]
             if first_stage is not None and job.fusion_weight is not None:
                 fused = list(fuse([s.score for s in own], first_stage, float(job.fusion_weight)))
-            rankings.append(rank_scored(docs, own, fused, job.threshold, job.top_n))
+            rankings.append(rank_scored(docs, own, fused, job.threshold, job.top_n, self.any_relevant(own)))
         return rankings

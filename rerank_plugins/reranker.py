@@ -168,9 +168,9 @@ class Reranker(RerankBackend):
         self.instruction = instruction
         if calibration is not None and not isinstance(calibration, (str, os.PathLike)):
             raise TypeError(f"calibration must be a file path, 'auto' or None, got {type(calibration).__name__}")
-        self._calibration_option = None if calibration is None else os.fspath(calibration)
-        given = self._calibration_option not in (None, "auto")
-        self._given_calibration = Calibration.load(self._calibration_option) if given else None  # type: ignore[arg-type]
+        option = None if calibration is None else os.fspath(calibration)
+        self._calibration_option = option
+        self._given_calibration = Calibration.load(option) if option is not None and option != "auto" else None
         self._calibration: Calibration | None = None
         self._cache: ScoreCache[PairScore] = ScoreCache(cache_size)
         self._loaded: LoadedModel | None = None
@@ -283,6 +283,12 @@ class Reranker(RerankBackend):
         core whose configuration matches it.
         """
         return self._score_configuration(self._model()[0])
+
+    def any_relevant(self, scored: Sequence[PairScore]) -> float | None:
+        """P(at least one of one query's candidates is relevant), through the calibration's query-level map."""
+        if self._calibration is None or not scored or not all(s.calibrated for s in scored):
+            return None
+        return self._calibration.p_any([s.relevance_score for s in scored])
 
     @property
     def calibration(self) -> Calibration | None:

@@ -17,7 +17,9 @@ class RankedResult:
         index: Position of the document in the caller's input list.
         score: The model's raw score (as ``sentence_transformers.CrossEncoder.predict``
             returns it for one-label models; log-odds of the positive class for two-label ones).
-        relevance_score: The same judgement mapped to [0, 1], always computed in fp32.
+        relevance_score: The same judgement mapped to [0, 1], always computed in fp32: the calibrated
+            P(relevant) when the core has a calibration (``rerank-plugins calibrate``), else the sigmoid
+            of the raw score (a number that ranks, not a probability).
         document: The document text that was scored.
         truncated_tokens: Document tokens cut off to fit ``max_length`` ("truncate" mode).
         windows: Number of windows scored for this document ("window" mode; 1 otherwise).

@@ -134,6 +134,7 @@ def relevant_id(scifact_test_qrels: dict[str, set[str]]) -> str:
     return doc_id
 
 
+
 @pytest.fixture(scope="session")
 def scifact_beir(
     tmp_path_factory: pytest.TempPathFactory,
@@ -141,27 +142,8 @@ def scifact_beir(
     scifact_queries: dict[str, str],
     scifact_test_qrels: dict[str, set[str]],
 ) -> Path:
-    """A small BEIR directory cut from SciFact test: 40 claims, their judged abstracts and 200 others, plus
-    ``run.trec``, a word-overlap first stage (8 candidates a claim, the judged ones among them)."""
+    """A small BEIR directory cut from SciFact test (40 claims) with ``run.trec`` (see ``calibration_parts``)."""
+    from tests.calibration_parts import write_scifact_slice
+
     root = tmp_path_factory.mktemp("scifact-beir")
-    query_ids = list(scifact_test_qrels)[:40]
-    judged = [doc_id for q in query_ids for doc_id in sorted(scifact_test_qrels[q])]
-    doc_ids = list(dict.fromkeys([*judged, *list(scifact_corpus)[:200]]))
-    with open(root / "corpus.jsonl", "w", encoding="utf-8") as out:
-        for doc_id in doc_ids:
-            out.write(json.dumps({"_id": doc_id, "title": "", "text": scifact_corpus[doc_id]}) + "\n")
-    with open(root / "queries.jsonl", "w", encoding="utf-8") as out:
-        for q in query_ids:
-            out.write(json.dumps({"_id": q, "text": scifact_queries[q]}) + "\n")
-    (root / "qrels").mkdir()
-    rows = [f"{q}\t{d}\t1" for q in query_ids for d in sorted(scifact_test_qrels[q])]
-    (root / "qrels" / "test.tsv").write_text("query-id\tcorpus-id\tscore\n" + "\n".join(rows) + "\n", encoding="utf-8")
-    words = {doc_id: set(scifact_corpus[doc_id].lower().split()) for doc_id in doc_ids}
-    with open(root / "run.trec", "w", encoding="utf-8") as out:
-        for q in query_ids:
-            claim = set(scifact_queries[q].lower().split())
-            ranked = sorted(doc_ids, key=lambda d: (-len(claim & words[d]), d))
-            picked = list(dict.fromkeys([*sorted(scifact_test_qrels[q]), *ranked]))[:8]
-            for rank, doc_id in enumerate(sorted(picked, key=lambda d: -len(claim & words[d])), 1):
-                out.write(f"{q} Q0 {doc_id} {rank} {100 - rank} overlap\n")
-    return root
+    return write_scifact_slice(root, scifact_corpus, scifact_queries, scifact_test_qrels)

@@ -29,6 +29,9 @@ RELEVANT_WORD = "homocyst"
 """The README's example query, and the word in the abstracts about it (homocysteine, hyperhomocysteinemia)."""
 
 
+CALIBRATION_SECTION = 'Calibrated relevance and "nothing relevant"'
+
+
 @functools.lru_cache(maxsize=1)
 def science_passages(scifact: Path, count: int = 40) -> list[tuple[str, str]]:
     """(id, title + abstract) of SciFact abstracts: all those about homocysteine, then others up to ``count``."""
@@ -110,6 +113,30 @@ def _serving(setup: Setup) -> None:
     setup.replacements.update({"http://127.0.0.1:8000": url, "http://tei-host:8080": url})
 
 
+def _calibration(setup: Setup) -> None:
+    """The calibration file the README's ``calibrate`` command makes, here fitted quickly on 40 SciFact claims."""
+    import tempfile
+
+    from langchain_core.language_models.fake_chat_models import FakeListChatModel
+
+    from rerank_plugins import Reranker
+    from rerank_plugins.calibration import calibrate
+    from rerank_plugins.evaluation.beir import load_qrels, load_queries
+    from tests.calibration_parts import write_scifact_slice
+
+    scifact = Path(setup.context["shared"]) / "data" / "scifact"
+    root = Path(setup._stack.enter_context(tempfile.TemporaryDirectory()))
+    graded = load_qrels(scifact / "qrels" / "test.tsv")
+    qrels = {q: {d for d, grade in judged.items() if grade > 0} for q, judged in graded.items()}
+    write_scifact_slice(root, load_corpus(scifact / "corpus.jsonl"), load_queries(scifact / "queries.jsonl"), qrels)
+    reranker = Reranker("cross-encoder/ms-marco-MiniLM-L6-v2", calibration=None)
+    path = calibrate(reranker, root, run=root / "run.trec", top_k=8).calibration.save(root / "calibration.json")
+    setup.replacements["runs/scifact-calibration.json"] = str(path)
+    _langchain(setup)
+    _llama_index(setup)
+    setup.namespace["chat_model"] = FakeListChatModel(responses=["B12 deficiency raises homocysteine."] * 4)
+
+
 SETUPS: dict[str, Callable[[Setup], None]] = {
     "Offline use with a local model": _offline,
     "LangChain": _langchain,
@@ -117,6 +144,7 @@ SETUPS: dict[str, Callable[[Setup], None]] = {
     "Score fusion": _fusion,
     "Retrieval: a FAISS bi-encoder retriever": _faiss,
     "Serving: a rerank service, remote adapters, Ray": _serving,
+    CALIBRATION_SECTION: _calibration,
 }
 """Sections whose blocks need something first; the others run in an empty namespace."""
 
@@ -154,6 +182,9 @@ def observe(section: str, namespace: dict[str, Any]) -> dict[str, Any]:
     if section == "Retrieval: a FAISS bi-encoder retriever":
         facts["hits"] = [(hit.id, hit.text, hit.score) for hit in namespace["hits"]]
         facts["loaded"] = len(namespace["index"])
+    if section == CALIBRATION_SECTION:
+        facts["replies"] = namespace.get("replies")
+        facts["answers"] = namespace.get("answers")
     if section == "LlamaIndex" and "best" in namespace:
         facts["best"] = [(n.node.get_content(), n.score) for n in namespace["best"]]
     return facts

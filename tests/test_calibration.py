@@ -121,6 +121,20 @@ def test_calibrate_fits_on_some_queries_and_reports_on_the_others(random_core: R
     assert run.calibration.belongs_to == random_core.score_configuration()
 
 
+def test_p_any_gets_a_query_level_map_when_some_queries_have_no_relevant_candidate(
+    random_core: Reranker, random_model: str, scifact_beir: Path, tmp_path: Path
+) -> None:
+    run = calibrate(random_core, scifact_beir, run=scifact_beir / "run.trec", top_k=2, heldout=0.5, seed=1)
+    fitted = run.calibration
+    assert 0 < len(set(run.fit.queries[run.fit.labels == 1])) < 20  # some fitted queries lost their relevant ones
+    assert fitted.any_parameters is not None
+    assert set(fitted.report["p_any_relevant"]) == {"queries", "with_relevant_candidate", "independent", "calibrated"}
+    core = Reranker(random_model, precision="fp32", runtime="torch", calibration=fitted.save(tmp_path / "c.json"))
+    ranking = core.rank(QUERY, DOCUMENTS)
+    assert ranking.p_any_relevant == pytest.approx(fitted.p_any([r.relevance_score for r in ranking]))
+    assert ranking.p_any_relevant != pytest.approx(1 - np.prod([1 - r.relevance_score for r in ranking]), abs=1e-4)
+
+
 def test_the_real_model_calibrated_on_held_out_scifact_claims(trained_model: str, scifact_beir: Path) -> None:
     core = Reranker(trained_model, calibration=None)
     run = calibrate(core, scifact_beir, run=scifact_beir / "run.trec", top_k=8, heldout=0.5, seed=0)
@@ -212,3 +226,24 @@ def test_the_service_reports_p_any_in_its_own_shape_and_in_cohere_meta(
     assert ours["p_any_relevant"] == pytest.approx(expected.p_any_relevant)
     assert ours["results"][0]["relevance_score"] == pytest.approx(expected[0].relevance_score)
     assert answer.meta is not None and answer.meta.p_any_relevant == pytest.approx(expected.p_any_relevant)  # type: ignore[attr-defined]
+
+
+def test_a_causal_lm_reranker_is_measured_and_calibrated_the_same_way(
+    tmp_path_factory: pytest.TempPathFactory, scifact_beir: Path
+) -> None:
+    """p(yes) of a causal-LM reranker is a probability by construction; the report measures how calibrated
+    it is (here random weights, so only the mechanics mean anything) and the fit maps its yes-no margin."""
+    from tests.model_families import qwen3_reranker
+
+    path = str(qwen3_reranker(tmp_path_factory.mktemp("qwen3"), layers=2))
+    core = Reranker(path, precision="fp32", runtime="torch", max_length=256, calibration=None)
+    run = calibrate(core, scifact_beir, run=scifact_beir / "run.trec", top_k=8, heldout=0.5, max_queries=10)
+    report = run.calibration.report
+    assert report["uncalibrated"]["ece"] > 0 and report["calibrated"]["brier"] < report["uncalibrated"]["brier"]
+    saved = run.calibration.save(tmp_path_factory.mktemp("qwen3-calibration") / "c.json")
+    calibrated = Reranker(path, precision="fp32", runtime="torch", max_length=256, calibration=saved)
+    raw = core.pair_scores([(QUERY, document) for document in DOCUMENTS])  # margin: logit(yes) - logit(no)
+    for result in calibrated.rank(QUERY, DOCUMENTS):
+        margin = np.array([raw[result.index].margin])
+        assert result.relevance_score == pytest.approx(float(run.calibration.apply(margin)[0]), abs=1e-6)
+        assert raw[result.index].relevance_score == pytest.approx(float(1 / (1 + np.exp(-margin[0]))), abs=1e-6)

@@ -11,7 +11,7 @@ import pytest
 from sklearn.isotonic import IsotonicRegression
 from sklearn.metrics import brier_score_loss, log_loss
 
-from rerank_plugins.backend import PairScore, rank_scored
+from rerank_plugins.backend import PairScore, RerankBackend, rank_scored
 from rerank_plugins.calibration import Calibration, split_queries
 from rerank_plugins.calibration.calibrator import check_belongs_to
 from rerank_plugins.calibration.fitting import fit_parameters
@@ -113,16 +113,17 @@ def test_threshold_table_counts_precision_recall_and_queries_left_empty() -> Non
     q = np.array(["a", "a", "a", "b", "b", "c"])
     rows = {row["threshold"]: row for row in threshold_table(p, y, q, [0.5, 0.8, 0.95])}
     assert rows[0.5] == {"threshold": 0.5, "precision": 2 / 3, "recall": 1.0,
-                         "no_document_share": 1 / 3, "documents_per_query": 1.0}  # fmt: skip
+                         "no_document_share": 1 / 3, "documents_per_query": 1.0, "documents": 3}  # fmt: skip
     assert rows[0.8]["precision"] == 1.0 and rows[0.8]["recall"] == 0.5 and rows[0.8]["no_document_share"] == 2 / 3
     assert rows[0.95]["precision"] is None and rows[0.95]["no_document_share"] == 1.0
 
 
-def test_threshold_for_a_precision_is_the_lowest_that_reaches_it() -> None:
-    curve = [{"threshold": t, "precision": pr} for t, pr in [(0.1, 0.5), (0.2, 0.81), (0.3, 0.79), (0.4, 0.9)]]
+def test_threshold_for_a_precision_is_the_lowest_that_reaches_it_on_enough_documents() -> None:
+    rows = [(0.1, 0.5, 90), (0.2, 0.81, 60), (0.3, 0.79, 40), (0.4, 0.9, 20), (0.5, 1.0, 3)]
+    curve = [{"threshold": t, "precision": pr, "documents": n} for t, pr, n in rows]
     calibration = Calibration("platt", {"slope": 1.0, "intercept": 0.0}, BELONGS, {"precision_curve": curve})
     assert calibration.threshold_for_precision(0.8) == 0.2
-    assert calibration.threshold_for_precision(0.95) is None
+    assert calibration.threshold_for_precision(0.95) is None  # 1.0 on three documents is not evidence
 
 
 def test_held_out_queries_never_share_a_query_with_the_fitted_ones() -> None:
@@ -142,14 +143,60 @@ def test_p_any_relevant_is_one_minus_the_product_of_the_misses() -> None:
     assert p_any_relevant([1e-12] * 3) == pytest.approx(3e-12, rel=1e-6)  # no precision lost on tiny terms
 
 
+class _Scores(RerankBackend):
+    """Fixed pair scores: the ranking logic of the backend without a model."""
+
+    model_name = "fixed"
+
+    def __init__(self, scores: list[PairScore]) -> None:
+        self.scores = scores
+
+    def _score_pairs(self, pairs: list[tuple[str, str]]) -> list[PairScore]:
+        return self.scores[: len(pairs)]
+
+    def options(self) -> dict[str, object]:
+        return {}
+
+
 def test_a_ranking_reports_p_any_from_every_candidate_only_when_calibrated() -> None:
     documents = ["a", "b", "c"]
     calibrated = [PairScore(s, p, margin=s, calibrated=True) for s, p in [(2.0, 0.6), (1.0, 0.3), (-1.0, 0.05)]]
-    ranking = rank_scored(documents, calibrated, threshold=0.9)
+    backend = _Scores(calibrated)
+    ranking = backend.rank("q", documents, score_threshold=0.9)
     assert isinstance(ranking, Ranking) and ranking == [] and ranking.candidates == 3
     assert ranking.p_any_relevant == pytest.approx(1 - 0.4 * 0.7 * 0.95)  # nothing passed, yet it says how likely
-    top = rank_scored(documents, calibrated, top_n=1)
+    top = backend.rank("q", documents, top_n=1)
     assert [r.index for r in top] == [0] and top.p_any_relevant == ranking.p_any_relevant
-    raw = rank_scored(documents, [PairScore(s.score, s.relevance_score) for s in calibrated])
+    raw = _Scores([PairScore(s.score, s.relevance_score) for s in calibrated]).rank("q", documents)
     assert raw.p_any_relevant is None and len(raw) == 3
     assert math.isclose(sum(r.relevance_score for r in raw), 0.95)
+    assert rank_scored(documents, calibrated, p_any=0.25).p_any_relevant == 0.25
+
+
+def test_the_query_level_map_corrects_p_any_and_survives_the_file(tmp_path: Path) -> None:
+    calibration = Calibration("platt", {"slope": 1.0, "intercept": 0.0}, BELONGS, {}, {"slope": 1.0, "intercept": 1.0})
+    independent = 1 - 0.4 * 0.7 * 0.95
+    expected = 1 / (1 + math.exp(-(math.log(independent / (1 - independent)) + 1.0)))
+    assert calibration.p_any([0.6, 0.3, 0.05]) == pytest.approx(expected)
+    assert Calibration.load(calibration.save(tmp_path / "c.json")).p_any([0.6, 0.3, 0.05]) == pytest.approx(expected)
+    plain = Calibration("platt", {"slope": 1.0, "intercept": 0.0}, BELONGS)
+    assert plain.p_any([0.6, 0.3, 0.05]) == pytest.approx(independent) and plain.digest != calibration.digest
+    with pytest.raises(ValueError, match="any_parameters"):
+        Calibration("platt", {"slope": 1.0, "intercept": 0.0}, BELONGS, {}, {"slope": float("nan"), "intercept": 0})
+
+
+def test_applying_a_calibration_needs_none_of_the_fitting_libraries(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    path = Calibration("isotonic", {"x": [-2.0, 2.0], "y": [0.1, 0.9]}, BELONGS).save(tmp_path / "c.json")
+    probe = (
+        "import sys\n"
+        "for name in ('sklearn', 'scipy', 'matplotlib', 'faiss', 'ir_measures'):\n"
+        "    sys.modules[name] = None\n"
+        "import numpy as np\n"
+        "from rerank_plugins.calibration import Calibration\n"
+        f"print(Calibration.load({str(path)!r}).apply(np.array([-4.0, 0.0, 4.0])).tolist())\n"
+    )
+    done = subprocess.run([sys.executable, "-c", probe], check=True, capture_output=True, text=True)
+    assert json.loads(done.stdout) == pytest.approx([0.1, 0.5, 0.9])

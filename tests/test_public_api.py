@@ -12,6 +12,7 @@ def test_all_is_pinned() -> None:
     assert sorted(rerank_plugins.__all__) == [
         "DEFAULT_MODEL",
         "RankedResult",
+        "Ranking",
         "Reranker",
         "ScoringStats",
         "__version__",
@@ -45,6 +46,7 @@ def test_import_changes_no_global_state() -> None:
 
 
 def test_subpackage_surfaces_are_pinned() -> None:
+    import rerank_plugins.calibration
     import rerank_plugins.remote
     import rerank_plugins.runtime
     import rerank_plugins.serving
@@ -57,6 +59,15 @@ def test_subpackage_surfaces_are_pinned() -> None:
         "TrainingReport",
         "fine_tune",
         "load_training_data",
+    ]
+    assert sorted(rerank_plugins.calibration.__all__) == [
+        "CALIBRATION_FILE",
+        "Calibration",
+        "CalibrationRun",
+        "LabelledScores",
+        "calibrate",
+        "split_queries",
+        "write_reliability_diagram",
     ]
     assert sorted(rerank_plugins.remote.__all__) == ["RemoteRerankError", "RemoteReranker"]
     assert sorted(rerank_plugins.runtime.__all__) == [

@@ -103,6 +103,17 @@ def test_llama_index_blocks_run_with_an_llm_and_rerank_without_one(results) -> N
     assert "llm=" not in retrieve_block.code and "Settings" not in retrieve_block.code
 
 
+def test_calibration_blocks_answer_the_answerable_and_say_nothing_for_the_rest(results) -> None:
+    core_block, _, _ = SECTIONS['Calibrated relevance and "nothing relevant"']
+    answered, nothing = results[str(core_block.line)]["stdout"].splitlines()
+    assert answered.startswith("Does B12 deficiency raise homocysteine? -> ") and "homocysteine" in answered
+    assert nothing.startswith("Who painted the Mona Lisa? -> nothing relevant (P(any relevant) ")
+    facts = results['Calibrated relevance and "nothing relevant"']
+    assert facts["replies"][1] == facts["answers"][1] == "I found nothing about that in the documents."
+    assert facts["replies"][0] == "B12 deficiency raises homocysteine."  # the chat model answered from documents
+    assert facts["answers"][0] != "I found nothing about that in the documents."
+
+
 def test_faiss_block_searches_adds_saves_and_loads(results) -> None:
     facts = results["Retrieval: a FAISS bi-encoder retriever"]
     assert facts["loaded"] == 40  # 30 texts, then 10 more, saved and loaded back

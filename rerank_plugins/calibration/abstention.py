@@ -1,45 +1,52 @@
-"""Does "nothing relevant" work? Held-out queries, half with their relevant candidates removed, at one threshold."""
+"""Does "nothing relevant" work? Held-out queries, half with their relevant candidates removed, under one rule.
+
+Two rules a chain can branch on: no candidate reaches a ``score_threshold`` (per document), or the
+query's P(at least one candidate is relevant) is below a level (per query).
+"""
 
 from __future__ import annotations
 
 import random
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 
 from rerank_plugins.calibration.candidates import LabelledScores
 
-__all__ = ["abstention_test"]
+__all__ = ["abstention_by_p_any", "abstention_test"]
+
+Answers = Callable[[LabelledScores, np.ndarray], dict[str, bool]]
+"""Given rows and their calibrated probabilities: per query, whether the chain answers."""
 
 
-def _answered(rows: LabelledScores, probabilities: np.ndarray, threshold: float) -> dict[str, bool]:
-    """Per query: whether any candidate reaches ``threshold`` (else the chain says it found nothing)."""
-    passed = set(rows.queries[probabilities >= threshold].tolist())
-    return {q: q in passed for q in np.unique(rows.queries).tolist()}
+def _by_threshold(threshold: float) -> Answers:
+    def answers(rows: LabelledScores, probabilities: np.ndarray) -> dict[str, bool]:
+        passed = set(rows.queries[probabilities >= threshold].tolist())
+        return {q: q in passed for q in np.unique(rows.queries).tolist()}
+
+    return answers
 
 
-def abstention_test(
-    rows: LabelledScores, probabilities: np.ndarray, threshold: float, seed: int = 0
-) -> dict[str, Any]:
-    """Split ``rows``' queries 50/50 (seeded); remove every relevant candidate of one half ("unanswerable")
-    and leave the other unchanged ("answerable"); count who answers at ``threshold``.
+def _by_p_any(p_any: Callable[[list[float]], float], level: float) -> Answers:
+    def answers(rows: LabelledScores, probabilities: np.ndarray) -> dict[str, bool]:
+        return {q: p_any(probabilities[rows.queries == q].tolist()) >= level for q in np.unique(rows.queries).tolist()}
 
-    A query answers when at least one candidate's calibrated probability reaches ``threshold``.
-    """
+    return answers
+
+
+def _mixed_test(rows: LabelledScores, probabilities: np.ndarray, answers: Answers, seed: int) -> dict[str, Any]:
     queries = sorted(set(rows.queries.tolist()))
     random.Random(seed).shuffle(queries)
     removed, kept = set(queries[: len(queries) // 2]), set(queries[len(queries) // 2 :])
     relevant = rows.labels == 1
-    drop = np.isin(rows.queries, list(removed)) & relevant
-    unanswerable = _answered(
-        LabelledScores(rows.queries[~drop], rows.documents[~drop], rows.margins[~drop], rows.labels[~drop]),
-        probabilities[~drop], threshold,
-    )  # fmt: skip
-    answerable = _answered(rows, probabilities, threshold)
+    keep = ~(np.isin(rows.queries, list(removed)) & relevant)
+    stripped = LabelledScores(rows.queries[keep], rows.documents[keep], rows.margins[keep], rows.labels[keep])
+    unanswerable = answers(stripped, probabilities[keep])  # a query left with no candidate answers nothing
+    answerable = answers(rows, probabilities)
     with_relevant = set(rows.queries[relevant].tolist())
     answerable_with = [answerable[q] for q in kept if q in with_relevant]
     return {
-        "threshold": threshold,
         "unanswerable_queries": len(removed),
         "abstained_on_unanswerable": sum(not unanswerable.get(q, False) for q in removed) / max(1, len(removed)),
         "answerable_queries": len(kept),
@@ -47,3 +54,16 @@ def abstention_test(
         "answerable_with_a_relevant_candidate": len(answerable_with),
         "answered_those": sum(answerable_with) / max(1, len(answerable_with)),
     }
+
+
+def abstention_test(rows: LabelledScores, probabilities: np.ndarray, threshold: float, seed: int = 0) -> dict[str, Any]:
+    """Split ``rows``' queries 50/50 (seeded); remove every relevant candidate of one half ("unanswerable"),
+    leave the other unchanged ("answerable"); a query answers when a candidate reaches ``threshold``."""
+    return {"threshold": threshold, **_mixed_test(rows, probabilities, _by_threshold(threshold), seed)}
+
+
+def abstention_by_p_any(
+    rows: LabelledScores, probabilities: np.ndarray, p_any: Callable[[list[float]], float], level: float, seed: int = 0
+) -> dict[str, Any]:
+    """The same test, where a query answers when its P(at least one candidate is relevant) reaches ``level``."""
+    return {"p_any_level": level, **_mixed_test(rows, probabilities, _by_p_any(p_any, level), seed)}

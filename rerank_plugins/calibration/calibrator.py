@@ -10,19 +10,24 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
 
-__all__ = ["CALIBRATION_FILE", "Calibration", "Method", "check_belongs_to"]
+from rerank_plugins.results import p_any_relevant
+
+__all__ = ["CALIBRATION_FILE", "Calibration", "Method", "check_belongs_to", "threshold_for_precision"]
 
 CALIBRATION_FILE = "rerank-calibration.json"
 """The name under which a calibration saved in a model's directory is found and used by default."""
 FORMAT_VERSION = 1
 Method = Literal["platt", "isotonic"]
 METHODS: tuple[Method, ...] = ("platt", "isotonic")
+MIN_KEPT = 10
+"""Fewest held-out documents a threshold must keep before its precision counts (below, it is noise)."""
 
 
 @dataclass(frozen=True)
@@ -35,12 +40,16 @@ class Calibration:
         parameters: ``{"slope", "intercept"}`` (Platt) or ``{"x": [...], "y": [...]}`` (isotonic knots).
         belongs_to: The model (name, weights digest, revision) and every option that changes scores.
         report: What fitting measured on held-out queries (ECE, Brier, log-loss, thresholds).
+        any_parameters: Platt ``{"slope", "intercept"}`` on the log-odds of ``1 - prod(1 - p)``, fitted on
+            whether a query has a relevant candidate: P(at least one relevant) without assuming the
+            candidates independent. ``None`` leaves ``1 - prod(1 - p)`` as it is.
     """
 
     method: Method
     parameters: dict[str, Any]
     belongs_to: dict[str, Any]
     report: dict[str, Any] = field(default_factory=dict)
+    any_parameters: dict[str, float] | None = None
 
     def __post_init__(self) -> None:
         if self.method == "platt":
@@ -55,6 +64,11 @@ class Calibration:
                 raise ValueError("isotonic knots must be finite, with 'y' in [0, 1]")
         else:
             raise ValueError(f"calibration method must be one of {METHODS}, got {self.method!r}")
+        if self.any_parameters is not None and not all(
+            isinstance(self.any_parameters.get(k), (int, float)) and math.isfinite(self.any_parameters[k])
+            for k in ("slope", "intercept")
+        ):
+            raise ValueError(f"'any_parameters' needs finite 'slope' and 'intercept', got {self.any_parameters}")
 
     def apply(self, margins: np.ndarray) -> np.ndarray:
         """Calibrated P(relevant) for each raw margin, as float32 in [0, 1]."""
@@ -64,19 +78,39 @@ class Calibration:
             probabilities = 0.5 * (1.0 + np.tanh(0.5 * z))  # sigmoid without overflow
         else:
             probabilities = np.interp(values, self.parameters["x"], self.parameters["y"])
-        return probabilities.astype(np.float32)
+        result: np.ndarray = np.asarray(probabilities, dtype=np.float32)
+        return result
+
+    def p_any(self, probabilities: Sequence[float]) -> float:
+        """P(at least one of a query's candidates is relevant), from their calibrated probabilities."""
+        independent = p_any_relevant(probabilities)
+        if self.any_parameters is None:
+            return independent
+        return float(self.apply_any(np.array([independent]))[0])
+
+    def apply_any(self, independent: np.ndarray) -> np.ndarray:
+        """The query-level map from ``1 - prod(1 - p)`` to a calibrated P(any relevant) (identity without one)."""
+        values = np.asarray(independent, dtype=np.float64)
+        if self.any_parameters is None:
+            return values
+        clipped = np.clip(values, 1e-12, 1 - 1e-12)
+        z = self.any_parameters["slope"] * np.log(clipped / (1 - clipped)) + self.any_parameters["intercept"]
+        result: np.ndarray = 0.5 * (1.0 + np.tanh(0.5 * z))
+        return result
 
     @property
     def digest(self) -> str:
         """A short content hash: two calibrations with the same digest give the same probabilities."""
-        payload = json.dumps([self.method, self.parameters], sort_keys=True).encode()
+        payload = json.dumps([self.method, self.parameters, self.any_parameters], sort_keys=True).encode()
         return hashlib.sha256(payload).hexdigest()[:16]
 
     def threshold_for_precision(self, precision: float) -> float | None:
-        """The lowest threshold whose held-out precision reached ``precision`` (most recall for it), if any."""
-        curve = self.report.get("precision_curve") or []
-        reached = [row["threshold"] for row in curve if row["precision"] is not None and row["precision"] >= precision]
-        return min(reached) if reached else None
+        """The lowest threshold whose held-out precision reached ``precision`` (most recall for it), if any.
+
+        Only thresholds that kept at least ``MIN_KEPT`` held-out documents count: a precision measured on
+        two documents says nothing.
+        """
+        return threshold_for_precision(self.report.get("precision_curve") or [], precision)
 
     # -- files ---------------------------------------------------------------------------------------
 
@@ -106,9 +140,26 @@ class Calibration:
         if not isinstance(data, dict) or data.get("format_version") != FORMAT_VERSION:
             raise ValueError(f"{source} is not a rerank-plugins calibration file (format_version {FORMAT_VERSION})")
         try:
-            return cls(data["method"], dict(data["parameters"]), dict(data["belongs_to"]), dict(data.get("report", {})))
+            any_parameters = data.get("any_parameters")
+            return cls(
+                data["method"],
+                dict(data["parameters"]),
+                dict(data["belongs_to"]),
+                dict(data.get("report", {})),
+                None if any_parameters is None else dict(any_parameters),
+            )
         except (KeyError, TypeError, ValueError) as error:
             raise ValueError(f"{source} is not a valid calibration file: {error}") from error
+
+
+def threshold_for_precision(curve: Sequence[dict[str, Any]], precision: float) -> float | None:
+    """The lowest threshold of a precision curve that kept ``MIN_KEPT`` documents at ``precision`` or better."""
+    reached = [
+        row["threshold"]
+        for row in curve
+        if row["precision"] is not None and row["precision"] >= precision and row.get("documents", 0) >= MIN_KEPT
+    ]
+    return min(reached) if reached else None
 
 
 def check_belongs_to(calibration: Calibration, actual: dict[str, Any], source: str) -> None:

@@ -11,8 +11,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from rerank_plugins.calibration.abstention import abstention_test
-from rerank_plugins.calibration.calibrator import Calibration, Method
+from rerank_plugins.calibration.abstention import abstention_by_p_any, abstention_test
+from rerank_plugins.calibration.calibrator import Calibration, Method, threshold_for_precision
 from rerank_plugins.calibration.candidates import (
     Candidates,
     LabelledScores,
@@ -64,13 +64,36 @@ def split_queries(query_ids: Sequence[str], heldout: float, seed: int) -> tuple[
     return sorted(ordered[cut:]), sorted(ordered[:cut])
 
 
-def _query_level(rows: LabelledScores, probabilities: np.ndarray) -> dict[str, Any]:
-    """How well P(at least one candidate is relevant) matches the queries that have a relevant candidate."""
+def _per_query(rows: LabelledScores, probabilities: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per query: ``1 - prod(1 - p)`` over its candidates, and whether one of them is relevant."""
     order = np.unique(rows.queries)
-    p_any = np.array([p_any_relevant(probabilities[rows.queries == q].tolist()) for q in order])
+    independent = np.array([p_any_relevant(probabilities[rows.queries == q].tolist()) for q in order])
     has_relevant = np.array([int(rows.labels[rows.queries == q].max()) for q in order])
-    return {"queries": len(order), "with_relevant_candidate": int(has_relevant.sum()),
-            **calibration_errors(p_any, has_relevant)}  # fmt: skip
+    return independent, has_relevant
+
+
+def _fit_any(rows: LabelledScores, probabilities: np.ndarray) -> dict[str, float] | None:
+    """Platt on the log-odds of ``1 - prod(1 - p)`` against "has a relevant candidate" (``None``: one class only)."""
+    independent, has_relevant = _per_query(rows, probabilities)
+    if has_relevant.min() == has_relevant.max():
+        logger.warning("every fitted query has %s relevant candidate: P(any relevant) stays 1 - prod(1 - p)",
+                       "a" if has_relevant.max() else "no")  # fmt: skip
+        return None
+    clipped = np.clip(independent, 1e-12, 1 - 1e-12)
+    parameters = fit_parameters(np.log(clipped / (1 - clipped)), has_relevant, "platt")
+    return {"slope": float(parameters["slope"]), "intercept": float(parameters["intercept"])}
+
+
+def _query_level(rows: LabelledScores, probabilities: np.ndarray, calibration: Calibration) -> dict[str, Any]:
+    """How well P(at least one candidate is relevant) matches the queries that have a relevant candidate:
+    ``1 - prod(1 - p)`` as it is (candidates taken as independent), and through the query-level map."""
+    independent, has_relevant = _per_query(rows, probabilities)
+    return {
+        "queries": len(has_relevant),
+        "with_relevant_candidate": int(has_relevant.sum()),
+        "independent": calibration_errors(independent, has_relevant),
+        "calibrated": calibration_errors(calibration.apply_any(independent), has_relevant),
+    }
 
 
 def _counts(rows: LabelledScores) -> dict[str, int]:
@@ -85,11 +108,13 @@ def _report(rows: LabelledScores, calibration: Calibration, fit: LabelledScores,
     raw = 1.0 / (1.0 + np.exp(-rows.margins))
     calibrated = calibration.apply(rows.margins).astype(np.float64)
     curve = precision_curve(calibrated, rows.labels, rows.queries)
-    reached = [row["threshold"] for row in curve if (row["precision"] or 0.0) >= ABSTENTION_PRECISION]
-    abstention: dict[str, Any] = {"precision": ABSTENTION_PRECISION, "reached": bool(reached)}
-    if reached:
-        abstention.update(abstention_test(rows, calibrated, min(reached), seed))
+    threshold = threshold_for_precision(curve, ABSTENTION_PRECISION)
+    abstention: dict[str, Any] = {"precision": ABSTENTION_PRECISION, "reached": threshold is not None}
+    if threshold is not None:
+        abstention.update(abstention_test(rows, calibrated, threshold, seed))
     abstention["by_threshold"] = [abstention_test(rows, calibrated, t, seed) for t in TABLE_THRESHOLDS]
+    abstention["by_p_any"] = [abstention_by_p_any(rows, calibrated, calibration.p_any, level, seed)
+                              for level in TABLE_THRESHOLDS]  # fmt: skip
     return {
         "fit": _counts(fit),
         "heldout": _counts(rows),
@@ -101,7 +126,7 @@ def _report(rows: LabelledScores, calibration: Calibration, fit: LabelledScores,
         },
         "thresholds": threshold_table(calibrated, rows.labels, rows.queries),
         "precision_curve": curve,
-        "p_any_relevant": _query_level(rows, calibrated),
+        "p_any_relevant": _query_level(rows, calibrated, calibration),
         "abstention": abstention,
     }
 
@@ -173,6 +198,8 @@ def fit_and_report(
 ) -> CalibrationRun:
     """Fit on ``fit``'s pairs and measure on ``heldout``'s: the step after scoring, so another method can be
     fitted on the same scores without scoring again."""
-    fitted = Calibration(method, fit_parameters(fit.margins, fit.labels, method), belongs_to)
+    per_document = Calibration(method, fit_parameters(fit.margins, fit.labels, method), belongs_to)
+    any_parameters = _fit_any(fit, per_document.apply(fit.margins).astype(np.float64))
+    fitted = Calibration(method, per_document.parameters, belongs_to, {}, any_parameters)
     report = {"settings": {**settings, "method": method}, **_report(heldout, fitted, fit, settings.get("seed", 0))}
-    return CalibrationRun(Calibration(method, fitted.parameters, belongs_to, report), fit, heldout)
+    return CalibrationRun(Calibration(method, fitted.parameters, belongs_to, report, any_parameters), fit, heldout)

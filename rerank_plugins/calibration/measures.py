@@ -78,6 +78,7 @@ def _at_threshold(
         "recall": relevant_kept / relevant if relevant else None,
         "no_document_share": (len(all_queries) - len(answered)) / len(all_queries) if len(all_queries) else None,
         "documents_per_query": float(kept.sum()) / len(all_queries) if len(all_queries) else 0.0,
+        "documents": int(kept.sum()),
     }
 
 

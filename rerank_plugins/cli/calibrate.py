@@ -81,6 +81,14 @@ def show(calibration: Calibration, console: Console) -> None:
         threshold = calibration.threshold_for_precision(precision)
         said = "not reached on the held-out queries" if threshold is None else f"score_threshold={threshold:.2f}"
         console.print(f"precision {precision:.0%}: {said}")
+    query_level = calibration.report.get("p_any_relevant")
+    if query_level:
+        console.print(
+            f"P(at least one relevant) per query, ECE: {query_level['independent']['ece']:.4f} as 1 - prod(1 - p), "
+            f"{query_level['calibrated']['ece']:.4f} through the query-level map "
+            f"({query_level['with_relevant_candidate']} of {query_level['queries']} held-out queries have a relevant "
+            "candidate)"
+        )
     test = calibration.report.get("abstention", {})
     if test.get("reached"):
         console.print(

@@ -300,7 +300,8 @@ class MicroBatcher:
             offset += end - start
             if end == len(job.documents) and not job.done.done():
                 self._forget(job)
-                job.done.set_result(rank_scored(job.documents, [s for s in job.scores if s is not None]))
+                scored = [s for s in job.scores if s is not None]
+                job.done.set_result(rank_scored(job.documents, scored, p_any=self.reranker.any_relevant(scored)))
 
     async def _work(self) -> None:
         while True:
