@@ -107,7 +107,7 @@ def test_calibration_blocks_answer_the_answerable_and_say_nothing_for_the_rest(r
     core_block, _, _ = SECTIONS['Calibrated relevance and "nothing relevant"']
     answered, nothing = results[str(core_block.line)]["stdout"].splitlines()
     assert answered.startswith("Does B12 deficiency raise homocysteine? -> ") and "homocysteine" in answered
-    assert nothing.startswith("Who painted the Mona Lisa? -> nothing relevant (P(any relevant) ")
+    assert nothing.startswith("Is the Great Wall of China visible from space? -> nothing relevant (P(any relevant) ")
     facts = results['Calibrated relevance and "nothing relevant"']
     assert facts["replies"][1] == facts["answers"][1] == "I found nothing about that in the documents."
     assert facts["replies"][0] == "B12 deficiency raises homocysteine."  # the chat model answered from documents
