@@ -11,8 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from rerank_plugins.calibration.abstention import abstention_by_p_any, abstention_test
-from rerank_plugins.calibration.calibrator import Calibration, Method, threshold_for_precision
+from rerank_plugins.calibration.calibrator import Calibration, Method
 from rerank_plugins.calibration.candidates import (
     Candidates,
     LabelledScores,
@@ -21,14 +20,7 @@ from rerank_plugins.calibration.candidates import (
     score_candidates,
 )
 from rerank_plugins.calibration.fitting import fit_parameters
-from rerank_plugins.calibration.measures import (
-    TABLE_THRESHOLDS,
-    calibration_errors,
-    precision_curve,
-    reliability_bins,
-    threshold_table,
-)
-from rerank_plugins.results import p_any_relevant
+from rerank_plugins.calibration.report import heldout_report, per_query
 
 if TYPE_CHECKING:
     from rerank_plugins.reranker import Reranker
@@ -57,24 +49,16 @@ def split_queries(query_ids: Sequence[str], heldout: float, seed: int) -> tuple[
     if not 0.0 < heldout < 1.0:
         raise ValueError(f"the held-out share must be between 0 and 1, got {heldout}")
     ordered = sorted(query_ids)
-    random.Random(seed).shuffle(ordered)
-    cut = max(1, min(len(ordered) - 1, round(len(ordered) * heldout)))
     if len(ordered) < 2:
         raise ValueError(f"need at least 2 judged queries to hold some out, got {len(ordered)}")
+    random.Random(seed).shuffle(ordered)
+    cut = max(1, min(len(ordered) - 1, round(len(ordered) * heldout)))
     return sorted(ordered[cut:]), sorted(ordered[:cut])
-
-
-def _per_query(rows: LabelledScores, probabilities: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Per query: ``1 - prod(1 - p)`` over its candidates, and whether one of them is relevant."""
-    order = np.unique(rows.queries)
-    independent = np.array([p_any_relevant(probabilities[rows.queries == q].tolist()) for q in order])
-    has_relevant = np.array([int(rows.labels[rows.queries == q].max()) for q in order])
-    return independent, has_relevant
 
 
 def _fit_any(rows: LabelledScores, probabilities: np.ndarray) -> dict[str, float] | None:
     """Platt on the log-odds of ``1 - prod(1 - p)`` against "has a relevant candidate" (``None``: one class only)."""
-    independent, has_relevant = _per_query(rows, probabilities)
+    independent, has_relevant = per_query(rows, probabilities)
     if has_relevant.min() == has_relevant.max():
         logger.warning("every fitted query has %s relevant candidate: P(any relevant) stays 1 - prod(1 - p)",
                        "a" if has_relevant.max() else "no")  # fmt: skip
@@ -82,53 +66,6 @@ def _fit_any(rows: LabelledScores, probabilities: np.ndarray) -> dict[str, float
     clipped = np.clip(independent, 1e-12, 1 - 1e-12)
     parameters = fit_parameters(np.log(clipped / (1 - clipped)), has_relevant, "platt")
     return {"slope": float(parameters["slope"]), "intercept": float(parameters["intercept"])}
-
-
-def _query_level(rows: LabelledScores, probabilities: np.ndarray, calibration: Calibration) -> dict[str, Any]:
-    """How well P(at least one candidate is relevant) matches the queries that have a relevant candidate:
-    ``1 - prod(1 - p)`` as it is (candidates taken as independent), and through the query-level map."""
-    independent, has_relevant = _per_query(rows, probabilities)
-    return {
-        "queries": len(has_relevant),
-        "with_relevant_candidate": int(has_relevant.sum()),
-        "independent": calibration_errors(independent, has_relevant),
-        "calibrated": calibration_errors(calibration.apply_any(independent), has_relevant),
-    }
-
-
-def _counts(rows: LabelledScores) -> dict[str, int]:
-    return {"queries": len(np.unique(rows.queries)), "pairs": len(rows), "relevant_pairs": int(rows.labels.sum())}
-
-
-ABSTENTION_PRECISION = 0.8
-"""The held-out precision whose threshold the "nothing relevant" test uses."""
-
-
-def _report(rows: LabelledScores, calibration: Calibration, fit: LabelledScores, seed: int) -> dict[str, Any]:
-    raw = 1.0 / (1.0 + np.exp(-rows.margins))
-    calibrated = calibration.apply(rows.margins).astype(np.float64)
-    curve = precision_curve(calibrated, rows.labels, rows.queries)
-    threshold = threshold_for_precision(curve, ABSTENTION_PRECISION)
-    abstention: dict[str, Any] = {"precision": ABSTENTION_PRECISION, "reached": threshold is not None}
-    if threshold is not None:
-        abstention.update(abstention_test(rows, calibrated, threshold, seed))
-    abstention["by_threshold"] = [abstention_test(rows, calibrated, t, seed) for t in TABLE_THRESHOLDS]
-    abstention["by_p_any"] = [abstention_by_p_any(rows, calibrated, calibration.p_any, level, seed)
-                              for level in TABLE_THRESHOLDS]  # fmt: skip
-    return {
-        "fit": _counts(fit),
-        "heldout": _counts(rows),
-        "uncalibrated": calibration_errors(raw, rows.labels),
-        "calibrated": calibration_errors(calibrated, rows.labels),
-        "reliability": {
-            "uncalibrated": reliability_bins(raw, rows.labels),
-            "calibrated": reliability_bins(calibrated, rows.labels),
-        },
-        "thresholds": threshold_table(calibrated, rows.labels, rows.queries),
-        "precision_curve": curve,
-        "p_any_relevant": _query_level(rows, calibrated, calibration),
-        "abstention": abstention,
-    }
 
 
 def calibrate(
@@ -201,5 +138,6 @@ def fit_and_report(
     per_document = Calibration(method, fit_parameters(fit.margins, fit.labels, method), belongs_to)
     any_parameters = _fit_any(fit, per_document.apply(fit.margins).astype(np.float64))
     fitted = Calibration(method, per_document.parameters, belongs_to, {}, any_parameters)
-    report = {"settings": {**settings, "method": method}, **_report(heldout, fitted, fit, settings.get("seed", 0))}
+    report = heldout_report(heldout, fitted, fit, settings.get("seed", 0))
+    report = {"settings": {**settings, "method": method}, **report}
     return CalibrationRun(Calibration(method, fitted.parameters, belongs_to, report, any_parameters), fit, heldout)
