@@ -42,21 +42,21 @@ DIAGRAM = ROOT / "docs" / "calibration-scifact.png"
 ROWS = ROOT / ".cache" / "calibration_scifact_rows.npz"
 
 
-def _save(run: CalibrationRun) -> None:
+def _save(run: CalibrationRun, seconds: float) -> None:
     arrays = {f"{side}_{name}": getattr(getattr(run, side), name)
               for side in ("fit", "heldout") for name in ("queries", "documents", "margins", "labels")}  # fmt: skip
     np.savez(ROWS, **{k: v.astype(str) if v.dtype == object else v for k, v in arrays.items()})
-    (ROWS.with_suffix(".json")).write_text(json.dumps({"belongs_to": run.calibration.belongs_to,
+    (ROWS.with_suffix(".json")).write_text(json.dumps({"belongs_to": run.calibration.belongs_to, "seconds": seconds,
                                                        "settings": run.calibration.report["settings"]}))  # fmt: skip
 
 
-def _load() -> tuple[LabelledScores, LabelledScores, dict[str, Any], dict[str, Any]]:
+def _load() -> tuple[LabelledScores, LabelledScores, dict[str, Any], dict[str, Any], float]:
     data = np.load(ROWS)
     sides = [LabelledScores(*(data[f"{side}_{name}"].astype(object) if name in ("queries", "documents")
                               else data[f"{side}_{name}"] for name in ("queries", "documents", "margins", "labels")))
              for side in ("fit", "heldout")]  # fmt: skip
     meta = json.loads(ROWS.with_suffix(".json").read_text())
-    return sides[0], sides[1], meta["belongs_to"], meta["settings"]
+    return sides[0], sides[1], meta["belongs_to"], meta["settings"], meta.get("seconds", 0.0)
 
 
 def _summary(report: dict[str, Any]) -> dict[str, Any]:
@@ -74,6 +74,23 @@ def _summary(report: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def _separation(run: CalibrationRun) -> dict[str, float]:
+    """How well the model tells a claim with its relevant candidates from the same claim without them:
+    the share of held-out claims whose top candidate is relevant, and the ROC AUC of P(any relevant)."""
+    from sklearn.metrics import roc_auc_score
+
+    held, p = run.heldout, run.probabilities(run.heldout).astype(float)
+    top, scores, labels = [], [], []
+    for query in sorted(set(held.queries.tolist())):
+        mine = held.queries == query
+        top.append(int(held.labels[mine][np.argmax(held.margins[mine])]))
+        if held.labels[mine].any():
+            without = mine & (held.labels == 0)
+            scores += [run.calibration.p_any(p[mine].tolist()), run.calibration.p_any(p[without].tolist())]
+            labels += [1, 0]
+    return {"top1_relevant": float(np.mean(top)), "p_any_auc": float(roc_auc_score(labels, scores))}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--index-dir", default=str(ROOT / ".cache" / "scifact-index"))
@@ -81,9 +98,8 @@ def main() -> None:
     parser.add_argument("--reuse", action="store_true", help="fit and report from the saved scores")
     args = parser.parse_args()
     reranker = Reranker(str(TRAINED_MODEL), calibration=None)
-    seconds = None
     if args.reuse:
-        fit, held, belongs_to, settings = _load()
+        fit, held, belongs_to, settings, seconds = _load()
         platt = fit_and_report(fit, held, "platt", belongs_to, settings)
     else:
         index = Path(args.index_dir)
@@ -99,7 +115,7 @@ def main() -> None:
             max_queries=args.max_queries,
         )  # fmt: skip
         seconds = time.perf_counter() - started
-        _save(platt)
+        _save(platt, seconds)
     settings = platt.calibration.report["settings"]
     belongs_to = platt.calibration.belongs_to
     isotonic = fit_and_report(platt.fit, platt.heldout, "isotonic", belongs_to, settings)
@@ -123,6 +139,7 @@ def main() -> None:
         "platt": {"parameters": platt.calibration.parameters, "any_parameters": platt.calibration.any_parameters,
                   **_summary(platt.calibration.report)},  # fmt: skip
         "isotonic": _summary(isotonic.calibration.report),
+        "separation": _separation(platt),
         "fit_on_half_of_test": within_test,
     }
     OUTPUT.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
