@@ -223,6 +223,8 @@ def test_the_service_reports_p_any_in_its_own_shape_and_in_cohere_meta(
         answer = cohere.ClientV2(base_url=url, api_key="unused").rerank(
             model=ours["model"], query=QUERY, documents=DOCUMENTS, top_n=1
         )
+        info = httpx.get(f"{url}/info").json()
+    assert info["calibration"] == {"method": "platt", "digest": core.calibration.digest, "heldout_ece": None}
     assert ours["p_any_relevant"] == pytest.approx(expected.p_any_relevant)
     assert ours["results"][0]["relevance_score"] == pytest.approx(expected[0].relevance_score)
     assert answer.meta is not None and answer.meta.p_any_relevant == pytest.approx(expected.p_any_relevant)  # type: ignore[attr-defined]

@@ -270,6 +270,7 @@ def create_app(
             "max_length": reranker.max_length,
             "long_documents": reranker.long_documents,
             "instruction": reranker.instruction,
+            "calibration": _calibration_info(reranker),
             "limits": asdict(limits),
             "batches_run": batcher.batches,
             "queued": batcher.queued,
@@ -280,6 +281,15 @@ def create_app(
         }
 
     return app
+
+
+def _calibration_info(reranker: Reranker) -> dict[str, Any] | None:
+    """What makes ``relevance_score`` a probability here: the calibration's method, digest and held-out ECE."""
+    calibration = reranker.calibration
+    if calibration is None:
+        return None
+    calibrated = calibration.report.get("calibrated", {})
+    return {"method": calibration.method, "digest": calibration.digest, "heldout_ece": calibrated.get("ece")}
 
 
 _SUMMARIES = {
