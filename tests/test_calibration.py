@@ -249,3 +249,25 @@ def test_a_causal_lm_reranker_is_measured_and_calibrated_the_same_way(
         margin = np.array([raw[result.index].margin])
         assert result.relevance_score == pytest.approx(float(run.calibration.apply(margin)[0]), abs=1e-6)
         assert raw[result.index].relevance_score == pytest.approx(float(1 / (1 + np.exp(-margin[0]))), abs=1e-6)
+
+
+def test_calibrate_command_names_what_is_wrong_in_one_line(
+    random_model: str, scifact_beir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    base = ["calibrate", "--model", random_model, "--precision", "fp32", "--runtime", "torch", "--top-k", "8"]
+    out = ["--out", str(tmp_path / "c.json")]
+    (tmp_path / "bad.trec").write_text("1 Q0 only-four-fields\n", encoding="utf-8")
+    (tmp_path / "foreign.trec").write_text("1 Q0 not-a-doc 1 9.5 x\n", encoding="utf-8")
+    cases = {
+        "is not BEIR-format data": ["--data", str(tmp_path / "nowhere"), *out],
+        "held-out share must be between 0 and 1": ["--data", str(scifact_beir), "--heldout", "1.5", *out],
+        "is not a TREC run file": ["--data", str(scifact_beir), "--run", str(tmp_path / "bad.trec"), *out],
+        "not in the corpus": ["--data", str(scifact_beir), "--run", str(tmp_path / "foreign.trec"), *out],
+        "both relevant and non-relevant": ["--data", str(scifact_beir), "--min-grade", "5",
+                                           "--run", str(scifact_beir / "run.trec"), *out],  # fmt: skip
+    }
+    for message, arguments in cases.items():
+        assert main([*base, *arguments]) == 2, message
+        err = capsys.readouterr().err
+        assert message in err and err.count("\n") == 1, err
+    assert not (tmp_path / "c.json").exists()

@@ -13,6 +13,7 @@ from rich.table import Table
 from rerank_plugins.calibration import CALIBRATION_FILE, Calibration, calibrate, write_reliability_diagram
 from rerank_plugins.cli.evaluate import build_retriever
 from rerank_plugins.cli.options import add_reranker_options, reranker_from
+from rerank_plugins.evaluation.beir import check_beir_directory, load_corpus
 
 __all__ = ["add_parser", "run"]
 
@@ -103,14 +104,14 @@ def run(args: argparse.Namespace) -> int:
     console = Console()
     if args.calibration not in ("auto", "none", "None"):
         raise ValueError("calibrate fits a new calibration: drop --calibration")
+    if args.heldout_split is None and not 0.0 < args.heldout < 1.0:
+        raise ValueError(f"the held-out share must be between 0 and 1, got {args.heldout}")
+    root = check_beir_directory(args.data, args.split, *([args.heldout_split] if args.heldout_split else []))
     args.calibration = "none"
     reranker = reranker_from(args)
     retriever = None
-    if args.run is None:
-        from rerank_plugins.evaluation.beir import check_beir_directory, load_corpus
-
-        corpus = load_corpus(check_beir_directory(args.data) / "corpus.jsonl")
-        retriever = build_retriever(args, corpus, console)
+    if args.run is None:  # checked first: embedding the corpus is the slow part
+        retriever = build_retriever(args, load_corpus(root / "corpus.jsonl"), console)
     with console.status("Scoring the candidates and fitting…"):
         result = calibrate(
             reranker, args.data, split=args.split, heldout=args.heldout, heldout_split=args.heldout_split,
