@@ -108,12 +108,13 @@ def test_the_model_directory_calibration_is_used_by_default_and_said_so(
 
 
 def test_calibrate_fits_on_some_queries_and_reports_on_the_others(random_core: Reranker, scifact_beir: Path) -> None:
-    run = calibrate(random_core, scifact_beir, run=scifact_beir / "run.trec", top_k=8, heldout=0.5, seed=3)
+    run = calibrate(random_core, scifact_beir, run=scifact_beir / "run.trec", top_k=8, heldout=0.5, seed=3,
+                    max_queries=12)  # fmt: skip
     fitted, held = set(run.fit.queries), set(run.heldout.queries)
-    assert len(fitted) == len(held) == 20 and not fitted & held
-    assert len(run.fit) + len(run.heldout) == 40 * 8
+    assert len(fitted) == len(held) == 12 and not fitted & held
+    assert len(run.fit) + len(run.heldout) == 24 * 8
     report = run.calibration.report
-    assert report["heldout"]["queries"] == 20 and report["settings"]["candidates"] == "run file"
+    assert report["heldout"]["queries"] == 12 and report["settings"]["candidates"] == "run file"
     assert [row["threshold"] for row in report["thresholds"]] == [0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9]
     # random weights: sigmoid(margin) says nothing, Platt at least learns the base rate (about 1 in 8)
     assert report["calibrated"]["ece"] < report["uncalibrated"]["ece"]
@@ -152,7 +153,8 @@ def test_calibrate_command_writes_the_file_report_and_diagram_then_rank_uses_it(
 ) -> None:
     out = tmp_path / "cal" / "scifact.json"
     model = ["--model", random_model, "--precision", "fp32", "--runtime", "torch"]
-    arguments = ["calibrate", "--data", str(scifact_beir), "--out", str(out), "--top-k", "8", "--heldout", "0.5"]
+    arguments = ["calibrate", "--data", str(scifact_beir), "--out", str(out), "--top-k", "8", "--heldout", "0.5",
+                 "--max-queries", "12"]  # fmt: skip
     assert main([*arguments, "--index-dir", str(tmp_path / "index"), *model]) == 0  # FAISS first stage
     printed = capsys.readouterr().out
     assert "ECE" in printed and "queries with none" in printed and "0.9" in printed
