@@ -13,8 +13,9 @@ import numpy as np
 
 from rerank_plugins.backend import PairScore, RerankBackend
 from rerank_plugins.cache import ScoreCache, pair_digest
-from rerank_plugins.calibration.calibrator import CALIBRATION_FILE, Calibration, check_belongs_to
-from rerank_plugins.calibration.identity import model_directory, weights_digest
+from rerank_plugins.calibration.calibrator import Calibration
+from rerank_plugins.calibration.identity import weights_digest
+from rerank_plugins.calibration.resolve import resolve_calibration
 from rerank_plugins.devices import Precision, resolve_device, resolve_precision
 from rerank_plugins.encoding import Encoder, PairEncoder, TokenMemo
 from rerank_plugins.inference import BatchPolicy, UnitScores
@@ -238,27 +239,14 @@ class Reranker(RerankBackend):
                 encoder = self._pair_encoder(loaded)
                 if (self._max_length or loaded.max_length) <= encoder.special_count + 2:
                     raise ValueError(f"max_length={self._max_length} leaves no room for a query and a document")
-                self._calibration = self._resolve_calibration(loaded)
+                self._calibration = resolve_calibration(
+                    self._calibration_option,
+                    self._given_calibration,
+                    self.model_name,
+                    lambda: self._score_configuration(loaded),
+                )
                 self._loaded, self._encoder = loaded, encoder
             return self._loaded, self._encoder
-
-    def _resolve_calibration(self, loaded: LoadedModel) -> Calibration | None:
-        """The calibration given (checked against this configuration), or the model directory's own for "auto"."""
-        if self._given_calibration is not None:
-            check_belongs_to(self._given_calibration, self._score_configuration(loaded), str(self._calibration_option))
-            return self._given_calibration
-        directory = model_directory(self.model_name) if self._calibration_option == "auto" else None
-        if directory is None or not (directory / CALIBRATION_FILE).is_file():
-            return None
-        found = directory / CALIBRATION_FILE
-        calibration = Calibration.load(found)
-        try:
-            check_belongs_to(calibration, self._score_configuration(loaded), str(found))
-        except ValueError as mismatch:
-            logger.warning("not using the calibration found in the model directory: %s", mismatch)
-            return None
-        logger.info("using the calibration found in the model directory: %s (%s)", found, calibration.method)
-        return calibration
 
     def _score_configuration(self, loaded: LoadedModel) -> dict[str, Any]:
         """The model and every option that changes its scores: what a calibration belongs to."""
