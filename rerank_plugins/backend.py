@@ -31,6 +31,8 @@ class PairScore:
     """The model's log-odds before any activation: what a calibration maps (``None`` from a service)."""
     calibrated: bool = False
     """Whether ``relevance_score`` is a calibrated probability."""
+    query_p_any: float | None = None
+    """P(any relevant) a service computed for the request this pair was scored in (``RemoteReranker``)."""
 
 
 @dataclass(frozen=True)

@@ -209,12 +209,15 @@ def test_both_adapters_carry_p_any_and_round_trip_the_option(random_model: str, 
     assert shared.calibration == str(calibration_file)  # the settings mirror the core in use
 
 
-def test_the_service_reports_p_any_in_its_own_shape_and_in_cohere_meta(
+def test_the_service_reports_p_any_in_its_shape_in_cohere_meta_and_to_the_remote_client(
     random_model: str, calibration_file: Path
 ) -> None:
     import cohere
     import httpx
+    from langchain_core.documents import Document
 
+    from rerank_plugins.langchain import RerankCompressor
+    from rerank_plugins.remote import RemoteReranker
     from rerank_plugins.serving import create_app
     from rerank_plugins.serving.background import serve_in_background
 
@@ -226,6 +229,13 @@ def test_the_service_reports_p_any_in_its_own_shape_and_in_cohere_meta(
             model=ours["model"], query=QUERY, documents=DOCUMENTS, top_n=1
         )
         info = httpx.get(f"{url}/info").json()
+        remote = RemoteReranker(url).rank(QUERY, DOCUMENTS, score_threshold=1.0)
+        split = RemoteReranker(url, max_documents_per_request=2).rank(QUERY, DOCUMENTS)
+        compressed = RerankCompressor(url=url, top_n=1).compress_documents([Document(page_content=DOCUMENTS[0])], QUERY)
+    assert remote == [] and remote.p_any_relevant == pytest.approx(expected.p_any_relevant)  # nothing, and how sure
+    assert split.p_any_relevant is None  # two requests, two answers: no one figure for the query
+    one = core.rank(QUERY, DOCUMENTS[:1]).p_any_relevant
+    assert compressed[0].metadata["rerank_p_any_relevant"] == pytest.approx(one)
     assert info["calibration"] == {"method": "platt", "digest": core.calibration.digest, "heldout_ece": None}
     assert ours["p_any_relevant"] == pytest.approx(expected.p_any_relevant)
     assert ours["results"][0]["relevance_score"] == pytest.approx(expected[0].relevance_score)

@@ -200,3 +200,16 @@ def test_applying_a_calibration_needs_none_of_the_fitting_libraries(tmp_path: Pa
     )
     done = subprocess.run([sys.executable, "-c", probe], check=True, capture_output=True, text=True)
     assert json.loads(done.stdout) == pytest.approx([0.1, 0.5, 0.9])
+
+
+def test_the_remote_client_reads_p_any_and_refuses_an_impossible_one() -> None:
+    from rerank_plugins.remote.wire import MalformedAnswer, parse_response
+
+    rows = [{"index": 0, "score": 1.0, "relevance_score": 0.4}, {"index": 1, "score": -1.0, "relevance_score": 0.1}]
+    scores = parse_response("rerank-plugins", {"results": rows, "p_any_relevant": 0.45}, 2)
+    assert [s.query_p_any for s in scores] == [0.45, 0.45] and all(s.calibrated for s in scores)
+    plain = parse_response("rerank-plugins", {"results": rows}, 2)
+    assert [s.query_p_any for s in plain] == [None, None] and not any(s.calibrated for s in plain)
+    for bad in (1.5, -0.1, "high", float("nan")):
+        with pytest.raises(MalformedAnswer, match="p_any_relevant"):
+            parse_response("rerank-plugins", {"results": rows, "p_any_relevant": bad}, 2)

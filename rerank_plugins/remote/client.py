@@ -10,7 +10,7 @@ import logging
 import math
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -294,6 +294,12 @@ class RemoteReranker(RerankBackend):
         raise AssertionError("unreachable")  # pragma: no cover
 
     # -- the backend ---------------------------------------------------------------------------------
+
+    def any_relevant(self, scored: Sequence[PairScore]) -> float | None:
+        """The P(any relevant) the service computed for this query's documents; ``None`` when it sent none,
+        or when the documents took several requests (``max_documents_per_request``)."""
+        sent = {s.query_p_any for s in scored}
+        return sent.pop() if len(sent) == 1 and None not in sent else None
 
     def _score_pairs(self, pairs: list[tuple[str, str]]) -> list[PairScore]:
         groups = list(_query_groups(pairs, self.max_documents_per_request))

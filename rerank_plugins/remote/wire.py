@@ -43,16 +43,28 @@ def _count(row: dict[str, Any], name: str, default: int, least: int, where: str)
     return value
 
 
+def _p_any(payload: dict[str, Any]) -> float | None:
+    """The answer's P(at least one document is relevant), sent by a calibrated service; ``None`` if absent."""
+    if payload.get("p_any_relevant") is None:
+        return None
+    value = _number(payload, "p_any_relevant", "answer")
+    if not 0.0 <= value <= 1.0:
+        raise MalformedAnswer(f"answer.p_any_relevant is {value}, outside [0, 1]")
+    return value
+
+
 def parse_response(api: Api, payload: Any, count: int) -> list[PairScore]:
     """Scores in input order from a ``/rerank`` answer covering ``count`` documents.
 
-    Every row is checked: an int index in range, each once; finite scores; relevance in [0, 1].
+    Every row is checked: an int index in range, each once; finite scores; relevance in [0, 1]; and
+    ``p_any_relevant`` in [0, 1] when a calibrated service sends it (its relevance is then calibrated).
     Anything else raises :class:`MalformedAnswer`, so a bad server cannot reorder the valid documents.
     """
     rows = payload if api == "tei" else payload.get("results") if isinstance(payload, dict) else None
     if not isinstance(rows, list) or len(rows) != count:
         size = f"{len(rows)} rows" if isinstance(rows, list) else type(rows).__name__
         raise MalformedAnswer(f"answered {size} for {count} documents")
+    p_any = _p_any(payload) if api != "tei" else None
     scores: list[PairScore | None] = [None] * count
     for position, row in enumerate(rows):
         where = f"results[{position}]"
@@ -71,5 +83,6 @@ def parse_response(api: Api, payload: Any, count: int) -> list[PairScore]:
         if not 0.0 <= relevance <= 1.0:
             raise MalformedAnswer(f"{where}.relevance_score is {relevance}, outside [0, 1]")
         truncated = _count(row, "truncated_tokens", 0, 0, where)
-        scores[index] = PairScore(raw, relevance, truncated, _count(row, "windows", 1, 1, where))
+        windows = _count(row, "windows", 1, 1, where)
+        scores[index] = PairScore(raw, relevance, truncated, windows, None, p_any is not None, p_any)
     return [score for score in scores if score is not None]
