@@ -81,11 +81,10 @@ def _separation(run: CalibrationRun) -> dict[str, float]:
 
     held, p = run.heldout, run.probabilities(run.heldout).astype(float)
     top, scores, labels = [], [], []
-    for query in sorted(set(held.queries.tolist())):
-        mine = held.queries == query
+    for _, mine in held.groups():
         top.append(int(held.labels[mine][np.argmax(held.margins[mine])]))
         if held.labels[mine].any():
-            without = mine & (held.labels == 0)
+            without = mine[held.labels[mine] == 0]
             scores += [run.calibration.p_any(p[mine].tolist()), run.calibration.p_any(p[without].tolist())]
             labels += [1, 0]
     return {"top1_relevant": float(np.mean(top)), "p_any_auc": float(roc_auc_score(labels, scores))}

@@ -248,12 +248,11 @@ class Reranker(RerankBackend):
                 self._loaded, self._encoder = loaded, encoder
             return self._loaded, self._encoder
 
-    def _score_configuration(self, loaded: LoadedModel) -> dict[str, Any]:
-        """The model and every option that changes its scores: what a calibration belongs to."""
+    def _score_options(self, loaded: LoadedModel) -> dict[str, Any]:
+        """The model and every option that changes its scores: what the score cache is keyed by."""
         windowed = self.long_documents == "window"
         return {
             "model": loaded.name,
-            "weights_digest": weights_digest(loaded.name),
             "revision": loaded.revision,
             "max_length": self._max_length or loaded.max_length,
             "precision": loaded.precision,
@@ -263,6 +262,10 @@ class Reranker(RerankBackend):
             "window_overlap": self.window_overlap if windowed else None,
             "instruction": self.instruction,
         }
+
+    def _score_configuration(self, loaded: LoadedModel) -> dict[str, Any]:
+        """``_score_options`` with the digest of the weight files: what a calibration belongs to."""
+        return {**self._score_options(loaded), "weights_digest": weights_digest(loaded.name)}
 
     def score_configuration(self) -> dict[str, Any]:
         """What decides this core's scores (model, weights digest, precision, max_length, ...), loading it if needed.
@@ -349,19 +352,8 @@ class Reranker(RerankBackend):
 
     def _settings_key(self, loaded: LoadedModel) -> tuple[Any, ...]:
         commit = getattr(loaded.network.config, "_commit_hash", None)
-        return (
-            loaded.name,
-            loaded.revision,
-            commit,
-            self.max_length,
-            loaded.precision,
-            loaded.runtime,
-            self.long_documents,
-            self.window_aggregation,
-            self.window_overlap,
-            self.instruction,
-            None if self._calibration is None else self._calibration.digest,
-        )
+        calibration = None if self._calibration is None else self._calibration.digest
+        return (*self._score_options(loaded).values(), commit, calibration)
 
     # -- scoring -----------------------------------------------------------------------------------
 

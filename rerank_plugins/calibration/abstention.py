@@ -30,7 +30,7 @@ def _by_threshold(threshold: float) -> Answers:
 
 def _by_p_any(p_any: Callable[[list[float]], float], level: float) -> Answers:
     def answers(rows: LabelledScores, probabilities: np.ndarray) -> dict[str, bool]:
-        return {q: p_any(probabilities[rows.queries == q].tolist()) >= level for q in np.unique(rows.queries).tolist()}
+        return {q: p_any(probabilities[positions].tolist()) >= level for q, positions in rows.groups()}
 
     return answers
 
@@ -41,8 +41,7 @@ def _mixed_test(rows: LabelledScores, probabilities: np.ndarray, answers: Answer
     removed, kept = set(queries[: len(queries) // 2]), set(queries[len(queries) // 2 :])
     relevant = rows.labels == 1
     keep = ~(np.isin(rows.queries, list(removed)) & relevant)
-    stripped = LabelledScores(rows.queries[keep], rows.documents[keep], rows.margins[keep], rows.labels[keep])
-    unanswerable = answers(stripped, probabilities[keep])  # a query left with no candidate answers nothing
+    unanswerable = answers(rows.where(keep), probabilities[keep])  # a query left with no candidate answers nothing
     answerable = answers(rows, probabilities)
     with_relevant = set(rows.queries[relevant].tolist())
     answerable_with = [answerable[q] for q in kept if q in with_relevant]

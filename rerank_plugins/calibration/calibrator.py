@@ -19,7 +19,15 @@ import numpy as np
 
 from rerank_plugins.results import p_any_relevant
 
-__all__ = ["CALIBRATION_FILE", "Calibration", "Method", "check_belongs_to", "threshold_for_precision"]
+__all__ = [
+    "CALIBRATION_FILE",
+    "Calibration",
+    "Method",
+    "check_belongs_to",
+    "log_odds",
+    "sigmoid",
+    "threshold_for_precision",
+]
 
 CALIBRATION_FILE = "rerank-calibration.json"
 """The name under which a calibration saved in a model's directory is found and used by default."""
@@ -28,6 +36,25 @@ Method = Literal["platt", "isotonic"]
 METHODS: tuple[Method, ...] = ("platt", "isotonic")
 MIN_KEPT = 10
 """Fewest held-out documents a threshold must keep before its precision counts (below, it is noise)."""
+
+
+def sigmoid(z: np.ndarray) -> np.ndarray:
+    """The logistic function in float64, without overflow for large margins."""
+    result: np.ndarray = 0.5 * (1.0 + np.tanh(0.5 * np.asarray(z, dtype=np.float64)))
+    return result
+
+
+def log_odds(p: np.ndarray) -> np.ndarray:
+    """``log(p / (1 - p))``, with ``p`` clipped away from 0 and 1 so certainty stays finite."""
+    clipped = np.clip(np.asarray(p, dtype=np.float64), 1e-12, 1 - 1e-12)
+    result: np.ndarray = np.log(clipped / (1 - clipped))
+    return result
+
+
+def _is_platt(parameters: dict[str, Any] | None) -> bool:
+    return parameters is not None and all(
+        isinstance(parameters.get(k), (int, float)) and math.isfinite(parameters[k]) for k in ("slope", "intercept")
+    )
 
 
 @dataclass(frozen=True)
@@ -53,8 +80,7 @@ class Calibration:
 
     def __post_init__(self) -> None:
         if self.method == "platt":
-            slope, intercept = self.parameters.get("slope"), self.parameters.get("intercept")
-            if not all(isinstance(v, (int, float)) and math.isfinite(v) for v in (slope, intercept)):
+            if not _is_platt(self.parameters):
                 raise ValueError(f"a Platt calibration needs finite 'slope' and 'intercept', got {self.parameters}")
         elif self.method == "isotonic":
             x, y = np.asarray(self.parameters.get("x", []), float), np.asarray(self.parameters.get("y", []), float)
@@ -64,18 +90,14 @@ class Calibration:
                 raise ValueError("isotonic knots must be finite, with 'y' in [0, 1]")
         else:
             raise ValueError(f"calibration method must be one of {METHODS}, got {self.method!r}")
-        if self.any_parameters is not None and not all(
-            isinstance(self.any_parameters.get(k), (int, float)) and math.isfinite(self.any_parameters[k])
-            for k in ("slope", "intercept")
-        ):
+        if self.any_parameters is not None and not _is_platt(self.any_parameters):
             raise ValueError(f"'any_parameters' needs finite 'slope' and 'intercept', got {self.any_parameters}")
 
     def apply(self, margins: np.ndarray) -> np.ndarray:
         """Calibrated P(relevant) for each raw margin, as float32 in [0, 1]."""
         values = np.asarray(margins, dtype=np.float64)
         if self.method == "platt":
-            z = self.parameters["slope"] * values + self.parameters["intercept"]
-            probabilities = 0.5 * (1.0 + np.tanh(0.5 * z))  # sigmoid without overflow
+            probabilities = sigmoid(self.parameters["slope"] * values + self.parameters["intercept"])
         else:
             probabilities = np.interp(values, self.parameters["x"], self.parameters["y"])
         result: np.ndarray = np.asarray(probabilities, dtype=np.float32)
@@ -90,13 +112,9 @@ class Calibration:
 
     def apply_any(self, independent: np.ndarray) -> np.ndarray:
         """The query-level map from ``1 - prod(1 - p)`` to a calibrated P(any relevant) (identity without one)."""
-        values = np.asarray(independent, dtype=np.float64)
         if self.any_parameters is None:
-            return values
-        clipped = np.clip(values, 1e-12, 1 - 1e-12)
-        z = self.any_parameters["slope"] * np.log(clipped / (1 - clipped)) + self.any_parameters["intercept"]
-        result: np.ndarray = 0.5 * (1.0 + np.tanh(0.5 * z))
-        return result
+            return np.asarray(independent, dtype=np.float64)
+        return sigmoid(self.any_parameters["slope"] * log_odds(independent) + self.any_parameters["intercept"])
 
     @property
     def digest(self) -> str:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from rerank_plugins._optional import require
+from rerank_plugins.results import p_any_relevant
 
 if TYPE_CHECKING:
     from rerank_plugins.backend import RerankBackend
@@ -33,16 +34,30 @@ class LabelledScores:
     def __len__(self) -> int:
         return len(self.margins)
 
-    def subset(self, query_ids: Iterable[str]) -> LabelledScores:
-        """The rows of ``query_ids`` only."""
-        keep = np.isin(self.queries, np.asarray(list(query_ids), dtype=object))
+    def where(self, keep: np.ndarray) -> LabelledScores:
+        """The rows where the boolean mask ``keep`` is true."""
         return LabelledScores(self.queries[keep], self.documents[keep], self.margins[keep], self.labels[keep])
 
-    def without(self, query_ids: Iterable[str], documents: Mapping[str, Iterable[str]]) -> LabelledScores:
-        """These rows, minus the given documents of the given queries (for "nothing relevant" tests)."""
-        dropped = {(q, d) for q in query_ids for d in documents.get(q, ())}
-        keep = np.array([(q, d) not in dropped for q, d in zip(self.queries, self.documents, strict=True)], bool)
-        return LabelledScores(self.queries[keep], self.documents[keep], self.margins[keep], self.labels[keep])
+    def subset(self, query_ids: Iterable[str]) -> LabelledScores:
+        """The rows of ``query_ids`` only."""
+        return self.where(np.isin(self.queries, np.asarray(list(query_ids), dtype=object)))
+
+    def groups(self) -> Iterator[tuple[str, np.ndarray]]:
+        """Each query id, sorted, with the positions of its rows: one sort, not one scan of all rows per query."""
+        if not len(self):
+            return
+        order = np.argsort(self.queries.astype(str), kind="stable")
+        ordered = self.queries[order]
+        starts = np.flatnonzero(np.r_[True, ordered[1:] != ordered[:-1]])
+        for start, positions in zip(starts, np.split(order, starts[1:]), strict=True):
+            yield str(ordered[start]), positions
+
+    def per_query(self, probabilities: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Per query (in ``groups`` order): ``1 - prod(1 - p)`` over its candidates, and whether one is relevant."""
+        rows = list(self.groups())
+        independent = np.array([p_any_relevant(probabilities[positions].tolist()) for _, positions in rows])
+        has_relevant = np.array([int(self.labels[positions].max()) for _, positions in rows])
+        return independent, has_relevant
 
 
 def retrieve_candidates(retriever: FaissRetriever, queries: Mapping[str, str], top_k: int) -> Candidates:

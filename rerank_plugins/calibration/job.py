@@ -5,13 +5,13 @@ from __future__ import annotations
 import logging
 import random
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from rerank_plugins.calibration.calibrator import Calibration, Method
+from rerank_plugins.calibration.calibrator import Calibration, Method, log_odds
 from rerank_plugins.calibration.candidates import (
     Candidates,
     LabelledScores,
@@ -20,7 +20,7 @@ from rerank_plugins.calibration.candidates import (
     score_candidates,
 )
 from rerank_plugins.calibration.fitting import fit_parameters
-from rerank_plugins.calibration.report import heldout_report, per_query
+from rerank_plugins.calibration.report import heldout_report
 
 if TYPE_CHECKING:
     from rerank_plugins.reranker import Reranker
@@ -58,13 +58,12 @@ def split_queries(query_ids: Sequence[str], heldout: float, seed: int) -> tuple[
 
 def _fit_any(rows: LabelledScores, probabilities: np.ndarray) -> dict[str, float] | None:
     """Platt on the log-odds of ``1 - prod(1 - p)`` against "has a relevant candidate" (``None``: one class only)."""
-    independent, has_relevant = per_query(rows, probabilities)
+    independent, has_relevant = rows.per_query(probabilities)
     if has_relevant.min() == has_relevant.max():
         logger.warning("every fitted query has %s relevant candidate: P(any relevant) stays 1 - prod(1 - p)",
                        "a" if has_relevant.max() else "no")  # fmt: skip
         return None
-    clipped = np.clip(independent, 1e-12, 1 - 1e-12)
-    parameters = fit_parameters(np.log(clipped / (1 - clipped)), has_relevant, "platt")
+    parameters = fit_parameters(log_odds(independent), has_relevant, "platt")  # the feature ``apply_any`` maps
     return {"slope": float(parameters["slope"]), "intercept": float(parameters["intercept"])}
 
 
@@ -135,9 +134,8 @@ def fit_and_report(
 ) -> CalibrationRun:
     """Fit on ``fit``'s pairs and measure on ``heldout``'s: the step after scoring, so another method can be
     fitted on the same scores without scoring again."""
-    per_document = Calibration(method, fit_parameters(fit.margins, fit.labels, method), belongs_to)
-    any_parameters = _fit_any(fit, per_document.apply(fit.margins).astype(np.float64))
-    fitted = Calibration(method, per_document.parameters, belongs_to, {}, any_parameters)
+    parameters = fit_parameters(fit.margins, fit.labels, method)
+    per_document = Calibration(method, parameters, belongs_to)
+    fitted = replace(per_document, any_parameters=_fit_any(fit, per_document.apply(fit.margins).astype(np.float64)))
     report = heldout_report(heldout, fitted, fit, settings.get("seed", 0))
-    report = {"settings": {**settings, "method": method}, **report}
-    return CalibrationRun(Calibration(method, fitted.parameters, belongs_to, report, any_parameters), fit, heldout)
+    return CalibrationRun(replace(fitted, report={"settings": {**settings, "method": method}, **report}), fit, heldout)

@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 
 from rerank_plugins.calibration.abstention import abstention_by_p_any, abstention_test
-from rerank_plugins.calibration.calibrator import Calibration, threshold_for_precision
+from rerank_plugins.calibration.calibrator import Calibration, sigmoid, threshold_for_precision
 from rerank_plugins.calibration.candidates import LabelledScores
 from rerank_plugins.calibration.measures import (
     TABLE_THRESHOLDS,
@@ -17,22 +17,14 @@ from rerank_plugins.calibration.measures import (
     reliability_bins,
     threshold_table,
 )
-from rerank_plugins.results import p_any_relevant
 
-__all__ = ["ABSTENTION_PRECISION", "heldout_report", "per_query"]
-
-def per_query(rows: LabelledScores, probabilities: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Per query: ``1 - prod(1 - p)`` over its candidates, and whether one of them is relevant."""
-    order = np.unique(rows.queries)
-    independent = np.array([p_any_relevant(probabilities[rows.queries == q].tolist()) for q in order])
-    has_relevant = np.array([int(rows.labels[rows.queries == q].max()) for q in order])
-    return independent, has_relevant
+__all__ = ["ABSTENTION_PRECISION", "heldout_report"]
 
 
 def _query_level(rows: LabelledScores, probabilities: np.ndarray, calibration: Calibration) -> dict[str, Any]:
     """How well P(at least one candidate is relevant) matches the queries that have a relevant candidate:
     ``1 - prod(1 - p)`` as it is (candidates taken as independent), and through the query-level map."""
-    independent, has_relevant = per_query(rows, probabilities)
+    independent, has_relevant = rows.per_query(probabilities)
     return {
         "queries": len(has_relevant),
         "with_relevant_candidate": int(has_relevant.sum()),
@@ -51,7 +43,7 @@ ABSTENTION_PRECISION = 0.8
 
 def heldout_report(rows: LabelledScores, calibration: Calibration, fit: LabelledScores, seed: int) -> dict[str, Any]:
     """What ``calibration`` (fitted on ``fit``) does on the held-out ``rows``: the report its file keeps."""
-    raw = 1.0 / (1.0 + np.exp(-rows.margins))
+    raw = sigmoid(rows.margins)
     calibrated = calibration.apply(rows.margins).astype(np.float64)
     curve = precision_curve(calibrated, rows.labels, rows.queries)
     threshold = threshold_for_precision(curve, ABSTENTION_PRECISION)
