@@ -14,7 +14,13 @@ from typing import Any
 
 from rerank_plugins.fusion import check_fusion, fuse
 from rerank_plugins.results import RankedResult, Ranking, p_any_relevant
-from rerank_plugins.validation import check_documents, check_query, check_score_threshold, check_top_n
+from rerank_plugins.validation import (
+    check_documents,
+    check_query,
+    check_ranking_query,
+    check_score_threshold,
+    check_top_n,
+)
 
 __all__ = ["PairScore", "RerankBackend", "rank_scored"]
 
@@ -183,7 +189,9 @@ class RerankBackend(ABC):
         fusion_weight: float | None = None,
     ) -> list[Ranking]:
         """Rank each query's documents, scoring all pairs of all queries together."""
-        query_list = check_documents(queries, "queries")
+        query_list = [
+            check_ranking_query(query, f"queries[{i}]") for i, query in enumerate(check_documents(queries, "queries"))
+        ]
         if isinstance(documents_per_query, (str, bytes)) or not isinstance(documents_per_query, Sequence):
             raise TypeError(
                 f"documents_per_query must be a list of lists of str, got {type(documents_per_query).__name__}"
@@ -213,7 +221,7 @@ class RerankBackend(ABC):
         retrieval_scores: Sequence[float] | None,
         fusion_weight: float | None,
     ) -> _RankJob:
-        query = check_query(query)
+        query = check_ranking_query(query)
         texts = check_documents(documents)
         fusion = check_fusion(retrieval_scores, fusion_weight, len(texts))
         threshold = check_score_threshold(score_threshold)

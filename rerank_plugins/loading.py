@@ -166,6 +166,14 @@ def _check_is_cross_encoder(model: str, config: Any) -> tuple[int, bool]:
     return num_labels, False
 
 
+def _configured_max_length(encoder: Any) -> int | None:
+    """The cross-encoder's own token limit: ``max_seq_length`` in newer sentence-transformers, ``max_length`` in
+    5.0 (read by the name this version has, never through the newer versions' deprecated alias)."""
+    name = "max_seq_length" if hasattr(encoder, "max_seq_length") else "max_length"
+    value: Any = getattr(encoder, name, None)
+    return None if value is None else int(value)
+
+
 def _score_tokens(model: str, encoder: Any) -> ScoreTokens:
     """The (true, false) token ids of the LogitScore module sentence-transformers built for a causal LM."""
     from sentence_transformers.cross_encoder.modules import LogitScore
@@ -204,7 +212,7 @@ def _load(
     with quiet_loading(model):  # an OpenVINO export reads attributes that log notices
         forward = prepare_forward(model, revision, runtime, precision, network, tokenizer, score_tokens)
     max_positions = int(getattr(network.config, "max_position_embeddings", 512))
-    configured = int(encoder.max_seq_length or max_positions)
+    configured = int(_configured_max_length(encoder) or max_positions)
     logger.info(
         "loaded %s on %s with %s in %s (max_length %d)",
         model,

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-__all__ = ["check_query", "check_documents", "check_top_n", "check_score_threshold"]
+__all__ = ["check_query", "check_ranking_query", "check_documents", "check_top_n", "check_score_threshold"]
 
 
 def check_query(query: Any, name: str = "query") -> str:
@@ -13,6 +13,14 @@ def check_query(query: Any, name: str = "query") -> str:
     if not isinstance(query, str):
         raise TypeError(f"{name} must be a str, got {type(query).__name__}")
     return query
+
+
+def check_ranking_query(query: Any, name: str = "query") -> str:
+    """``check_query``, and refuse an empty or blank query: ranking against nothing orders documents by noise."""
+    text = check_query(query, name)
+    if not text.strip():
+        raise ValueError(f"{name} is empty{' (only whitespace)' if text else ''}: there is nothing to rank against")
+    return text
 
 
 def check_documents(documents: Any, name: str = "documents") -> list[str]:

@@ -74,6 +74,11 @@ def classify(network: Any, first: torch.Tensor) -> torch.Tensor:
     return logits
 
 
+def attention_scale(attention: Any) -> float:
+    """1/sqrt(head size): what every BERT-style self-attention scales by (transformers 4.57 has no ``scaling``)."""
+    return float(attention.attention_head_size) ** -0.5
+
+
 def _layer(layer: Any, queries: torch.Tensor, hidden: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     """One encoder layer for the rows in ``queries``, attending over all of ``hidden``."""
     attention = layer.attention.self
@@ -87,7 +92,7 @@ def _layer(layer: Any, queries: torch.Tensor, hidden: torch.Tensor, mask: torch.
         split(attention.key(hidden)),
         split(attention.value(hidden)),
         attn_mask=mask,
-        scale=attention.scaling,
+        scale=attention_scale(attention),
     )
     return finish_layer(layer, context.transpose(1, 2).reshape(batch, -1, heads * size), queries)
 

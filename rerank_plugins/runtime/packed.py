@@ -20,7 +20,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from rerank_plugins.runtime.cls_only import classify, embed, finish_layer, require_cls_only
+from rerank_plugins.runtime.cls_only import attention_scale, classify, embed, finish_layer, require_cls_only
 
 __all__ = ["Attend", "PackedClsOnlyEncoder", "PackedInputs", "attention_kernel", "padded_attention"]
 
@@ -168,7 +168,7 @@ def _layer(
         cu_seq_k,
         max_q,
         max_k,
-        attention.scaling,
+        attention_scale(attention),
     ).reshape(-1, heads * size)
     return finish_layer(layer, context, queries)
 
