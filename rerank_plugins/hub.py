@@ -7,7 +7,7 @@ import logging
 import os
 from pathlib import Path
 
-__all__ = ["HUB_PROBE_TIMEOUT_S", "cached_hub_file", "hub_unreachable", "local_files_only"]
+__all__ = ["HUB_PROBE_TIMEOUT_S", "cached_hub_file", "hub_offline", "hub_unreachable", "local_files_only"]
 
 logger = logging.getLogger("rerank_plugins.loading")
 
@@ -15,12 +15,12 @@ HUB_PROBE_TIMEOUT_S = 5.0
 """How long the one reachability check of the hub may take before a hub id loads from the cache only."""
 
 
-def cached_hub_file(model: str, filename: str) -> Path | None:
+def cached_hub_file(model: str, filename: str, revision: str | None = None) -> Path | None:
     """``filename`` of hub model ``model`` from the local cache, without any network access; ``None`` if absent."""
     from huggingface_hub import try_to_load_from_cache
 
     try:
-        found = try_to_load_from_cache(model, filename)
+        found = try_to_load_from_cache(model, filename, revision=revision)
     except ValueError:  # not a valid repository id: the load will say so
         return None
     return Path(found) if isinstance(found, str) else None
@@ -40,13 +40,21 @@ def hub_unreachable() -> str | None:
     return None
 
 
+def hub_offline() -> bool:
+    """True when ``HF_HUB_OFFLINE`` is set: ``is_offline_mode()`` where huggingface_hub has it (1.x), else the
+    constant it read at import (0.x)."""
+    import huggingface_hub
+    from huggingface_hub import constants
+
+    is_offline_mode = getattr(huggingface_hub, "is_offline_mode", None)
+    return bool(is_offline_mode() if is_offline_mode is not None else constants.HF_HUB_OFFLINE)
+
+
 def local_files_only(model: str) -> bool:
     """True when a hub id must load from the local cache: offline mode, or a hub that does not answer."""
-    import huggingface_hub
-
     if os.path.isdir(model):
         return False
-    if huggingface_hub.is_offline_mode():
+    if hub_offline():
         return True
     reason = hub_unreachable()
     if reason is None:

@@ -13,7 +13,7 @@ from typing import Any
 
 import torch
 
-from rerank_plugins.hub import cached_hub_file, local_files_only
+from rerank_plugins.hub import cached_hub_file, hub_offline, local_files_only
 from rerank_plugins.quiet import quiet_loading
 from rerank_plugins.runtime import Forward
 from rerank_plugins.runtime.prepare import PackedForward, max_padding, packed_forward, prepare_forward
@@ -63,13 +63,24 @@ def _is_local_reference(model: str) -> bool:
     return model.startswith(("/", ".", "~")) or model.count("/") > 1 or os.sep != "/" and os.sep in model
 
 
-def check_model_reference(model: str) -> str:
-    """Cheap checks done at construction: a local path must exist and hold a ``config.json``.
+WEIGHT_PATTERNS = ("*.safetensors", "*.bin", "*.pt", "*.pth", "*.h5", "*.msgpack")
+"""Files a model directory's weights may come in (sharded ones with their index)."""
+
+
+def check_model_reference(model: str, revision: str | None = None) -> str:
+    """Cheap checks done at construction, with no network: a local path must exist and hold a ``config.json``
+    and weights; a hub id must be in the local cache when ``HF_HUB_OFFLINE`` is set.
 
     Returns the resolved local path, or the hub id as given."""
     if not isinstance(model, str) or not model.strip():
         raise TypeError(f"model must be a Hugging Face id or a local directory, got {model!r}")
     if not _is_local_reference(model):
+        if hub_offline() and cached_hub_file(model, "config.json", revision) is None:
+            raise FileNotFoundError(
+                f"No model directory at {model!r} (relative to {os.getcwd()}), and no hub model {model!r} in the "
+                "local Hugging Face cache (HF_HUB_OFFLINE is set): give an existing local directory "
+                "(model='/path/to/model', --model PATH) or download the model where the hub is reachable"
+            )
         return model
     path = Path(model).expanduser()
     if not path.is_dir():
@@ -82,14 +93,23 @@ def check_model_reference(model: str) -> str:
             f"{str(path)!r} has no config.json: expected a Hugging Face cross-encoder "
             "directory (config.json, model weights, tokenizer files)"
         )
+    if not any(next(path.glob(pattern), None) for pattern in WEIGHT_PATTERNS):
+        raise FileNotFoundError(
+            f"{str(path)!r} has a config.json but no weights (model.safetensors or pytorch_model.bin): "
+            "copy the model's weight files into it, or save the model there with save_pretrained"
+        )
     return str(path.resolve())
 
 
-def check_cross_encoder_reference(model: str) -> str:
+def check_cross_encoder_reference(model: str, revision: str | None = None) -> str:
     """``check_model_reference``, and a bi-encoder refused at once: a local directory's ``modules.json`` is
     read, and a hub id's when it is in the local cache (no network, no weights)."""
-    reference = check_model_reference(model)
-    modules = Path(reference) / "modules.json" if os.path.isdir(reference) else cached_hub_file(model, "modules.json")
+    reference = check_model_reference(model, revision)
+    modules = (
+        Path(reference) / "modules.json"
+        if os.path.isdir(reference)
+        else cached_hub_file(model, "modules.json", revision)
+    )
     if modules is not None:
         _refuse_bi_encoder(model, modules)
     return reference
@@ -123,11 +143,10 @@ def _read_config(model: str, revision: str | None, trust_remote_code: bool, loca
     except OSError as error:
         if os.path.isdir(model):
             raise
-        import huggingface_hub
-
-        why = " (HF_HUB_OFFLINE is set)" if huggingface_hub.is_offline_mode() else " (the hub did not answer)"
+        why = " (HF_HUB_OFFLINE is set)" if hub_offline() else " (the hub did not answer)"
         raise OSError(
-            f"Could not load {model!r}: it is not in the local Hugging Face cache"
+            f"Could not load {model!r}: there is no such local directory (relative to {os.getcwd()}), "
+            "and it is not in the local Hugging Face cache"
             + (why if local_only else " and the hub did not provide it")
             + ". Download it where the hub is reachable, or give a local directory holding config.json, the "
             "weights and the tokenizer (model='/path/to/model' in Python, --model PATH on the command line)."

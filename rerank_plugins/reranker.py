@@ -135,7 +135,7 @@ class Reranker(RerankBackend):
         instruction: str | None = None,
         calibration: str | os.PathLike[str] | None = "auto",
     ) -> None:
-        self.model_name = check_cross_encoder_reference(model)
+        self.model_name = check_cross_encoder_reference(model, revision)
         self.device = resolve_device(device)
         self.precision = resolve_precision(precision, self.device)
         self.runtime = resolve_runtime(runtime, self.device, self.precision)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import io
 import json
 import shutil
@@ -102,7 +103,7 @@ def test_help_shows_every_default_and_describes_every_option() -> None:
             if action.dest == "help":
                 continue
             assert action.help, f"{name} {action.option_strings} has no help"
-            if action.default not in (None, False):
+            if action.default not in (None, False, argparse.SUPPRESS):
                 shown = HelpFormatter(name)._get_help_string(action) or ""
                 assert "%(default)" in shown or "(default" in shown, (name, action.option_strings)
 
@@ -191,3 +192,61 @@ def test_bench_smoke_reports_every_mode(trained_model, small_beir, index_dir, tm
     assert "x base" in table  # the table prints wide enough for every column
     baseline_row = next(line for line in table.splitlines() if "sentence-transformers" in line)
     assert " 0 " not in baseline_row and "0.0%" not in baseline_row and " 0%" not in baseline_row  # blanks, not 0
+
+
+def test_port_outside_the_tcp_range_is_refused(capsys) -> None:
+    with pytest.raises(SystemExit) as exit_:
+        main(["serve", "--port", "99999"])
+    assert exit_.value.code == 2
+    assert "99999 is not a TCP port: give 0-65535" in capsys.readouterr().err
+
+
+def test_version_and_verbose_after_the_command(capsys) -> None:
+    from rerank_plugins import __version__
+    from rerank_plugins.cli import build_parser
+
+    with pytest.raises(SystemExit) as exit_:
+        main(["--version"])
+    assert exit_.value.code == 0 and capsys.readouterr().out.strip() == f"rerank-plugins {__version__}"
+    parser = build_parser()
+    assert parser.parse_args(["rank", "--query", "q", "-v"]).verbose is True
+    assert parser.parse_args(["-v", "rank", "--query", "q"]).verbose is True
+    assert parser.parse_args(["rank", "--query", "q"]).verbose is False
+
+
+def test_model_directory_without_weights_is_one_line_and_exit_2(trained_model, tmp_path: Path, capsys) -> None:
+    for name in ("config.json", "tokenizer.json", "tokenizer_config.json"):
+        shutil.copy(Path(trained_model) / name, tmp_path / name)
+    assert main(["rank", "--query", "q", "--model", str(tmp_path), "--input", __file__]) == 2
+    error = capsys.readouterr().err
+    assert error.count("\n") == 1 and "has a config.json but no weights" in error and "Traceback" not in error
+
+
+def test_mistyped_relative_model_path_says_no_such_folder(tmp_path, monkeypatch, capsys) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr("huggingface_hub.constants.HF_HUB_CACHE", str(tmp_path / "hub"))
+    monkeypatch.setattr(sys, "stdin", io.StringIO("a document\n"))
+    assert main(["rank", "--query", "q", "--model", "modles/my-ce"]) == 2
+    error = capsys.readouterr().err
+    assert f"No model directory at 'modles/my-ce' (relative to {tmp_path})" in error and error.count("\n") == 1
+
+
+def test_rank_on_a_terminal_says_it_reads_stdin(trained_model) -> None:
+    import os
+    import pty
+    import subprocess
+
+    controller, terminal = pty.openpty()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "rerank_plugins.cli", "rank", "--query", "q", "--model", trained_model],
+        stdin=terminal,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    os.close(terminal)
+    try:
+        assert process.stderr is not None
+        assert "reading documents from stdin" in process.stderr.readline()
+    finally:
+        os.close(controller)  # end of input: the command ends with "no documents"
+        process.wait(timeout=60)

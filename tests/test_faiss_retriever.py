@@ -144,3 +144,12 @@ def test_bi_encoders_of_other_layouts_keep_sentence_transformers_encode(bi_encod
     assert pooled_encoder_parts(max_pooled) is None  # max pooling: not compiled, encoded by sentence-transformers
     with pytest.raises(ValueError, match="embedding precision"):
         FaissRetriever(precision="int8")
+
+
+def test_a_cross_encoder_as_the_bi_encoder_is_refused(trained_model: str, random_model: str) -> None:
+    from rerank_plugins.retrieval.embedder import Embedder
+
+    for cross_encoder in (trained_model, random_model):  # saved by sentence-transformers, and a bare classifier
+        with pytest.raises(ValueError, match=r"is a cross-encoder \(BertForSequenceClassification\), not a bi-encoder"):
+            FaissRetriever.from_texts(["a text"], model=cross_encoder)
+    assert Embedder().model_name  # the bundled bi-encoder is accepted

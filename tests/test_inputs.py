@@ -96,3 +96,11 @@ def test_bad_settings_fail_at_construction(random_model: str, kwargs: dict, mess
 def test_max_length_beyond_position_embeddings_is_refused(random_model: str) -> None:
     with pytest.raises(ValueError, match="exceeds the 512 positions"):
         Reranker(random_model, max_length=4096).score("q", ["d"])
+
+
+@pytest.mark.parametrize("query", ["", "  \n\t"])
+def test_empty_query_is_refused_by_every_ranking_call(fresh: Reranker, query: str) -> None:
+    with pytest.raises(ValueError, match=r"query is empty.*nothing to rank against"):
+        fresh.rank(query, ["a"])
+    with pytest.raises(ValueError, match=r"queries\[1\] is empty"):
+        fresh.rank_many(["q", query], [["a"], ["b"]])

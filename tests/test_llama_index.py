@@ -190,3 +190,8 @@ def test_using_the_adapter_without_llama_index_says_how_to_install() -> None:
         "    raise SystemExit('no ImportError')\n"
     )
     subprocess.run([sys.executable, "-c", script], check=True)
+
+
+def test_unknown_keyword_is_refused_not_replaced_by_the_default_model(trained_model: str) -> None:
+    with pytest.raises(TypeError, match=r"unknown option 'model_name'; did you mean 'model'\?"):
+        RerankPostprocessor(model_name=trained_model)

@@ -8,6 +8,7 @@ import shutil
 import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -52,7 +53,8 @@ def test_cached_hub_bi_encoder_is_refused_at_construction(bi_encoder_path: str, 
     monkeypatch.setattr("huggingface_hub.constants.HF_HUB_CACHE", str(tmp_path))
     with pytest.raises(ValueError, match="bi-encoder .* not a cross-encoder"):
         Reranker("sentence-transformers/all-MiniLM-L6-v2")
-    assert Reranker("cross-encoder/not-cached").model_name == "cross-encoder/not-cached"  # unknown: checked at load
+    with pytest.raises(FileNotFoundError, match="no hub model 'cross-encoder/not-cached' in the local"):
+        Reranker("cross-encoder/not-cached")  # offline and not in the cache: said at construction
 
 
 HUB_WITHOUT_OFFLINE = """
@@ -123,13 +125,19 @@ def test_corrupt_weights_give_a_clear_error(tmp_path: Path, random_model: str) -
         Reranker(str(tmp_path / "model")).load()
 
 
-def test_uncached_hub_model_offline_says_how_to_use_a_local_path(tmp_path: Path, monkeypatch) -> None:
-    monkeypatch.setenv("HF_HOME", str(tmp_path))
-    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hub"))
-    with pytest.raises(OSError, match=r"not in the local Hugging Face cache \(HF_HUB_OFFLINE is set\).*model='/path"):
-        Reranker(DEFAULT_MODEL).load()
+def test_uncached_hub_model_offline_fails_at_construction_in_one_line(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setattr("huggingface_hub.constants.HF_HUB_CACHE", str(tmp_path / "hub"))
+    started = time.perf_counter()
+    with pytest.raises(
+        FileNotFoundError, match=r"in the local Hugging Face cache \(HF_HUB_OFFLINE is set\).*model='/path"
+    ) as error:
+        Reranker(DEFAULT_MODEL)
+    assert time.perf_counter() - started < 1.0  # a look in the cache, not a load or a network wait
+    assert "\n" not in str(error.value) and error.value.__cause__ is None and error.value.__context__ is None
 
 
-def test_default_model_is_the_ms_marco_minilm() -> None:
+def test_default_model_is_the_ms_marco_minilm(tmp_path: Path, monkeypatch, trained_model: str) -> None:
     assert DEFAULT_MODEL == "cross-encoder/ms-marco-MiniLM-L6-v2"
-    assert Reranker().model_name == DEFAULT_MODEL  # construction alone does not touch the network
+    add_to_hub_cache(tmp_path, DEFAULT_MODEL, Path(trained_model))
+    monkeypatch.setattr("huggingface_hub.constants.HF_HUB_CACHE", str(tmp_path))
+    assert Reranker().model_name == DEFAULT_MODEL  # construction alone does not touch the network or load

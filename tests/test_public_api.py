@@ -87,7 +87,7 @@ def test_subpackage_surfaces_are_pinned() -> None:
     ]
 
 
-def test_serving_and_remote_import_without_their_extras_and_name_them_when_used() -> None:
+def test_serving_and_remote_import_without_their_extras_and_name_them_when_used(random_model: str) -> None:
     blocker = (
         "import sys\n"
         "for name in ('fastapi', 'uvicorn', 'httpx', 'ray'):\n"
@@ -95,7 +95,7 @@ def test_serving_and_remote_import_without_their_extras_and_name_them_when_used(
         "import rerank_plugins.serving, rerank_plugins.remote\n"
         "from rerank_plugins import Reranker\n"
         "for call in (lambda: rerank_plugins.remote.RemoteReranker('http://x'),\n"
-        "             lambda: rerank_plugins.serving.create_app(Reranker('cross-encoder/x'))):\n"
+        f"             lambda: rerank_plugins.serving.create_app(Reranker({random_model!r}))):\n"
         "    try:\n"
         "        call()\n"
         "    except ImportError as error:\n"

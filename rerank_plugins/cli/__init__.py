@@ -7,6 +7,7 @@ import logging
 import sys
 from collections.abc import Sequence
 
+from rerank_plugins import __version__
 from rerank_plugins.cli import bench, calibrate, demo, evaluate, rank, serve, train
 from rerank_plugins.cli.options import HelpFormatter
 
@@ -17,6 +18,8 @@ DESCRIPTION = (
     "calibrate its 0-1 relevance (calibrate), fine-tune it (train) or run it as a rerank service (serve). "
     "'rerank-plugins COMMAND --help' for each."
 )
+
+VERBOSE_HELP = "log progress at INFO level, and show the traceback of an error"
 
 COMMANDS = {
     "demo": demo,
@@ -31,12 +34,15 @@ COMMANDS = {
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="rerank-plugins", description=DESCRIPTION)
-    parser.add_argument("-v", "--verbose", action="store_true", help="log progress at INFO level")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    parser.add_argument("-v", "--verbose", action="store_true", help=VERBOSE_HELP)
     commands = parser.add_subparsers(dest="command", required=True)
     for name, module in COMMANDS.items():
         module.add_parser(commands, name)
     for command in commands.choices.values():
         command.formatter_class = HelpFormatter
+        # also after the command name; SUPPRESS keeps the top-level value when it is given only there
+        command.add_argument("-v", "--verbose", action="store_true", default=argparse.SUPPRESS, help=VERBOSE_HELP)
     return parser
 
 
@@ -46,7 +52,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(message)s")
     try:
         return int(COMMANDS[args.command].run(args))
-    except (OSError, ValueError, TypeError, ImportError) as error:
+    except (OSError, ValueError, TypeError, ImportError, RuntimeError) as error:
+        if args.verbose:
+            logging.getLogger("rerank_plugins").exception("%s failed", args.command)
         print(f"rerank-plugins {args.command}: {error}", file=sys.stderr)
         return 2
 

@@ -97,6 +97,13 @@ def read_documents(stream: TextIO, form: str) -> list[InputDocument]:
 def run(args: argparse.Namespace) -> int:
     source = "stdin" if args.input == "-" else args.input
     if args.input == "-":
+        if sys.stdin.isatty():
+            print(
+                "rerank-plugins rank: reading documents from stdin, one per line; "
+                "end with Ctrl-D (or pass --input FILE)",
+                file=sys.stderr,
+                flush=True,
+            )
         documents = read_documents(sys.stdin, args.format)
     else:
         with open(args.input, encoding="utf-8") as stream:

@@ -27,7 +27,7 @@ def add_parser(commands: Any, name: str) -> None:
     parser.add_argument(
         "--host", default="127.0.0.1", help="interface to listen on (0.0.0.0: all) (default: %(default)s)"
     )
-    parser.add_argument("--port", type=int, default=8000, help="port to listen on")
+    parser.add_argument("--port", type=port_number, default=8000, help="port to listen on (0: any free port)")
     parser.add_argument(
         "--served-model-name",
         "--model-name",
@@ -63,6 +63,17 @@ def add_parser(commands: Any, name: str) -> None:
     ray.add_argument("--replicas", type=int, default=2, help="Ray Serve replicas, each with its own model")
     ray.add_argument("--cpus-per-replica", type=float, default=1.0, help="CPUs Ray reserves for each replica")
     add_reranker_options(parser)
+
+
+def port_number(text: str) -> int:
+    """A TCP port, 0-65535 (argparse type): a larger number would wrap around to another port."""
+    try:
+        port = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a port number: {text!r}") from None
+    if not 0 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"{port} is not a TCP port: give 0-65535")
+    return port
 
 
 def limits_from(args: argparse.Namespace) -> ServiceLimits:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 from typing import Any
 
 from llama_index.core.bridge.pydantic import Field, PrivateAttr
@@ -59,6 +60,15 @@ def _with_metadata(node: Any, added: dict[str, Any]) -> Any:
     )
 
 
+def _refuse_unknown(cls: type[BaseNodePostprocessor], data: dict[str, Any]) -> None:
+    """A mistyped option (``model_name=``) must not leave the default model in its place, silently."""
+    known = set(cls.model_fields) | {"class_name"}  # from_dict passes the class name back
+    for name in sorted(set(data) - known):
+        close = difflib.get_close_matches(name, sorted(known), n=1, cutoff=0.6)
+        hint = f"; did you mean {close[0]!r}?" if close else f"; options: {', '.join(sorted(cls.model_fields))}"
+        raise TypeError(f"{cls.__name__} got an unknown option {name!r}{hint}")
+
+
 class RerankPostprocessor(RerankSettings, BaseNodePostprocessor):
     """Reranks retrieved nodes with a cross-encoder; node scores become 0-1 relevance scores.
 
@@ -75,6 +85,7 @@ class RerankPostprocessor(RerankSettings, BaseNodePostprocessor):
     _reranker: RerankBackend = PrivateAttr()
 
     def __init__(self, reranker: RerankBackend | None = None, **data: Any) -> None:
+        _refuse_unknown(type(self), data)
         super().__init__(**data)
         self._reranker = self.resolve_reranker(reranker)
 

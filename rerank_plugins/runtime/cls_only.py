@@ -76,7 +76,7 @@ def classify(network: Any, first: torch.Tensor) -> torch.Tensor:
 
 def attention_scale(attention: Any) -> float:
     """1/sqrt(head size): what every BERT-style self-attention scales by (transformers 4.57 has no ``scaling``)."""
-    return float(attention.attention_head_size) ** -0.5
+    return float(attention.attention_head_size**-0.5)
 
 
 def _layer(layer: Any, queries: torch.Tensor, hidden: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
