@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import re
-import tomllib
 
+import tomllib
 from packaging.version import Version
 
 from rerank_plugins import __version__
