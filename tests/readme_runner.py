@@ -3,7 +3,7 @@
     python -m tests.readme_runner PLAN.json RESULTS.json
 
 Each section's blocks share one namespace, filled first by that section's setup with what the README
-leaves to the reader (``vector_store``, ``index``, ``texts``, an LLM, a running service) and with
+leaves to the reader (``embeddings``, ``index``, ``texts``, an LLM, a running service) and with
 placeholder paths and URLs swapped for real ones. Hub ids are not rewritten: the test lays out a
 Hugging Face cache (``HF_HUB_CACHE``) holding the shared models under those ids, so the real loading
 code resolves them offline. Each block's stdout, error and last expression's value are written out.
@@ -61,9 +61,10 @@ def _offline(setup: Setup) -> None:
 
 
 def _langchain(setup: Setup) -> None:
-    from tests.langchain_parts import vector_store
+    from tests.langchain_parts import BiEncoderEmbeddings
 
-    setup.namespace["vector_store"] = vector_store(setup.context["bi_encoder"], dict(setup.passages()))
+    setup.namespace["embeddings"] = BiEncoderEmbeddings(setup.context["bi_encoder"])
+    setup.namespace["texts"] = [text for _, text in setup.passages()]
 
 
 def _llama_index(setup: Setup) -> None:
@@ -81,10 +82,12 @@ def _llama_index(setup: Setup) -> None:
 def _fusion(setup: Setup) -> None:
     from rerank_plugins import Reranker
     from rerank_plugins.retrieval import FaissRetriever
+    from tests.langchain_parts import vector_store
 
     passages = setup.passages()
     hits = FaissRetriever.from_texts([text for _, text in passages]).search(QUERY, k=20)
     setup.namespace.update(
+        vector_store=vector_store(setup.context["bi_encoder"], dict(passages)),
         reranker=Reranker("cross-encoder/ms-marco-MiniLM-L6-v2"),
         query=QUERY,
         docs=[hit.text for hit in hits],
@@ -182,6 +185,8 @@ def observe(section: str, namespace: dict[str, Any]) -> dict[str, Any]:
     if section == "Retrieval: a FAISS bi-encoder retriever":
         facts["hits"] = [(hit.id, hit.text, hit.score) for hit in namespace["hits"]]
         facts["loaded"] = len(namespace["index"])
+    if section == "Score fusion" and "fused" in namespace:
+        facts["fused"] = [document.metadata.get("fused_score") for document in namespace["fused"]]
     if section == CALIBRATION_SECTION:
         facts["replies"] = namespace.get("replies")
         facts["answers"] = namespace.get("answers")

@@ -181,3 +181,25 @@ def test_using_the_adapter_without_langchain_says_how_to_install() -> None:
         "    raise SystemExit('no ImportError')\n"
     )
     subprocess.run([sys.executable, "-c", script], check=True)
+
+
+def test_fusion_with_any_vector_store_through_the_scored_retriever(store, core, claim) -> None:
+    from rerank_plugins.langchain import ScoredVectorStoreRetriever
+
+    plain = RerankRetriever(base_retriever=store.as_retriever(search_kwargs={"k": 8}), reranker=core, k=3,
+                            fusion_weight=0.7)  # fmt: skip
+    with pytest.raises(ValueError, match=r"ScoredVectorStoreRetriever\(vector_store=store"):
+        plain.invoke(claim)  # stock retrievers drop the score: the error says what to do
+
+    with pytest.raises(ValueError, match="InMemoryVectorStore has no relevance scores: pass scores='similarity'"):
+        ScoredVectorStoreRetriever(vector_store=store, k=8).invoke(claim)
+    scored = ScoredVectorStoreRetriever(vector_store=store, k=8, scores="similarity")  # cosine: higher is better
+    candidates = scored.invoke(claim)
+    expected = store.similarity_search_with_score(claim, k=8)
+    assert [(d.id, d.metadata["retrieval_score"]) for d in candidates] == [(d.id, s) for d, s in expected]
+    assert all("retrieval_score" not in d.metadata for d, _ in expected)  # the store's documents are untouched
+    fused = RerankRetriever(base_retriever=scored, reranker=core, k=3, fusion_weight=0.7).invoke(claim)
+    assert len(fused) == 3 and all(isinstance(d.metadata["fused_score"], float) for d in fused)
+    assert fused[0].metadata["fused_score"] >= fused[-1].metadata["fused_score"]
+    distances = ScoredVectorStoreRetriever(vector_store=store, k=8, scores="distance").invoke(claim)
+    assert [d.metadata["retrieval_score"] for d in distances] == [-d.metadata["retrieval_score"] for d in candidates]

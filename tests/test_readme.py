@@ -94,6 +94,11 @@ def test_langchain_blocks_rerank_the_vector_store_candidates(results) -> None:
     assert RELEVANT_WORD in docs[0][0].lower()
 
 
+def test_fusion_block_keeps_vector_store_scores_and_fuses_them(results) -> None:
+    fused = results["Score fusion"]["fused"]
+    assert len(fused) == 3 and all(isinstance(score, float) for score in fused) and fused == sorted(fused, reverse=True)
+
+
 def test_llama_index_blocks_run_with_an_llm_and_rerank_without_one(results) -> None:
     engine_block, retrieve_block = SECTIONS["LlamaIndex"]
     top = results[str(engine_block.line)]["value"]

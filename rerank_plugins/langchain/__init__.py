@@ -21,6 +21,7 @@ from rerank_plugins.langchain.documents import (  # noqa: E402
 )
 from rerank_plugins.langchain.faiss_retriever import FaissDocumentRetriever  # noqa: E402
 from rerank_plugins.langchain.retriever import RerankRetriever  # noqa: E402
+from rerank_plugins.langchain.scored_store import ScoredVectorStoreRetriever  # noqa: E402
 
 __all__ = [
     "FUSED_SCORE_KEY",
@@ -35,4 +36,5 @@ __all__ = [
     "RerankCompressor",
     "RerankCrossEncoder",
     "RerankRetriever",
+    "ScoredVectorStoreRetriever",
 ]

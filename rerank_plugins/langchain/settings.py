@@ -46,7 +46,8 @@ class LangChainRerankSettings(RerankSettings):
         return self.rank_arguments(
             top_n,
             (document.metadata.get(key) for document in documents),
-            f"each document's retrieval score in metadata[{key!r}]",
+            f"each document's retrieval score in metadata[{key!r}] (a vector store's retriever drops it: "
+            "wrap the store as ScoredVectorStoreRetriever(vector_store=store, k=50) to keep it)",
             "documents",
         )
 
