@@ -250,3 +250,32 @@ def test_rank_on_a_terminal_says_it_reads_stdin(trained_model) -> None:
     finally:
         os.close(controller)  # end of input: the command ends with "no documents"
         process.wait(timeout=60)
+
+
+BLOCK_AND_RUN = """
+import sys
+for name in {blocked!r}:
+    sys.modules[name] = None
+from rerank_plugins.cli import main
+sys.exit(main({argv!r}))
+"""
+
+
+@pytest.mark.parametrize(
+    ("blocked", "argv", "named"),
+    [
+        (["faiss"], ["demo"], 'pip install "rerank-plugins[faiss]"'),
+        (["faiss"], ["eval", "--data", str(SCIFACT)], 'pip install "rerank-plugins[faiss]"'),
+        (["ir_measures"], ["eval", "--data", str(SCIFACT)], 'pip install "rerank-plugins[eval]"'),
+        (["fastapi"], ["serve"], 'pip install "rerank-plugins[serve]"'),
+        ([], ["demo", "--bi-encoder", "no/such/bi-encoder"], "Pass --bi-encoder PATH"),
+    ],
+)
+def test_missing_extras_and_bi_encoders_are_named_before_any_work(tmp_path, blocked, argv, named) -> None:
+    """A model that does not exist is given too: the missing part must be reported before it is looked at."""
+    import subprocess
+
+    script = BLOCK_AND_RUN.format(blocked=blocked, argv=[*argv, "--model", str(tmp_path / "never-looked-at")])
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120, cwd=tmp_path)
+    assert done.returncode == 2 and named in done.stderr and "never-looked-at" not in done.stderr, done.stderr
+    assert done.stderr.count("\n") == 1

@@ -12,7 +12,7 @@ from rich.table import Table
 
 from rerank_plugins.calibration import CALIBRATION_FILE, Calibration, calibrate, write_reliability_diagram
 from rerank_plugins.cli.evaluate import build_retriever
-from rerank_plugins.cli.options import add_reranker_options, reranker_from
+from rerank_plugins.cli.options import add_reranker_options, check_ready, reranker_from
 from rerank_plugins.evaluation.beir import check_beir_directory, load_corpus
 
 __all__ = ["add_parser", "run"]
@@ -107,6 +107,7 @@ def run(args: argparse.Namespace) -> int:
     if args.heldout_split is None and not 0.0 < args.heldout < 1.0:
         raise ValueError(f"the held-out share must be between 0 and 1, got {args.heldout}")
     root = check_beir_directory(args.data, args.split, *([args.heldout_split] if args.heldout_split else []))
+    check_ready(args, ("eval",) if args.run else ("faiss", "eval"), bi_encoder=args.run is None)
     args.calibration = "none"
     reranker = reranker_from(args)
     retriever = None

@@ -10,7 +10,7 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from rerank_plugins.cli.options import add_reranker_options, reranker_from
+from rerank_plugins.cli.options import add_reranker_options, check_ready, reranker_from
 from rerank_plugins.reranker import DEFAULT_MODEL
 from rerank_plugins.retrieval import FaissRetriever
 
@@ -44,6 +44,7 @@ def _short(text: str, width: int = 72) -> str:
 
 def run(args: argparse.Namespace) -> int:
     console = Console()
+    check_ready(args, ("faiss",), bi_encoder=True)
     try:
         reranker = reranker_from(args)
     except OSError as error:

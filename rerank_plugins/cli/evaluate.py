@@ -11,7 +11,7 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from rerank_plugins.cli.options import add_reranker_options, reranker_from
+from rerank_plugins.cli.options import add_reranker_options, check_ready, reranker_from
 from rerank_plugins.evaluation import load_beir
 from rerank_plugins.evaluation.chart import write_chart
 from rerank_plugins.evaluation.pipeline import dev_split, evaluate, tune_fusion_weight
@@ -67,6 +67,11 @@ def _table(report: Any) -> Table:
 
 def run(args: argparse.Namespace) -> int:
     console = Console()
+    check_ready(
+        args,
+        ("faiss", "eval"),
+        bi_encoder=args.index_dir is None or not (Path(args.index_dir) / "config.json").is_file(),
+    )
     reranker = reranker_from(args)
     data = load_beir(args.data, args.split)
     if args.max_queries is not None:

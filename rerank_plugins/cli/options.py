@@ -4,11 +4,16 @@ from __future__ import annotations
 
 import argparse
 
+from rerank_plugins._optional import require
 from rerank_plugins.devices import PRECISIONS
+from rerank_plugins.loading import check_model_reference
 from rerank_plugins.reranker import DEFAULT_MODEL, Reranker
 from rerank_plugins.runtime import RUNTIMES
 
-__all__ = ["HelpFormatter", "add_reranker_options", "reranker_from"]
+__all__ = ["HelpFormatter", "add_reranker_options", "check_ready", "reranker_from"]
+
+EXTRAS = {"faiss": "faiss", "eval": "ir_measures", "serve": "fastapi"}
+"""An extra a command needs, and a module it brings that tells whether it is installed."""
 
 
 class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
@@ -66,6 +71,26 @@ def add_reranker_options(parser: argparse.ArgumentParser) -> None:
         help="calibration file from 'rerank-plugins calibrate' (relevance_score becomes P(relevant)); "
         "auto: the model directory's rerank-calibration.json if any; none: uncalibrated",
     )
+
+
+def check_ready(args: argparse.Namespace, extras: tuple[str, ...] = (), bi_encoder: bool = False) -> None:
+    """What a command needs, checked before any work: its extras are installed and, where it embeds, its
+    bi-encoder can be found (a local directory, or a hub id in the cache when offline). Each problem is
+    one line naming the fix, instead of a failure after minutes of loading or embedding."""
+    for extra in extras:
+        require(EXTRAS[extra], extra)
+    if bi_encoder:
+        from rerank_plugins.retrieval.embedder import default_bi_encoder, refuse_cross_encoder
+
+        name = args.bi_encoder or default_bi_encoder()
+        try:
+            check_model_reference(name)
+        except (OSError, TypeError) as error:
+            raise FileNotFoundError(
+                f"no bi-encoder to retrieve with: {error} Pass --bi-encoder PATH (a sentence-transformers "
+                "bi-encoder such as all-MiniLM-L6-v2)"
+            ) from None
+        refuse_cross_encoder(name)
 
 
 def reranker_from(args: argparse.Namespace) -> Reranker:

@@ -9,7 +9,7 @@ import os
 from dataclasses import fields
 from typing import Any
 
-from rerank_plugins.cli.options import add_reranker_options, reranker_from
+from rerank_plugins.cli.options import add_reranker_options, check_ready, reranker_from
 from rerank_plugins.serving.app import create_app
 from rerank_plugins.serving.auth import API_KEY_ENV
 from rerank_plugins.serving.limits import ServiceLimits
@@ -101,6 +101,7 @@ def run(args: argparse.Namespace) -> int:
             args.host,
             API_KEY_ENV,
         )
+    check_ready(args, ("serve",))
     reranker = reranker_from(args)  # loads now: a bad model fails before the port opens
     names = args.served_model_name or []
     app_options: dict[str, Any] = {

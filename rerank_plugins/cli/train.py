@@ -9,6 +9,7 @@ from rich.console import Console
 from rich.table import Table
 
 from rerank_plugins.cli.evaluate import build_retriever
+from rerank_plugins.cli.options import check_ready
 from rerank_plugins.evaluation.beir import check_beir_directory, load_corpus
 from rerank_plugins.retrieval import default_bi_encoder
 from rerank_plugins.training import TrainingConfig, TrainingReport, fine_tune
@@ -79,6 +80,7 @@ def _table(report: TrainingReport) -> Table:
 
 def run(args: argparse.Namespace) -> int:
     console = Console()
+    check_ready(args, ("faiss", "eval"), bi_encoder=True)
     config = TrainingConfig(
         epochs=args.epochs,
         hard_negatives=args.hard_negatives,
