@@ -191,6 +191,19 @@ class Reranker(RerankBackend):
             + ")"
         )
 
+    def __getstate__(self) -> dict[str, Any]:
+        """Pickled (and deep-copied) by its options: frameworks copy components (LangChain ``with_config``,
+        multiprocessing, Ray). The other side loads the model on first use, or shares it when the same model
+        is loaded in its process; a calibration read from a file travels with it. Cache and stats do not."""
+        return {"options": self.options(), "calibration": self._given_calibration}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        options = dict(state["options"])
+        calibration = options.pop("calibration")
+        self.__init__(**options, calibration=None if calibration != "auto" else "auto")  # type: ignore[misc]
+        self._calibration_option = calibration
+        self._given_calibration = state["calibration"]
+
     def options(self) -> dict[str, Any]:
         """The constructor arguments of this instance: ``Reranker(**r.options())`` builds an equivalent one."""
         return {
