@@ -166,9 +166,13 @@ def test_cli_train_writes_a_model(tiny_beir: Path, random_model: str, tmp_path: 
             *("--epochs", "1", "--max-length", "48", "--max-train-queries", "4", "--dev-queries", "4"),
         ]
     )
-    assert code == 0, capsys.readouterr().err
-    assert "saved to" in capsys.readouterr().out
-    assert (tmp_path / "m" / "model.safetensors").is_file()
+    report = json.loads((tmp_path / "m" / "training.json").read_text(encoding="utf-8"))
+    kept, retrieval = report["epochs"][report["best_epoch"] - 1]["dev_ndcg_at_10"], report["dev_retrieval_ndcg_at_10"]
+    assert kept < retrieval  # random weights, one short epoch: worse than the bi-encoder's order
+    captured = capsys.readouterr()
+    assert code == 1 and "worse than the bi-encoder alone" in captured.err and "saved to" in captured.out
+    assert "WARNING: this model is worse than no reranking" in (tmp_path / "m" / "README.md").read_text()
+    assert (tmp_path / "m" / "model.safetensors").is_file()  # kept for inspection
     again = [
         "train",
         "--data",
@@ -182,6 +186,9 @@ def test_cli_train_writes_a_model(tiny_beir: Path, random_model: str, tmp_path: 
     ]
     assert main(again) == 2
     assert "not empty" in capsys.readouterr().err
+    accepted = [*again, "--out", str(tmp_path / "m2"), "--epochs", "1", "--max-length", "48", "--max-train-queries", "4"]
+    assert main([*accepted, "--keep-worse"]) == 0  # accepted: exit 0, the warning still printed
+    assert "worse than no reranking" in capsys.readouterr().out
 
 
 # Bad input: counted warnings for what is skipped, clear errors where nothing is left.

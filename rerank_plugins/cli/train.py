@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from typing import Any
 
 from rich.console import Console
@@ -13,6 +14,7 @@ from rerank_plugins.cli.options import check_ready
 from rerank_plugins.evaluation.beir import check_beir_directory, load_corpus
 from rerank_plugins.retrieval import default_bi_encoder
 from rerank_plugins.training import TrainingConfig, TrainingReport, fine_tune
+from rerank_plugins.training.card import worse_warning
 
 __all__ = ["add_parser", "run"]
 
@@ -65,6 +67,11 @@ def add_parser(commands: Any, name: str) -> None:
     parser.add_argument("--bi-encoder", default=None, help="bi-encoder for hard negatives (default: all-MiniLM-L6-v2)")
     parser.add_argument("--index-dir", default=None, help="save the FAISS index here, or load it if present")
     parser.add_argument("--device", default=None, help="cpu, cuda, mps (default: best available)")
+    parser.add_argument(
+        "--keep-worse",
+        action="store_true",
+        help="exit 0 even when the model reranks the dev queries worse than the bi-encoder alone (else exit 1)",
+    )
 
 
 def _table(report: TrainingReport) -> Table:
@@ -112,4 +119,13 @@ def run(args: argparse.Namespace) -> int:
         f"{report.train_seconds:.0f} s ({report.pairs_per_second:.1f} pairs/s); epoch {report.best_epoch} "
         f"saved to {report.output_dir}/"
     )
+    if report.worse_than_retrieval:
+        console.print(f"[bold red]{worse_warning(report).replace('**', '')}[/bold red]")
+        if not args.keep_worse:
+            print(
+                f"rerank-plugins train: the model in {report.output_dir} is worse than the bi-encoder alone "
+                "(kept for inspection; --keep-worse to accept it)",
+                file=sys.stderr,
+            )
+            return 1
     return 0

@@ -8,11 +8,20 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from rerank_plugins.training.fine_tune import TrainingReport
 
-__all__ = ["write_model_card"]
+__all__ = ["worse_warning", "write_model_card"]
 
 
 def _number(value: float | None) -> str:
     return "n/a" if value is None else f"{value:.4f}"
+
+
+def worse_warning(report: TrainingReport) -> str:
+    """One loud line: reranking with this model loses to the bi-encoder it was meant to improve."""
+    return (
+        f"**WARNING: this model is worse than no reranking.** Its dev NDCG@10 is "
+        f"{_number(report.best.dev_ndcg_at_10)}, against {_number(report.dev_retrieval_ndcg_at_10)} for the "
+        "bi-encoder's order alone: more data, more epochs or another base model are needed."
+    )
 
 
 def write_model_card(path: Path, report: TrainingReport, bi_encoder: str) -> None:
@@ -34,6 +43,7 @@ def write_model_card(path: Path, report: TrainingReport, bi_encoder: str) -> Non
         "---",
         "# Cross-encoder fine-tuned with rerank-plugins",
         "",
+        *([worse_warning(report), ""] if report.worse_than_retrieval else []),
         "Scores (query, document) pairs; higher is more relevant. Scores are raw logits unless the base had",
         "its own activation (recorded in `config_sentence_transformers.json`).",
         "",

@@ -70,6 +70,12 @@ class TrainingReport:
     def best(self) -> EpochResult:
         return self.epochs[self.best_epoch - 1]
 
+    @property
+    def worse_than_retrieval(self) -> bool:
+        """True when the kept model reranks the dev queries worse than the bi-encoder's own order."""
+        kept, retrieval = self.best.dev_ndcg_at_10, self.dev_retrieval_ndcg_at_10
+        return kept is not None and retrieval is not None and kept < retrieval
+
     def to_dict(self) -> dict[str, Any]:
         report = asdict(self)
         for epoch, result in zip(report["epochs"], self.epochs, strict=True):
