@@ -186,7 +186,17 @@ def test_cli_train_writes_a_model(tiny_beir: Path, random_model: str, tmp_path: 
     ]
     assert main(again) == 2
     assert "not empty" in capsys.readouterr().err
-    accepted = [*again, "--out", str(tmp_path / "m2"), "--epochs", "1", "--max-length", "48", "--max-train-queries", "4"]
+    accepted = [
+        *again,
+        "--out",
+        str(tmp_path / "m2"),
+        "--epochs",
+        "1",
+        "--max-length",
+        "48",
+        "--max-train-queries",
+        "4",
+    ]
     assert main([*accepted, "--keep-worse"]) == 0  # accepted: exit 0, the warning still printed
     assert "worse than no reranking" in capsys.readouterr().out
 
