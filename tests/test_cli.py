@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import io
 import json
+import re
 import shutil
 import sys
 from pathlib import Path
@@ -150,7 +151,9 @@ def test_eval_reports_reranking_gain_and_writes_report_and_chart(
     assert report["metrics"]["reranked"]["ndcg@10"] > report["metrics"]["retrieval"]["ndcg@10"]
     assert report["work"]["pairs"] == 800 and report["work"]["tokens_scored"] > 0
     assert (output / "chart.png").read_bytes()[:4] == b"\x89PNG"
-    assert "ndcg@10" in capsys.readouterr().out
+    captured = capsys.readouterr()
+    assert "ndcg@10" in captured.out
+    assert re.search(r"Embedding: 100%.*\b355/355\b.*passage", captured.err)  # a bar with counts, not a spinner
     assert (index_dir / "index.faiss").is_file()  # a second run loads the saved index
     again = [*args[:-1], "5", "--output", str(tmp_path / "again"), "--index-dir", str(index_dir)]
     assert main(again) == 0 and json.loads((tmp_path / "again" / "report.json").read_text())["queries"] == 5

@@ -113,12 +113,12 @@ def run(args: argparse.Namespace) -> int:
     retriever = None
     if args.run is None:  # checked first: embedding the corpus is the slow part
         retriever = build_retriever(args, load_corpus(root / "corpus.jsonl"), console)
-    with console.status("Scoring the candidates and fitting…"):
-        result = calibrate(
-            reranker, args.data, split=args.split, heldout=args.heldout, heldout_split=args.heldout_split,
-            top_k=args.top_k, retriever=retriever, run=args.run, method=args.method, min_grade=args.min_grade,
-            max_queries=args.max_queries, seed=args.seed,
-        )  # fmt: skip
+    console.print("Scoring the candidates (the core's bar counts the pairs), then fitting")
+    result = calibrate(
+        reranker, args.data, split=args.split, heldout=args.heldout, heldout_split=args.heldout_split,
+        top_k=args.top_k, retriever=retriever, run=args.run, method=args.method, min_grade=args.min_grade,
+        max_queries=args.max_queries, seed=args.seed,
+    )  # fmt: skip
     calibration = result.calibration
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)

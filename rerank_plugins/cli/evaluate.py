@@ -46,8 +46,10 @@ def build_retriever(args: argparse.Namespace, corpus: dict[str, str], console: C
     index_dir = Path(args.index_dir) if args.index_dir else None
     if index_dir is not None and (index_dir / "config.json").is_file():
         return FaissRetriever.load(index_dir, model=args.bi_encoder)
-    with console.status(f"Embedding {len(corpus)} documents with the bi-encoder…"):
-        retriever = FaissRetriever.from_texts(list(corpus.values()), ids=list(corpus), model=args.bi_encoder)
+    console.print(f"Embedding {len(corpus)} documents with the bi-encoder")
+    retriever = FaissRetriever.from_texts(
+        list(corpus.values()), ids=list(corpus), model=args.bi_encoder, show_progress_bar=True
+    )  # a bar with counts and ETA: the whole corpus takes minutes on a CPU
     if index_dir is not None:
         retriever.save(index_dir)
     return retriever

@@ -25,8 +25,8 @@ DEFAULT_BI_ENCODER = "sentence-transformers/all-MiniLM-L6-v2"
 PROBE = "rerank-plugins embedding fingerprint: vitamin D and bone density in older adults."
 """A fixed sentence whose embedding identifies the model that built an index."""
 EMBEDDING_PRECISIONS = ("auto", "fp32", "bf16", "fp16")
-STEP = 1024
-"""Texts length-sorted and embedded together on the fast path: one progress step."""
+STEP = 256
+"""Texts length-sorted and embedded together on the fast path: one progress step (a few seconds on a CPU)."""
 
 EmbedBatches = Callable[[list[str], int], np.ndarray]
 _MODELS: dict[tuple[str, str, str, str], tuple[Any, EmbedBatches | None]] = {}
