@@ -24,8 +24,13 @@ case "${1:-test}" in
         "$PY" -m mypy
         "$PY" -m pytest -q --nbmake tests notebooks "${@:2}"
         ;;
-    demo)  # the default hub model cannot be downloaded offline: use the shared SciFact-trained one
-        "$VENV/bin/rerank-plugins" demo --model "${RERANK_PLUGINS_MODEL:-../shared/models/minilm-l6-scifact-ce}" "${@:2}"
+    demo)  # the default hub model cannot be downloaded offline: use the shared SciFact-trained one, on SciFact
+        data=()
+        if [ -d ../shared/data/scifact ]; then  # text the model knows, judged: the demo measures the change
+            data=(--data ../shared/data/scifact --index-dir .cache/demo-scifact-index)
+        fi
+        "$VENV/bin/rerank-plugins" demo --model "${RERANK_PLUGINS_MODEL:-../shared/models/minilm-l6-scifact-ce}" \
+            "${data[@]}" "${@:2}"
         ;;
     *)
         echo "usage: ./run.sh [test|demo] [extra args]" >&2

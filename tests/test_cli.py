@@ -282,3 +282,14 @@ def test_missing_extras_and_bi_encoders_are_named_before_any_work(tmp_path, bloc
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120, cwd=tmp_path)
     assert done.returncode == 2 and named in done.stderr and "never-looked-at" not in done.stderr, done.stderr
     assert done.stderr.count("\n") == 1
+
+
+def test_demo_on_judged_data_measures_the_change(trained_model, small_beir, index_dir, capsys) -> None:
+    argv = ["demo", "--model", trained_model, "--data", str(small_beir), "--claims", "6", "-k", "5", "--shown", "1"]
+    assert main([*argv, "--index-dir", str(index_dir)]) == 0
+    out = capsys.readouterr().out
+    assert "6 judged claims, top 5 of 355" in out and re.search(r"bi-encoder +│ +0\.\d{4} │ +0\.\d{4}", out)
+    assert re.search(r"Reranking changed NDCG@10 by [+-]0\.\d{4}", out)
+    assert "knows scientific claims" in " ".join(out.split())  # what the shipped model is and is not good at
+    assert out.count("bi-encoder order (cosine)") == 1  # one claim shown, all six measured
+    assert main([*argv, "--query", "q"]) == 2 and "pick one" in capsys.readouterr().err
