@@ -141,6 +141,8 @@ def test_oversize_and_malformed_requests_get_413_and_422(service: str, remote: R
     for bad in ({"query": "q", "documents": "d"}, {"query": 3, "documents": ["d"]}, {"documents": ["d"]}):
         assert httpx.post(f"{service}/rerank", json=bad).status_code == 422
     assert httpx.post(f"{service}/rerank", json={"query": "q", "documents": ["d"], "top_n": 0}).status_code == 422
+    empty = httpx.post(f"{service}/rerank", json={"query": " \n", "documents": ["d"]})
+    assert empty.status_code == 422 and "the query is empty" in empty.json()["detail"]
     with pytest.raises(ValueError, match="413.*limit of 50"):
         RemoteReranker(service, max_documents_per_request=100).score("q", ["d"] * 60)
     assert len(RemoteReranker(service, max_documents_per_request=50).score("q", ["d"] * 60)) == 60

@@ -91,9 +91,12 @@ def _utf8_size(text: str, name: str) -> int:
 
 
 def check_sizes(request: Ask, limits: ServiceLimits) -> None:
-    """413 for a request over the count and byte limits; checked before anything is tokenised."""
+    """413 for a request over the count and byte limits, 422 for an empty query; checked before anything is
+    tokenised."""
     if len(request.documents) > limits.max_documents:
         raise Refused(413, f"{len(request.documents)} documents exceed the limit of {limits.max_documents} per request")
+    if not request.query.strip():
+        raise Refused(422, "the query is empty: there is nothing to rank against")
     size = _utf8_size(request.query, "query")
     if size > limits.max_query_bytes:
         raise Refused(413, f"the query is {size} bytes; the limit is {limits.max_query_bytes} bytes")
