@@ -61,10 +61,12 @@ def _offline(setup: Setup) -> None:
 
 
 def _langchain(setup: Setup) -> None:
-    from tests.langchain_parts import BiEncoderEmbeddings
+    """What the LangChain blocks leave to the reader: embeddings and texts, and the vector store they make."""
+    from tests.langchain_parts import BiEncoderEmbeddings, vector_store
 
     setup.namespace["embeddings"] = BiEncoderEmbeddings(setup.context["bi_encoder"])
     setup.namespace["texts"] = [text for _, text in setup.passages()]
+    setup.namespace["vector_store"] = vector_store(setup.context["bi_encoder"], dict(setup.passages()))
 
 
 def _llama_index(setup: Setup) -> None:

@@ -72,10 +72,18 @@ def test_incremental_add(scifact_slice: dict[str, str], scifact_queries) -> None
         retriever.add(["a", None])  # type: ignore[list-item]
 
 
-def test_loading_with_another_embedding_model_is_refused(retriever, tmp_path: Path, trained_model: str) -> None:
+def test_loading_with_another_embedding_model_is_refused(retriever, tmp_path: Path) -> None:
+    import torch
+    from sentence_transformers import SentenceTransformer
+
+    other = SentenceTransformer(default_bi_encoder(), device="cpu")  # the same bi-encoder, its word embeddings perturbed
+    with torch.no_grad():
+        weights = next(other.parameters())
+        weights.add_(torch.randn(weights.shape, generator=torch.Generator().manual_seed(0)) * 0.05)
+    other.save(str(tmp_path / "other-bi-encoder"))
     retriever.save(tmp_path / "index")
     with pytest.raises(ValueError, match="embeds differently"):
-        FaissRetriever.load(tmp_path / "index", model=trained_model)
+        FaissRetriever.load(tmp_path / "index", model=str(tmp_path / "other-bi-encoder"))
     with pytest.raises(FileNotFoundError, match="no saved FaissRetriever"):
         FaissRetriever.load(tmp_path / "empty")
 

@@ -195,10 +195,10 @@ def test_causal_windows_score_the_whole_document(qwen3: str) -> None:
 
 
 def test_refusals_name_the_problem(tmp_path: Path, families: dict[str, str], trained_model: str) -> None:
-    from transformers import T5Config
+    from transformers import T5Config, T5ForConditionalGeneration
 
     t5 = T5Config(d_model=16, num_layers=1, num_heads=2, d_kv=8, d_ff=32, architectures=["T5ForConditionalGeneration"])
-    t5.save_pretrained(tmp_path / "t5")
+    T5ForConditionalGeneration(t5).save_pretrained(tmp_path / "t5")  # config and weights: refused for what it is
     with pytest.raises(ValueError, match="encoder-decoder model"):
         Reranker(str(tmp_path / "t5")).load()
 

@@ -22,6 +22,7 @@ import pytest
 from rerank_plugins.cli import build_parser, main
 from tests.conftest import REPO, SHARED, TRAINED_MODEL
 from tests.hub_cache import add_to_hub_cache
+from tests.model_families import qwen3_reranker
 from tests.readme import README, command_lines, python_sections, readme_blocks
 from tests.readme_runner import QUERY, RELEVANT_WORD
 
@@ -35,6 +36,9 @@ def hub_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
     cache = tmp_path_factory.mktemp("hf-cache")
     for repo_id, source in HUB_MODELS.items():
         add_to_hub_cache(cache, repo_id, source)
+    # the Qwen3 reranker the "Choosing a model" block names: its real layout, tiny and random (no weights here)
+    qwen3 = qwen3_reranker(tmp_path_factory.mktemp("qwen3"), layers=1)
+    add_to_hub_cache(cache, "Qwen/Qwen3-Reranker-0.6B", qwen3)
     return cache
 
 
@@ -160,7 +164,7 @@ def test_readme_rank_command_runs_as_written(tmp_path: Path, monkeypatch, capsys
 
 
 def test_readme_demo_command_runs_as_written(tmp_path: Path, capsys) -> None:
-    (command,) = {c for _, c in COMMANDS if c.startswith("rerank-plugins demo ")}
+    (command,) = {c for _, c in COMMANDS if c.startswith("rerank-plugins demo ") and "--data" not in c}
     assert main(shlex.split(_placeholders(command, tmp_path))[1:]) == 0
     out = capsys.readouterr().out
     assert "bi-encoder order" in out and "reranked" in out

@@ -101,11 +101,11 @@ def test_auto_runs_openvino_on_cpu_when_installed(random_model: str) -> None:
     assert "runtime='openvino'" in repr(reranker)
 
 
-def test_runtime_choices_are_checked(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_runtime_choices_are_checked(monkeypatch: pytest.MonkeyPatch, random_model: str) -> None:
     with pytest.raises(ValueError, match="runtime must be one of"):
         resolve_runtime("onnx", "cpu", "fp32")
     with pytest.raises(ValueError, match="int8.*OpenVINO"):
-        Reranker("cross-encoder/any", precision="int8", runtime="torch")
+        Reranker(random_model, precision="int8", runtime="torch")
     with pytest.raises(ValueError, match="CPU only"):
         resolve_runtime("openvino", "cuda", "fp32")
     with pytest.raises(ValueError, match="not 'fp16'"):
