@@ -76,7 +76,9 @@ def test_loading_with_another_embedding_model_is_refused(retriever, tmp_path: Pa
     import torch
     from sentence_transformers import SentenceTransformer
 
-    other = SentenceTransformer(default_bi_encoder(), device="cpu")  # the same bi-encoder, its word embeddings perturbed
+    other = SentenceTransformer(
+        default_bi_encoder(), device="cpu"
+    )  # the same bi-encoder, its word embeddings perturbed
     with torch.no_grad():
         weights = next(other.parameters())
         weights.add_(torch.randn(weights.shape, generator=torch.Generator().manual_seed(0)) * 0.05)
