@@ -73,15 +73,20 @@ class SpeedReport:
         return asdict(self)
 
 
-def matmul_gflops(dtype: torch.dtype, rows: int = 8192, inner: int = 384, cols: int = 1536, repeats: int = 10) -> float:
-    """Achieved GFLOP/s of a BERT-shaped matmul (tokens x hidden @ hidden x intermediate) in ``dtype``."""
+def matmul_gflops(
+    dtype: torch.dtype, rows: int = 8192, inner: int = 384, cols: int = 1536, repeats: int = 10, budget_s: float = 1.0
+) -> float:
+    """Achieved GFLOP/s of a BERT-shaped matmul (tokens x hidden @ hidden x intermediate) in ``dtype``.
+
+    At most ``repeats`` products, and no more once ``budget_s`` has passed: bf16 on a CPU without native
+    bf16 runs one product in seconds, and ten of them made ``bench`` spend most of its time here."""
     left, right = torch.randn(rows, inner).to(dtype), torch.randn(inner, cols).to(dtype)
-    for _ in range(3):
+    left @ right  # warm-up
+    done, started = 0, time.perf_counter()
+    while done < repeats and (done == 0 or time.perf_counter() - started < budget_s):
         left @ right
-    started = time.perf_counter()
-    for _ in range(repeats):
-        left @ right
-    return 2 * rows * inner * cols * repeats / (time.perf_counter() - started) / 1e9
+        done += 1
+    return 2 * rows * inner * cols * done / (time.perf_counter() - started) / 1e9
 
 
 def reranker_for_mode(model: str, mode: str, batch_size: int) -> Reranker:
