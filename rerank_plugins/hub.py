@@ -3,11 +3,20 @@ instead of the hub client's retries when the hub does not answer."""
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 from pathlib import Path
+from typing import Any
 
-__all__ = ["HUB_PROBE_TIMEOUT_S", "cached_hub_file", "hub_offline", "hub_unreachable", "local_files_only"]
+__all__ = [
+    "HUB_PROBE_TIMEOUT_S",
+    "cached_hub_file",
+    "hub_offline",
+    "hub_unreachable",
+    "local_files_only",
+    "read_model_json",
+]
 
 logger = logging.getLogger("rerank_plugins.loading")
 
@@ -24,6 +33,16 @@ def cached_hub_file(model: str, filename: str, revision: str | None = None) -> P
     except ValueError:  # not a valid repository id: the load will say so
         return None
     return Path(found) if isinstance(found, str) else None
+
+
+def read_model_json(model: str, filename: str, revision: str | None = None) -> Any:
+    """A JSON file of a local model directory, or of a hub id in the local cache, without any network access;
+    ``None`` when it is absent or unreadable (loading reports those with the model's own error)."""
+    path = Path(model, filename) if os.path.isdir(model) else cached_hub_file(model, filename, revision)
+    try:
+        return json.loads(path.read_text(encoding="utf-8")) if path is not None and path.is_file() else None
+    except (OSError, ValueError):
+        return None
 
 
 def hub_unreachable() -> str | None:

