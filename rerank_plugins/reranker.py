@@ -198,10 +198,8 @@ class Reranker(RerankBackend):
         return {"options": self.options(), "calibration": self._given_calibration}
 
     def __setstate__(self, state: dict[str, Any]) -> None:
-        options = dict(state["options"])
-        calibration = options.pop("calibration")
-        self.__init__(**options, calibration=None if calibration != "auto" else "auto")  # type: ignore[misc]
-        self._calibration_option = calibration
+        self.__init__(**{**state["options"], "calibration": None})  # type: ignore[misc]  # not read again
+        self._calibration_option = state["options"]["calibration"]
         self._given_calibration = state["calibration"]
 
     def options(self) -> dict[str, Any]:

@@ -293,3 +293,12 @@ def test_demo_on_judged_data_measures_the_change(trained_model, small_beir, inde
     assert "knows scientific claims" in " ".join(out.split())  # what the shipped model is and is not good at
     assert out.count("bi-encoder order (cosine)") == 1  # one claim shown, all six measured
     assert main([*argv, "--query", "q"]) == 2 and "pick one" in capsys.readouterr().err
+
+
+def test_a_saved_index_is_checked_for_the_bi_encoder_it_was_built_with(tmp_path, capsys) -> None:
+    (tmp_path / "ix").mkdir()
+    (tmp_path / "ix" / "config.json").write_text('{"model": "no/such/bi-encoder"}', encoding="utf-8")
+    argv = ["eval", "--data", str(SCIFACT), "--index-dir", str(tmp_path / "ix"), "--model", str(tmp_path / "unseen")]
+    assert main(argv) == 2
+    error = capsys.readouterr().err
+    assert "no/such/bi-encoder" in error and "Pass --bi-encoder PATH" in error and "unseen" not in error

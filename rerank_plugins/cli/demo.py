@@ -10,7 +10,6 @@ import argparse
 import json
 from dataclasses import dataclass
 from importlib import resources
-from pathlib import Path
 from typing import Any
 
 from rich.console import Console
@@ -118,8 +117,7 @@ def run(args: argparse.Namespace) -> int:
     console = Console()
     if args.data and args.query:
         raise ValueError("--query runs your own queries over the bundled corpus; --data runs judged ones: pick one")
-    saved_index = args.index_dir is not None and (Path(args.index_dir) / "config.json").is_file()
-    check_ready(args, ("faiss", "eval") if args.data else ("faiss",), bi_encoder=not saved_index)
+    check_ready(args, ("faiss", "eval") if args.data else ("faiss",), bi_encoder=True)
     demo = judged_set(args.data, args.claims) if args.data else bundled_set(args.query)
     args.candidates = args.candidates or (20 if args.data else 10)
     try:
@@ -146,10 +144,8 @@ def run(args: argparse.Namespace) -> int:
     queries = demo.queries
     hits_per_query = retriever.search_many(queries, k=args.candidates)
     rankings = reranker.rank_many(queries, [[hit.text for hit in hits] for hits in hits_per_query])
-    shown = args.query or queries[: args.shown]
-    for query, hits, ranking in zip(queries, hits_per_query, rankings, strict=True):
-        if query not in shown:
-            continue
+    shown = len(queries) if args.query else args.shown  # your own queries all; judged or bundled ones, a few
+    for query, hits, ranking in list(zip(queries, hits_per_query, rankings, strict=True))[:shown]:
         table = Table(title=query, title_justify="left", show_lines=False, expand=True)
         table.add_column("#", justify="right", width=2)
         table.add_column("bi-encoder order (cosine)", ratio=1)

@@ -11,7 +11,7 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from rerank_plugins.cli.options import add_reranker_options, check_ready, reranker_from
+from rerank_plugins.cli.options import add_reranker_options, check_ready, reranker_from, saved_index
 from rerank_plugins.evaluation import load_beir
 from rerank_plugins.evaluation.chart import write_chart
 from rerank_plugins.evaluation.pipeline import dev_split, evaluate, tune_fusion_weight
@@ -43,15 +43,15 @@ def add_parser(commands: Any, name: str) -> None:
 
 def build_retriever(args: argparse.Namespace, corpus: dict[str, str], console: Console) -> FaissRetriever:
     """The FAISS retriever over ``corpus``: loaded from ``--index-dir`` when saved there, else built (and saved)."""
-    index_dir = Path(args.index_dir) if args.index_dir else None
-    if index_dir is not None and (index_dir / "config.json").is_file():
-        return FaissRetriever.load(index_dir, model=args.bi_encoder)
+    saved = saved_index(args)
+    if saved is not None:
+        return FaissRetriever.load(saved, model=args.bi_encoder)
     console.print(f"Embedding {len(corpus)} documents with the bi-encoder")
     retriever = FaissRetriever.from_texts(
         list(corpus.values()), ids=list(corpus), model=args.bi_encoder, show_progress_bar=True
     )  # a bar with counts and ETA: the whole corpus takes minutes on a CPU
-    if index_dir is not None:
-        retriever.save(index_dir)
+    if args.index_dir is not None:
+        retriever.save(args.index_dir)
     return retriever
 
 
@@ -69,11 +69,7 @@ def _table(report: Any) -> Table:
 
 def run(args: argparse.Namespace) -> int:
     console = Console()
-    check_ready(
-        args,
-        ("faiss", "eval"),
-        bi_encoder=args.index_dir is None or not (Path(args.index_dir) / "config.json").is_file(),
-    )
+    check_ready(args, ("faiss", "eval"), bi_encoder=True)
     reranker = reranker_from(args)
     data = load_beir(args.data, args.split)
     if args.max_queries is not None:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import json
+from pathlib import Path
 
 from rerank_plugins._optional import require
 from rerank_plugins.devices import PRECISIONS
@@ -10,7 +12,7 @@ from rerank_plugins.loading import check_model_reference
 from rerank_plugins.reranker import DEFAULT_MODEL, Reranker
 from rerank_plugins.runtime import RUNTIMES
 
-__all__ = ["HelpFormatter", "add_reranker_options", "check_ready", "reranker_from"]
+__all__ = ["HelpFormatter", "add_reranker_options", "check_ready", "reranker_from", "saved_index"]
 
 EXTRAS = {"faiss": "faiss", "eval": "ir_measures", "serve": "fastapi"}
 """An extra a command needs, and a module it brings that tells whether it is installed."""
@@ -73,16 +75,25 @@ def add_reranker_options(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def saved_index(args: argparse.Namespace) -> Path | None:
+    """``--index-dir`` when a FAISS index is saved there (the command loads it instead of embedding)."""
+    index_dir = getattr(args, "index_dir", None)
+    return Path(index_dir) if index_dir is not None and (Path(index_dir) / "config.json").is_file() else None
+
+
 def check_ready(args: argparse.Namespace, extras: tuple[str, ...] = (), bi_encoder: bool = False) -> None:
     """What a command needs, checked before any work: its extras are installed and, where it embeds, its
-    bi-encoder can be found (a local directory, or a hub id in the cache when offline). Each problem is
+    bi-encoder (``--bi-encoder``, else a saved index's, else the default) can be found (a local directory, or a
+    hub id in the cache when offline). Each problem is
     one line naming the fix, instead of a failure after minutes of loading or embedding."""
     for extra in extras:
         require(EXTRAS[extra], extra)
     if bi_encoder:
         from rerank_plugins.retrieval.embedder import default_bi_encoder, refuse_cross_encoder
 
-        name = args.bi_encoder or default_bi_encoder()
+        saved = saved_index(args)
+        built_with = json.loads((saved / "config.json").read_text(encoding="utf-8"))["model"] if saved else None
+        name = args.bi_encoder or built_with or default_bi_encoder()  # the one that will embed the queries
         try:
             check_model_reference(name)
         except (OSError, TypeError) as error:
