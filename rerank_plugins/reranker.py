@@ -5,11 +5,9 @@ from __future__ import annotations
 import logging
 import os
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
-
-import numpy as np
 
 from rerank_plugins.backend import PairScore, RerankBackend
 from rerank_plugins.cache import ScoreCache, pair_digest
@@ -319,8 +317,25 @@ class Reranker(RerankBackend):
 
     @property
     def max_query_tokens(self) -> int:
-        """The longest query kept whole; a longer one is cut (with a warning) to leave room for the document."""
+        """The longest query this model scores: three quarters of a pair, so the document has room; a longer
+        one is refused (``ValueError``), never cut."""
         return self._model()[1].query_room(self.max_length)
+
+    def query_tokens(self, query: str) -> int:
+        """Tokens of ``query`` alone, as the model reads it (compare with ``max_query_tokens``)."""
+        return self._model()[1].query_tokens(query)
+
+    def _check_queries(self, encoder: Encoder, queries: Iterable[str]) -> None:
+        """Refuse a query the model would have to cut: its end (often the question) would be lost silently."""
+        keep = encoder.query_room(self.max_length)
+        for query in dict.fromkeys(queries):
+            tokens = encoder.query_tokens(query)
+            if tokens > keep:
+                raise ValueError(
+                    f"the query is {tokens} tokens; this model keeps at most {keep} within "
+                    f"max_length={self.max_length} (the rest of a pair is the document's): shorten the query, "
+                    "or raise max_length if the model allows"
+                )
 
     def token_cost(self, query: str, documents: Sequence[str]) -> TokenCost:
         """Tokens ``query`` has and each pair would run through the model, without scoring anything.
@@ -385,6 +400,7 @@ class Reranker(RerankBackend):
                     missing.append(pair)
                 else:
                     known[pair] = cached
+        self._check_queries(encoder, (query for query, _ in missing))
         show = self.show_progress_bar if self.show_progress_bar is not None else len(missing) >= PROGRESS_MIN_PAIRS
         chunks = [missing[start : start + CHUNK_PAIRS] for start in range(0, len(missing), CHUNK_PAIRS)]
         with tqdm(total=len(missing), desc="Reranking", unit="pair", disable=not show) as progress:
@@ -408,23 +424,12 @@ class Reranker(RerankBackend):
             return encoder.plan_chunk(chunk, max_length, window, self.window_overlap, memo)
 
         def planned(chunk: list[tuple[str, str]], chunk_plan: ChunkPlan) -> None:
-            self._warn_cut_queries(chunk_plan, encoder)
             progress.total += len(chunk_plan.units) - len(chunk)  # windows: count model inputs, not pairs
 
         for chunk_plan, scored, seconds in pipelined(
             loaded, encoder, chunks, plan, self._policy, planned, progress.update
         ):
             yield self._results(loaded, chunk_plan, scored, seconds)
-
-    def _warn_cut_queries(self, plan: ChunkPlan, encoder: Encoder) -> None:
-        keep = encoder.query_room(self.max_length)
-        for tokens in np.unique(plan.query_tokens[plan.query_tokens > keep]).tolist():
-            logger.warning(
-                "query of %d tokens leaves no room for the document within max_length=%d; keeping its first %d tokens",
-                tokens,
-                self.max_length,
-                keep,
-            )
 
     def _results(self, loaded: LoadedModel, plan: ChunkPlan, scored: UnitScores, seconds: float) -> list[PairScore]:
         pairs = len(plan.truncated_tokens)

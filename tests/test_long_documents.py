@@ -92,12 +92,15 @@ def test_windows_overlap_and_cover_the_whole_document(random_model: str) -> None
     assert plan.truncated_tokens == 0
 
 
-def test_overlong_query_is_cut_with_a_warning(random_model: str, caplog: pytest.LogCaptureFixture) -> None:
+def test_an_overlong_query_is_refused_never_cut(random_model: str) -> None:
+    """A query cut to fit would lose its end (often the question itself) and still score: refuse it instead."""
     reranker = Reranker(random_model, precision="fp32", max_length=32)
-    with caplog.at_level("WARNING"):
-        scores = reranker.score("word " * 100, ["a document"])
-    assert len(scores) == 1
-    assert "leaves no room for the document" in caplog.text
+    fits = "word " * reranker.max_query_tokens
+    assert len(reranker.score(fits, ["a document"])) == 1
+    with pytest.raises(ValueError, match=r"the query is 100 tokens; this model keeps at most 22 within max_length=32"):
+        reranker.score("word " * 100, ["a document"])
+    with pytest.raises(ValueError, match="the query is 23 tokens"):  # one token over: refused as well
+        reranker.rank_many(["a short query", fits + "word"], [["doc"], ["doc"]])
 
 
 def test_costing_an_overlong_query_logs_nothing(random_model: str, caplog: pytest.LogCaptureFixture) -> None:

@@ -16,10 +16,14 @@ from rerank_plugins.reranker import TokenCost
 from rerank_plugins.serving.apis import Ask, ask_for
 from rerank_plugins.serving.limits import ServiceLimits
 
-__all__ = ["Refused", "check_cost", "check_sizes", "check_whole", "parse_request", "validation_detail"]
+__all__ = ["Refused", "check_cost", "check_query", "check_sizes", "check_whole", "parse_request", "validation_detail"]
 
 ECHO_CHARS = 60
 """At most this many characters of an offending input are echoed back in a 422 (never a whole body)."""
+ERROR_ROWS = 5
+"""At most this many error rows in a 422; one more row says how many were left out."""
+MAX_FIELDS = 64
+"""A request object with more fields than this is refused before its fields are validated."""
 
 
 class Refused(Exception):
@@ -38,15 +42,21 @@ def _echo(value: Any) -> str:
     return text if len(text) <= ECHO_CHARS else f"{text[:ECHO_CHARS]}... ({len(text)} characters)"
 
 
-def validation_detail(errors: Sequence[Mapping[str, Any]], loc: tuple[str, ...] = ()) -> list[dict[str, Any]]:
+def validation_detail(
+    errors: Sequence[Mapping[str, Any]], loc: tuple[str, ...] = (), count: int | None = None
+) -> list[dict[str, Any]]:
     """Pydantic's or FastAPI's errors as FastAPI shapes them (type, loc, msg), ``loc`` put in front, any
-    echoed input cut short and no ``ctx`` (it may hold what JSON cannot carry)."""
+    echoed input cut short and no ``ctx`` (it may hold what JSON cannot carry): the first ``ERROR_ROWS``,
+    then one row counting the rest of ``count`` errors (default: ``len(errors)``)."""
     detail = []
-    for item in errors:
+    for item in errors[:ERROR_ROWS]:
         row: dict[str, Any] = {"type": item["type"], "loc": [*loc, *item["loc"]], "msg": item["msg"]}
         if "input" in item and item["type"] != "json_invalid":
             row["input"] = _echo(item["input"])
         detail.append(row)
+    left = (len(errors) if count is None else count) - len(detail)
+    if left > 0:
+        detail.append({"type": "too_many_errors", "loc": list(loc), "msg": f"and {left} more errors like these"})
     return detail
 
 
@@ -58,11 +68,24 @@ def _no_constants(name: str) -> NoReturn:
     raise ValueError(f"{name} is not a JSON number")
 
 
-def parse_request(path: str, body: bytes) -> Ask:
+def _check_shape(payload: Any, max_documents: int) -> None:
+    """413 for a document list over ``max_documents`` and 422 for an object with absurdly many fields,
+    before validation, so no request can make the service build (and send) an error row per item."""
+    if not isinstance(payload, dict):
+        return
+    if len(payload) > MAX_FIELDS:
+        raise Refused(422, f"the request has {len(payload)} fields; a rerank request has at most {MAX_FIELDS}")
+    for name in ("documents", "texts"):
+        items = payload.get(name)
+        if isinstance(items, list) and len(items) > max_documents:
+            raise Refused(413, f"{len(items)} {name} exceed the limit of {max_documents} per request")
+
+
+def parse_request(path: str, body: bytes, max_documents: int) -> Ask:
     """The request in ``body`` sent to ``path``, in whichever API's shape it is (see ``apis.ask_for``).
 
     Anything malformed (bad JSON or UTF-8, NaN, deep nesting, wrong types, missing fields) is a 422
-    naming the field.
+    naming the field (the first few, and how many more); more than ``max_documents`` is a 413.
     """
     if not body:
         raise Refused(422, [{"type": "missing", "loc": ["body"], "msg": "the request has no JSON body"}])
@@ -76,11 +99,12 @@ def parse_request(path: str, body: bytes) -> Ask:
         raise _not_json(str(error)) from None
     except RecursionError:
         raise _not_json("nested too deeply") from None
+    _check_shape(payload, max_documents)
     try:
         return ask_for(path, payload)
     except ValidationError as error:
         errors = error.errors(include_url=False, include_context=False)
-        raise Refused(422, validation_detail(errors, ("body",))) from None
+        raise Refused(422, validation_detail(errors, ("body",), error.error_count())) from None
 
 
 def _utf8_size(text: str, name: str) -> int:
@@ -106,10 +130,14 @@ def check_sizes(request: Ask, limits: ServiceLimits) -> None:
             raise Refused(413, f"documents[{position}] is {size} bytes; the limit is {limits.max_document_bytes} bytes")
 
 
-def check_cost(cost: TokenCost, limits: ServiceLimits, query_token_limit: int) -> None:
-    """413 for a query over its token limit or a request over its model-token budget."""
-    if cost.query_tokens > query_token_limit:
-        raise Refused(413, f"the query is {cost.query_tokens} tokens; the limit is {query_token_limit} tokens")
+def check_query(tokens: int, limit: int) -> None:
+    """413 for a query over its token limit (checked before any document is tokenised)."""
+    if tokens > limit:
+        raise Refused(413, f"the query is {tokens} tokens; the limit is {limit} tokens")
+
+
+def check_cost(cost: TokenCost, limits: ServiceLimits) -> None:
+    """413 for a request over its model-token budget."""
     total = sum(cost.pair_tokens)
     if total > limits.max_request_tokens:
         raise Refused(

@@ -22,6 +22,7 @@ from rerank_plugins.reranker import Reranker, TokenCost
 from rerank_plugins.serving.admission import (
     Refused,
     check_cost,
+    check_query,
     check_sizes,
     check_whole,
     parse_request,
@@ -30,11 +31,12 @@ from rerank_plugins.serving.admission import (
 from rerank_plugins.serving.apis import API_NAMES, Ask, render
 from rerank_plugins.serving.auth import ApiKeyGuard
 from rerank_plugins.serving.batching import IdempotencyConflict, MicroBatcher, Overloaded
-from rerank_plugins.serving.guard import GuardStats, RequestGuard
+from rerank_plugins.serving.guard import CLIENT_GONE, GuardStats, RequestGuard
 from rerank_plugins.serving.limits import ServiceLimits
 from rerank_plugins.serving.metrics import ServiceMetrics
 from rerank_plugins.serving.observability import RequestLog, request_id_of
 from rerank_plugins.serving.schemas import RerankRequest
+from rerank_plugins.serving.uploads import BodyBudget
 
 __all__ = ["Lifecycle", "ServiceLimits", "create_app", "served_name"]
 
@@ -112,7 +114,7 @@ def create_app(
     name = model_name or served_name(reranker.model_name)
     names = frozenset([name, *aliases])
     lifecycle = Lifecycle()
-    guard = GuardStats()
+    guard = GuardStats(BodyBudget(limits.max_inflight_body_bytes))
     batcher = MicroBatcher(
         reranker,
         max_wait_ms=limits.max_wait_ms,
@@ -142,7 +144,7 @@ def create_app(
         await batcher.stop()
 
     app = FastAPI(title="rerank-plugins", lifespan=lifespan)
-    app.add_middleware(RequestGuard, limits=limits, stats=guard, retry_after=batcher.retry_after)
+    app.add_middleware(RequestGuard, limits=limits, stats=guard, backlog=batcher.retry_after)
     if api_key is not None:
         app.add_middleware(ApiKeyGuard, api_key=api_key, stats=guard)
     app.add_middleware(RequestLog, metrics=metrics, endpoints=ENDPOINTS)
@@ -176,7 +178,13 @@ def create_app(
             )
 
     async def fit(ask: Ask) -> tuple[list[str], TokenCost, list[str]]:
-        """The documents as they will be scored, their cost, and what was cut (refused where it may not be)."""
+        """The documents as they will be scored, their cost, and what was cut (refused where it may not be).
+
+        The query is checked first, so an over-long one is refused before any document is tokenised.
+        """
+        kept_whole = reranker.max_query_tokens  # a longer query would be cut: never silently here
+        query_limit = min(limits.max_query_tokens or kept_whole, kept_whole)
+        check_query(await asyncio.to_thread(reranker.query_tokens, ask.query), query_limit)
         documents, warnings = ask.documents, []
         if ask.max_tokens_per_doc is not None:
             clipped = await asyncio.to_thread(reranker.clip_documents, documents, ask.max_tokens_per_doc)
@@ -186,8 +194,7 @@ def create_app(
                     f"{cut} of {len(documents)} documents were cut to max_tokens_per_doc={ask.max_tokens_per_doc}"
                 )
         cost = await asyncio.to_thread(reranker.token_cost, ask.query, documents)
-        kept_whole = reranker.max_query_tokens  # a longer query would be cut: never silently here
-        check_cost(cost, limits, min(limits.max_query_tokens or kept_whole, kept_whole))
+        check_cost(cost, limits)
         if not ask.truncate:
             check_whole(cost, reranker.max_length)
         if cut := sum(1 for lost in cost.truncated_tokens if lost):
@@ -201,14 +208,14 @@ def create_app(
         if lifecycle.draining:
             raise Refused(503, "the service is shutting down; retry later", {"Retry-After": "1"})
         body = await request.body()
-        ask = await asyncio.to_thread(parse_request, request.url.path, body)
+        ask = await asyncio.to_thread(parse_request, request.url.path, body, limits.max_documents)
         check_model(ask)
         check_sizes(ask, limits)
         request_id = request_id_of(request.scope)
         if not ask.documents:
             return JSONResponse(render(ask, [], model=name, request_id=request_id, tokens=0, warnings=[]))
         if await request.is_disconnected():  # gone while its body was parsed: do not even tokenise it
-            return Response(status_code=499)
+            return Response(status_code=CLIENT_GONE)
         documents, cost, warnings = await fit(ask)
         key = request.headers.get("idempotency-key")
         if key is not None and not 0 < len(key) <= MAX_IDEMPOTENCY_KEY:
@@ -232,7 +239,7 @@ def create_app(
         finally:
             batcher.release(job)
         if ranking is None:  # the client has gone: nobody reads this
-            return Response(status_code=499)
+            return Response(status_code=CLIENT_GONE)
         tokens = sum(cost.pair_tokens)
         return JSONResponse(render(ask, ranking, model=name, request_id=request_id, tokens=tokens, warnings=warnings))
 

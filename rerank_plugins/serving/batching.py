@@ -16,6 +16,7 @@ import math
 import time
 from collections import deque
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 from rerank_plugins.backend import PairScore, RerankBackend, rank_scored
@@ -111,11 +112,13 @@ class MicroBatcher:
         self._running_tokens = 0
         self._arrived: asyncio.Event | None = None
         self._worker: asyncio.Task[None] | None = None
+        self._executor: ThreadPoolExecutor | None = None  # model passes only: tokenising elsewhere cannot starve them
 
     # -- lifecycle -------------------------------------------------------------------------------------
 
     async def start(self) -> None:
         self._arrived = asyncio.Event()
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="rerank-model")
         self._worker = asyncio.create_task(self._work())
 
     async def stop(self) -> None:
@@ -125,6 +128,9 @@ class MicroBatcher:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._worker
         self._worker = None
+        if self._executor is not None:
+            self._executor.shutdown(wait=False, cancel_futures=True)
+            self._executor = None
         for job in list(self._pending):
             self._forget(job)
             if not job.done.done():
@@ -277,7 +283,7 @@ class MicroBatcher:
         """Scores of the parts' pairs; a failing pass is retried per request so one bad request fails alone."""
         pairs = [(job.query, text) for job, start, end in parts for text in job.documents[start:end]]
         try:
-            return await asyncio.to_thread(self.reranker.pair_scores, pairs)
+            return await asyncio.get_running_loop().run_in_executor(self._executor, self.reranker.pair_scores, pairs)
         except Exception as error:
             if len(parts) == 1:
                 job = parts[0][0]

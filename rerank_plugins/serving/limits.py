@@ -43,7 +43,14 @@ class ServiceLimits:
     )
     body_timeout_s: float = field(default=30.0, metadata={"help": "Seconds a request may take to send its whole body."})
     keep_alive_s: float = field(default=5.0, metadata={"help": "Seconds an idle keep-alive connection is kept."})
-    max_connections: int = field(default=512, metadata={"help": "Open connections and running requests; more get 503."})
+    max_connections: int = field(
+        default=512,
+        metadata={"help": "Open connections; past it the oldest idle ones (no request under way) are closed."},
+    )
+    max_inflight_requests: int = field(
+        default=256,
+        metadata={"help": "Requests being read, checked, queued or scored at once; more get 503 (never the probes)."},
+    )
     max_queue: int = field(default=256, metadata={"help": "Requests waiting for the model."})
     max_queued_pairs: int = field(default=16_384, metadata={"help": "Pairs waiting for the model, over all requests."})
     max_queued_tokens: int = field(default=2_097_152, metadata={"help": "Model tokens waiting, over all requests."})
@@ -76,6 +83,7 @@ class ServiceLimits:
             ("max_documents", "max_queued_pairs"),
             ("max_request_tokens", "max_queued_tokens"),
             ("max_body_bytes", "max_inflight_body_bytes"),
+            ("max_inflight_requests", "max_connections"),
         ):
             if getattr(self, small) > getattr(self, large):
                 raise ValueError(f"ServiceLimits.{small} must not exceed {large}: one request has to fit")

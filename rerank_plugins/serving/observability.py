@@ -11,7 +11,7 @@ import re
 import time
 import uuid
 
-from rerank_plugins.serving.guard import App, Message, Receive, Scope, Send
+from rerank_plugins.serving.guard import CLIENT_GONE, App, Message, Receive, Scope, Send
 from rerank_plugins.serving.metrics import ServiceMetrics
 
 __all__ = ["REQUEST_ID_HEADER", "RequestLog", "request_id_of"]
@@ -46,17 +46,20 @@ class RequestLog:
         request_id = sent if _PLAIN_ID.fullmatch(sent) else uuid.uuid4().hex
         scope.setdefault("state", {})["request_id"] = request_id
         started = time.perf_counter()
-        status = 500
+        status, started_answer = 500, False
 
         async def answer(message: Message) -> None:
-            nonlocal status
+            nonlocal status, started_answer
             if message["type"] == "http.response.start":
-                status = message["status"]
+                status, started_answer = message["status"], True
                 message["headers"] = [*message.get("headers", []), (REQUEST_ID_HEADER.encode(), request_id.encode())]
             await send(message)
 
         try:
             await self.app(scope, receive, answer)
+            if not started_answer:  # closed by the server (framing) or left mid-body: not a failure of ours
+                state = scope["state"]
+                status = state.get("closed_with", CLIENT_GONE if state.get("client_gone") else status)
         finally:
             seconds = time.perf_counter() - started
             path = scope["path"]

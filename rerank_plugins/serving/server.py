@@ -1,4 +1,4 @@
-"""uvicorn set up for untrusted clients: header deadlines, header size, keep-alive, connections, drain."""
+"""uvicorn set up for untrusted clients: header deadlines, header size, keep-alive, connections, framing, drain."""
 
 from __future__ import annotations
 
@@ -14,15 +14,33 @@ __all__ = ["make_server", "server_config"]
 logger = logging.getLogger(__name__)
 
 
-def _protocol_class(header_timeout: float) -> Any:
-    """uvicorn's h11 protocol with a deadline for each request's headers (uvicorn has none of its own)."""
+FRAMING_SLICE = 8192
+"""Bytes handed to the HTTP parser at a time, so framing abuse is caught within a slice's work."""
+FRAMING_GRACE = 16384
+"""Wire bytes of a body before its framing overhead is judged."""
+MAX_WIRE_TO_BODY = 2.0
+"""A body whose wire bytes exceed this multiple of its content (absurdly small chunks) is refused."""
+
+
+def _protocol_class(limits: ServiceLimits) -> Any:
+    """uvicorn's h11 protocol with a deadline for each request's headers (uvicorn has none of its own),
+    a cap on open connections that closes idle ones first, and a bound on chunk framing per body."""
+    import h11
     from uvicorn.protocols.http.h11_impl import H11Protocol
 
-    class HeaderDeadlineProtocol(H11Protocol):
+    header_timeout = limits.header_timeout_s
+
+    class GuardedProtocol(H11Protocol):
         """Closes a connection whose next request's headers are not complete ``header_timeout`` s after
-        it opened or after its last response: idle, half-sent or dripping headers cannot hold a socket."""
+        it opened or after its last response: idle, half-sent or dripping headers cannot hold a socket.
+        Past ``max_connections`` open ones, the oldest idle connection is closed to make room (as nginx
+        reuses keep-alive connections), so sockets that send nothing cannot refuse anyone else. A body
+        sent in absurdly small chunks is refused with 400 before its framing can hold the event loop."""
 
         _deadline: asyncio.TimerHandle | None = None
+        _opened = 0.0
+        _wire = 0
+        _body = 0
 
         def _arm(self) -> None:
             self._disarm()
@@ -33,8 +51,13 @@ def _protocol_class(header_timeout: float) -> Any:
                 self._deadline.cancel()
                 self._deadline = None
 
+        @property
+        def idle(self) -> bool:
+            """No request under way: waiting for (the rest of) the next request's headers."""
+            return self.cycle is None or self.cycle.response_complete
+
         def _expire(self) -> None:
-            if (self.cycle is None or self.cycle.response_complete) and not self.transport.is_closing():
+            if self.idle and not self.transport.is_closing():
                 peer = "{}:{}".format(*self.client) if self.client else "a client"
                 if self.cycle is None:  # a slow or hostile client: worth an operator's eye
                     logger.info("closed %s: its request headers were not complete within %g s", peer, header_timeout)
@@ -42,26 +65,66 @@ def _protocol_class(header_timeout: float) -> Any:
                     logger.debug("closed %s: no next request within %g s", peer, header_timeout)
                 self.transport.close()
 
+        def _make_room(self) -> None:
+            """Close the oldest idle connection while more than ``max_connections`` are open (this one if
+            every other one is busy)."""
+            if len(self.connections) <= limits.max_connections:
+                return
+            others: list[GuardedProtocol] = [
+                c for c in self.connections
+                if isinstance(c, GuardedProtocol) and c is not self and c.idle and not c.transport.is_closing()
+            ]  # fmt: skip
+            oldest = min(others, key=lambda c: c._opened, default=self)
+            logger.debug("%d connections open: closed the oldest idle one", len(self.connections))
+            oldest.transport.close()
+            self.connections.discard(oldest)
+
         def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
             super().connection_made(transport)
+            self._opened = self.loop.time()
             self._arm()
+            self._make_room()
 
         def connection_lost(self, exc: Exception | None) -> None:
             self._disarm()
             super().connection_lost(exc)
+
+        def data_received(self, data: bytes) -> None:
+            for start in range(0, len(data), FRAMING_SLICE):
+                if self.transport.is_closing():
+                    return
+                self._parse(data[start : start + FRAMING_SLICE])
+
+        def _parse(self, data: bytes) -> None:
+            cycle = self.cycle
+            reading = cycle is not None and not cycle.response_complete and cycle.more_body
+            before = len(cycle.body) if reading else 0
+            super().data_received(data)
+            if not reading or self.cycle is not cycle:
+                return
+            self._wire += len(data)
+            self._body += len(cycle.body) - before
+            if self._wire > FRAMING_GRACE and self._wire > MAX_WIRE_TO_BODY * self._body:
+                logger.info("refused a body in %d wire bytes for %d bytes of content", self._wire, self._body)
+                cycle.scope["state"]["closed_with"] = 400
+                if self.conn.our_state is h11.SEND_RESPONSE:
+                    self.send_400_response("the body's chunks are too small: send it in larger chunks")
+                else:
+                    self.transport.close()
 
         def handle_events(self) -> None:
             before = self.cycle
             super().handle_events()
             if self.cycle is not before:  # a request's headers are complete
                 self._disarm()
+                self._wire = self._body = 0
 
         def on_response_complete(self) -> None:
             super().on_response_complete()
             if not self.transport.is_closing():
                 self._arm()
 
-    return HeaderDeadlineProtocol
+    return GuardedProtocol
 
 
 def server_config(
@@ -81,10 +144,9 @@ def server_config(
         log_config=uvicorn.config.LOGGING_CONFIG if own_logging else None,
         access_log=False,
         lifespan="on",
-        http=_protocol_class(limits.header_timeout_s),
+        http=_protocol_class(limits),
         h11_max_incomplete_event_size=limits.max_header_bytes,
         timeout_keep_alive=max(1, round(limits.keep_alive_s)),
-        limit_concurrency=limits.max_connections,
         timeout_graceful_shutdown=max(1, round(limits.drain_timeout_s)),
     )
 
