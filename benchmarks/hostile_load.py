@@ -4,9 +4,12 @@ Starts a real ``rerank-plugins serve`` process (the SciFact model, torch fp32 by
 time and peak-memory growth to refuse a 20 MiB query and 100 MB bodies; how fast the worker is freed
 from the largest admissible job once its client leaves; 200 concurrent clients alone and beside five
 hostile ones (p50/p95, peak RSS, every answer checked against the local core); SIGTERM with a queue of
-abandoned jobs. Run from the repository root:
+abandoned jobs. Then each attack of issue 27 (``attacks.py``) alone and all at once, in processes of their
+own: the service's peak RSS, ``/live`` p50 and p99, and a legitimate client's p50 (``RemoteReranker``, which
+follows ``Retry-After``), next to the same figures with no attack. Run from the repository root:
 
     HF_HUB_OFFLINE=1 .venv/bin/python benchmarks/hostile_load.py --model ../shared/models/minilm-l6-scifact-ce
+    HF_HUB_OFFLINE=1 .venv/bin/python benchmarks/hostile_load.py --part attacks   # the attack table only
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import multiprocessing
 import select
 import signal
 import socket
@@ -30,9 +34,11 @@ from rich.table import Table
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the tests' real-process helpers
 
+from attacks import ATTACKS  # noqa: E402
 from serve_load import workload  # noqa: E402
 
 from rerank_plugins import Reranker  # noqa: E402
+from rerank_plugins.remote import RemoteReranker  # noqa: E402
 from tests.serving_parts import ServeProcess, hostile_traffic  # noqa: E402
 
 MiB = 2**20
@@ -140,13 +146,114 @@ def shutdown(model: str, flags: list[str], documents: list[str], connected: bool
         return {"seconds_to_exit": round(time.perf_counter() - started, 2), "exit_code": code}
 
 
+def _quantiles(seconds: list[float]) -> tuple[float, float]:
+    """p50 and p99 in milliseconds."""
+    ordered = sorted(seconds)
+    return statistics.median(ordered) * 1000, ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))] * 1000
+
+
+def under_attack(
+    server: ServeProcess, names: list[str], requests: list[tuple[str, list[str]]], seconds: float
+) -> dict[str, Any]:
+    """Run the named attacks (none: the unloaded figures) while probing ``/live`` every 50 ms and a legitimate
+    client reranks one request after another for ``seconds``."""
+    context = multiprocessing.get_context("spawn")
+    stop = context.Event()
+    attackers = [context.Process(target=ATTACKS[name], args=(server.port, stop), daemon=True) for name in names]
+    for attacker in attackers:
+        attacker.start()
+    time.sleep(2.0 if names else 0.0)  # the attacks take hold
+    server.reset_peak()
+    live: list[float] = []
+    probing = threading.Event()
+
+    def probe() -> None:
+        with httpx.Client(timeout=60) as client:
+            while not probing.wait(0.05):
+                started = time.perf_counter()
+                client.get(f"{server.url}/live")
+                live.append(time.perf_counter() - started)
+
+    prober = threading.Thread(target=probe, daemon=True)
+    prober.start()
+    remote = RemoteReranker(server.url, timeout=60, deadline=120)
+    legit: list[float] = []
+    failed = 0
+    ends = time.perf_counter() + seconds
+    turn = 0
+    while time.perf_counter() < ends:
+        query, documents = requests[turn % len(requests)]
+        turn += 1
+        started = time.perf_counter()
+        try:
+            remote.rank(query, documents)
+            legit.append(time.perf_counter() - started)
+        except Exception:  # noqa: BLE001 - a failed legitimate request is what this counts
+            failed += 1
+    probing.set()
+    prober.join()
+    peak = server.peak_rss_mb()
+    stop.set()
+    for attacker in attackers:
+        attacker.join(10)
+        if attacker.is_alive():
+            attacker.terminate()
+    live_p50, live_p99 = _quantiles(live)
+    legit_p50, _ = _quantiles(legit) if legit else (float("nan"), 0.0)
+    return {
+        "peak_rss_mb": round(peak, 1),
+        "live_p50_ms": round(live_p50, 1),
+        "live_p99_ms": round(live_p99, 1),
+        "legit_p50_ms": round(legit_p50, 1),
+        "legit_answered": len(legit),
+        "legit_failed": failed,
+    }
+
+
+def attack_table(model: str, seconds: float) -> dict[str, Any]:
+    """Every attack alone, then all at once, against one service with default limits; ratios to no attack."""
+    requests = workload(10)
+    table: dict[str, Any] = {}
+    with ServeProcess(model, "--log-level", "error") as server:
+        RemoteReranker(server.url).rank(*requests[0])  # warm
+        for name in ["none", *ATTACKS, "all"]:
+            names = [] if name == "none" else list(ATTACKS) if name == "all" else [name]
+            table[name] = under_attack(server, names, requests, seconds)
+            base = table["none"]["legit_p50_ms"]
+            table[name]["legit_p50_ratio"] = round(table[name]["legit_p50_ms"] / base, 2)
+            Console().print(name, table[name])
+            time.sleep(1.0)
+    return table
+
+
+def print_attack_table(table: dict[str, Any], model: str) -> None:
+    view = Table(title=f"rerank service under each attack of issue 27 ({model}, default limits)")
+    for column in ("attack", "peak RSS MB", "/live p50 ms", "/live p99 ms", "legit p50 ms", "ratio", "legit ok/failed"):
+        view.add_column(column)
+    for name, row in table.items():
+        view.add_row(
+            name, str(row["peak_rss_mb"]), str(row["live_p50_ms"]), str(row["live_p99_ms"]),
+            str(row["legit_p50_ms"]), str(row["legit_p50_ratio"]), f"{row['legit_answered']}/{row['legit_failed']}",
+        )  # fmt: skip
+    Console().print(view)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--model", default="../shared/models/minilm-l6-scifact-ce")
     parser.add_argument("--clients", type=int, default=200)
     parser.add_argument("--documents", type=int, default=10, help="passages per well-behaved request")
     parser.add_argument("--out", default="benchmarks/results/hostile_load.json")
+    parser.add_argument("--part", choices=("all", "classic", "attacks"), default="all")
+    parser.add_argument("--seconds", type=float, default=15.0, help="how long each attack row is measured")
+    parser.add_argument("--attacks-out", default="benchmarks/results/hostile_attacks.json")
     args = parser.parse_args()
+    if args.part in ("all", "attacks"):
+        table = attack_table(args.model, args.seconds)
+        Path(args.attacks_out).write_text(json.dumps(table, indent=2) + "\n")
+        print_attack_table(table, args.model)
+    if args.part == "attacks":
+        return
     flags = ["--log-level", "error"]
     passage = "Sleep deprivation impairs hippocampal memory consolidation in adult mice. " * 100  # ~7.6 kB
     largest = [f"{i} {passage}" for i in range(1000)]  # 1000 pairs x 256 tokens: just under the token budget

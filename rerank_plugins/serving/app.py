@@ -43,6 +43,8 @@ __all__ = ["Lifecycle", "ServiceLimits", "create_app", "served_name"]
 logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
+COST_SLICE = 64
+"""Documents tokenised per worker-thread hop while a request is costed."""
 MAX_IDEMPOTENCY_KEY = 200
 RERANK_PATHS = ("/rerank", "/v1/rerank", "/v2/rerank")
 ENDPOINTS = frozenset({*RERANK_PATHS, "/health", "/live", "/info", "/metrics", "/docs", "/openapi.json"})
@@ -187,14 +189,21 @@ def create_app(
         check_query(await asyncio.to_thread(reranker.query_tokens, ask.query), query_limit)
         documents, warnings = ask.documents, []
         if ask.max_tokens_per_doc is not None:
-            clipped = await asyncio.to_thread(reranker.clip_documents, documents, ask.max_tokens_per_doc)
+            clipped: list[tuple[str, int]] = []
+            for start in range(0, len(documents), COST_SLICE):
+                piece = documents[start : start + COST_SLICE]
+                clipped += await asyncio.to_thread(reranker.clip_documents, piece, ask.max_tokens_per_doc)
             documents = [text for text, _ in clipped]
             if cut := sum(1 for _, lost in clipped if lost):
                 warnings.append(
                     f"{cut} of {len(documents)} documents were cut to max_tokens_per_doc={ask.max_tokens_per_doc}"
                 )
-        cost = await asyncio.to_thread(reranker.token_cost, ask.query, documents)
-        check_cost(cost, limits)
+        cost = TokenCost(0, [], [])
+        for start in range(0, len(documents), COST_SLICE):  # a slice per thread hop: small requests interleave
+            part = await asyncio.to_thread(reranker.token_cost, ask.query, documents[start : start + COST_SLICE])
+            cost = TokenCost(part.query_tokens, cost.pair_tokens + part.pair_tokens,
+                             cost.truncated_tokens + part.truncated_tokens)  # fmt: skip
+            check_cost(cost, limits)  # over budget: refused before the rest is tokenised
         if not ask.truncate:
             check_whole(cost, reranker.max_length)
         if cut := sum(1 for lost in cost.truncated_tokens if lost):

@@ -14,9 +14,9 @@ __all__ = ["make_server", "server_config"]
 logger = logging.getLogger(__name__)
 
 
-FRAMING_SLICE = 8192
+FRAMING_SLICE = 4096
 """Bytes handed to the HTTP parser at a time, so framing abuse is caught within a slice's work."""
-FRAMING_GRACE = 16384
+FRAMING_GRACE = 4096
 """Wire bytes of a body before its framing overhead is judged."""
 MAX_WIRE_TO_BODY = 2.0
 """A body whose wire bytes exceed this multiple of its content (absurdly small chunks) is refused."""
