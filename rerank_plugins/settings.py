@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
 from rerank_plugins.backend import RerankBackend
 from rerank_plugins.reranker import DEFAULT_MODEL, Reranker
@@ -28,6 +28,8 @@ CORE_OPTIONS = (
 
 class RerankSettings(BaseModel):
     """What to rerank with and how many documents to keep; plain data, so adapters serialise."""
+
+    model_config = ConfigDict(hide_input_in_errors=True)  # a validation error must not echo api_key or a url's password
 
     model: str = Field(DEFAULT_MODEL, description="Hugging Face id or local directory of the cross-encoder.")
     top_n: int | None = Field(3, ge=1, description="Documents to keep after reranking; None keeps all.")
@@ -75,6 +77,13 @@ class RerankSettings(BaseModel):
     api: Literal["rerank-plugins", "tei"] = Field(
         "rerank-plugins", description="The service's API: 'rerank-plugins' (rerank-plugins serve) or 'tei'."
     )
+    api_key: SecretStr | None = Field(
+        None,
+        exclude=True,
+        repr=False,
+        description="Key of the service at url, sent as 'Authorization: Bearer'; never serialised or shown. "
+        "None reads $RERANK_PLUGINS_API_KEY, so a restored adapter finds its key there.",
+    )
 
     def resolve_reranker(self, reranker: RerankBackend | None) -> RerankBackend:
         """The given ``reranker`` (whose options these fields then mirror), or one built from these options:
@@ -86,20 +95,16 @@ class RerankSettings(BaseModel):
         """
         if reranker is None:
             if self.url is not None:
-                defaults = type(self).model_fields
-                local_options = [n for n in CORE_OPTIONS[1:] if getattr(self, n) != defaults[n].default]
-                if local_options:
-                    raise ValueError(f"url= runs the model on the service; drop {', '.join(local_options)}")
-                from rerank_plugins.remote import RemoteReranker
-
-                return RemoteReranker(self.url, api=self.api)
+                return self._remote()
+            if self.api_key is not None:
+                raise ValueError("api_key= is the key of a rerank service: pass its url= too")
             built: dict[str, Any] = {name: getattr(self, name) for name in CORE_OPTIONS if name != "model"}
             return Reranker(self.model, **built)
         if not isinstance(reranker, RerankBackend):
             raise TypeError(
                 f"reranker must be a rerank_plugins Reranker or RemoteReranker, got {type(reranker).__name__}"
             )
-        conflicting = [name for name in (*CORE_OPTIONS, "url", "api") if name in self.model_fields_set]
+        conflicting = [name for name in (*CORE_OPTIONS, "url", "api", "api_key") if name in self.model_fields_set]
         if conflicting:
             raise ValueError(f"pass either reranker= or model options, not both (got {', '.join(conflicting)})")
         options = reranker.options()
@@ -109,6 +114,19 @@ class RerankSettings(BaseModel):
         else:
             self.url, self.api = options["url"], options["api"]
         return reranker
+
+    def _remote(self) -> RerankBackend:
+        """A ``RemoteReranker`` for ``url``; ``url`` then loses any ``user:password@`` (used, never stored)."""
+        defaults = type(self).model_fields
+        local_options = [n for n in CORE_OPTIONS[1:] if getattr(self, n) != defaults[n].default]
+        if local_options:
+            raise ValueError(f"url= runs the model on the service; drop {', '.join(local_options)}")
+        from rerank_plugins.remote import RemoteReranker
+
+        key = self.api_key.get_secret_value() if self.api_key is not None else None
+        remote = RemoteReranker(str(self.url), api=self.api, api_key=key)
+        self.url = remote.url
+        return remote
 
     def rank_arguments(
         self, top_n: int | None, retrieval_scores: Iterable[float | None], where: str, items: str

@@ -208,14 +208,13 @@ def test_idle_half_sent_and_dripping_connections_are_closed(server: ServeProcess
 
 
 def test_malformed_bodies_get_short_422s_never_500(server: ServeProcess, random_model: str) -> None:
-    """Findings 8 and 12: NaN and Infinity literals, lone surrogates, huge wrong-typed inputs."""
+    """Findings 8 and 12: NaN and Infinity literals, huge wrong-typed inputs (lone surrogates are scored as
+    ``?``, as the library scores them: ``test_service_hostile_traffic``)."""
     url = f"{server.url}/rerank"
     bodies = [
         '{"query": "q", "documents": ["a"], "top_n": NaN}',
         '{"query": "q", "documents": ["a"], "top_n": Infinity}',
         '{"query": "q", "documents": ["a", -Infinity]}',
-        '{"query": "q", "documents": ["\\ud800 lone"], "return_documents": true}',
-        '{"query": "\\udfff", "documents": ["a"]}',
         '{"query": ["' + "x" * 500_000 + '"], "documents": ["a"]}',
         '{"query": "q", "documents": ["a"]',
         "",
@@ -224,7 +223,7 @@ def test_malformed_bodies_get_short_422s_never_500(server: ServeProcess, random_
         answer = httpx.post(url, content=body.encode(), headers={"content-type": "application/json"})
         assert answer.status_code == 422, (body[:60], answer.text[:200])
         assert len(answer.content) < 1000 and "Traceback" not in answer.text
-    echoed = httpx.post(url, content=bodies[5].encode(), headers={"content-type": "application/json"})
+    echoed = httpx.post(url, content=bodies[3].encode(), headers={"content-type": "application/json"})
     assert "... (500004 characters)" in echoed.json()["detail"][0]["input"]
     answer = httpx.post(url, json={"query": "q", "documents": ["a"], "return_documents": True}).json()
     assert answer["model"] == "random-ce0" and answer["results"][0]["document"] == {"text": "a"}

@@ -6,6 +6,7 @@ its liveness, or other clients' service. Raw sockets, real process, the random-w
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 import socket
@@ -17,6 +18,8 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
+from rerank_plugins import Reranker
+from rerank_plugins.remote import RemoteReranker
 from tests.serving_parts import ServeProcess, raw_exchange
 
 pytestmark = pytest.mark.slow
@@ -251,3 +254,26 @@ def test_a_client_that_leaves_mid_body_is_counted_499_not_500(server: ServeProce
     assert gone_count("499") == before_499 + 3
     assert gone_count("500") == before_500
     assert '" 500 ' not in server.log()
+
+
+# -- 10: a lone surrogate is scored the same way everywhere ---------------------------------------------
+
+
+def test_a_lone_surrogate_scores_as_a_question_mark_in_the_library_the_client_and_the_service(
+    server: ServeProcess, random_model: str
+) -> None:
+    """Item 10: the client raised a bare ``UnicodeEncodeError`` and the service answered 422 where the library
+    scores the text with ``?`` in the surrogate's place; now all three score it that way."""
+    documents = ["fine", "bad \ud800 text", "bad ? text"]
+    local = Reranker(random_model, precision="fp32", runtime="torch").score("q \udfff", documents)
+    remote = RemoteReranker(server.url, max_retries=0)
+    sent = remote.score("q \udfff", documents)
+    raw = '{"query": "q \\udfff", "documents": ["fine", "bad \\ud800 text", "bad ? text"], "return_documents": true}'
+    answer = httpx.post(f"{server.url}/rerank", content=raw.encode(), headers={"content-type": "application/json"})
+    assert answer.status_code == 200, answer.text[:200]
+    served = {row["index"]: row for row in answer.json()["results"]}
+    assert served[1]["document"] == {"text": "bad ? text"}
+    for scores in (sent, [served[i]["score"] for i in range(3)]):
+        assert scores == pytest.approx(local, abs=1e-4)
+    assert local[1] == pytest.approx(local[2], abs=1e-5)
+    assert asyncio.run(remote.ascore("q \udfff", documents)) == pytest.approx(local, abs=1e-4)

@@ -11,6 +11,7 @@ from typing_extensions import Self
 
 from rerank_plugins.backend import RerankBackend
 from rerank_plugins.langchain.documents import RETRIEVAL_SCORE_KEY, page_contents, reranked_documents
+from rerank_plugins.remote.credentials import API_KEY_ENV
 from rerank_plugins.settings import RerankSettings
 
 __all__ = ["LangChainRerankSettings"]
@@ -34,6 +35,11 @@ class LangChainRerankSettings(RerankSettings):
     def _build_core(self) -> Self:
         self.reranker = self.resolve_reranker(self.reranker)
         return self
+
+    @property
+    def lc_secrets(self) -> dict[str, str]:
+        """LangChain's map of secret fields to the variables they are read from again on load."""
+        return {"api_key": API_KEY_ENV}
 
     @property
     def core(self) -> RerankBackend:

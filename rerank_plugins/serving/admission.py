@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from typing import Any, NoReturn
 
 from pydantic import ValidationError
 
+from rerank_plugins.encoding import clean_text
 from rerank_plugins.reranker import TokenCost
 from rerank_plugins.serving.apis import Ask, ask_for
 from rerank_plugins.serving.limits import ServiceLimits
@@ -78,13 +80,14 @@ def _check_shape(payload: Any, max_documents: int) -> None:
     for name in ("documents", "texts"):
         items = payload.get(name)
         if isinstance(items, list) and len(items) > max_documents:
-            raise Refused(413, f"{len(items)} {name} exceed the limit of {max_documents} per request")
+            raise Refused(413, f"{len(items)} documents exceed the limit of {max_documents} per request")
 
 
 def parse_request(path: str, body: bytes, max_documents: int) -> Ask:
     """The request in ``body`` sent to ``path``, in whichever API's shape it is (see ``apis.ask_for``).
 
-    Anything malformed (bad JSON or UTF-8, NaN, deep nesting, wrong types, missing fields) is a 422
+    A lone surrogate in the query or a document is replaced by ``?`` (as the library does). Anything
+    malformed (bad JSON or UTF-8, NaN, deep nesting, wrong types, missing fields) is a 422
     naming the field (the first few, and how many more); more than ``max_documents`` is a 413.
     """
     if not body:
@@ -101,17 +104,12 @@ def parse_request(path: str, body: bytes, max_documents: int) -> Ask:
         raise _not_json("nested too deeply") from None
     _check_shape(payload, max_documents)
     try:
-        return ask_for(path, payload)
+        ask = ask_for(path, payload)
     except ValidationError as error:
         errors = error.errors(include_url=False, include_context=False)
         raise Refused(422, validation_detail(errors, ("body",), error.error_count())) from None
-
-
-def _utf8_size(text: str, name: str) -> int:
-    try:
-        return len(text.encode("utf-8"))
-    except UnicodeEncodeError as error:
-        raise Refused(422, f"{name} is not valid Unicode ({error.reason} at character {error.start})") from None
+    # a lone surrogate (valid JSON, not Unicode) becomes "?", as the library and the client treat it
+    return replace(ask, query=clean_text(ask.query), documents=[clean_text(text) for text in ask.documents])
 
 
 def check_sizes(request: Ask, limits: ServiceLimits) -> None:
@@ -121,11 +119,11 @@ def check_sizes(request: Ask, limits: ServiceLimits) -> None:
         raise Refused(413, f"{len(request.documents)} documents exceed the limit of {limits.max_documents} per request")
     if not request.query.strip():
         raise Refused(422, "the query is empty: there is nothing to rank against")
-    size = _utf8_size(request.query, "query")
+    size = len(request.query.encode("utf-8"))
     if size > limits.max_query_bytes:
         raise Refused(413, f"the query is {size} bytes; the limit is {limits.max_query_bytes} bytes")
     for position, document in enumerate(request.documents):
-        size = _utf8_size(document, f"documents[{position}]")
+        size = len(document.encode("utf-8"))
         if size > limits.max_document_bytes:
             raise Refused(413, f"documents[{position}] is {size} bytes; the limit is {limits.max_document_bytes} bytes")
 
