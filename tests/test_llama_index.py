@@ -141,6 +141,23 @@ def test_inputs_unchanged_and_retrieval_score_kept_out_of_llm_text(core, scifact
         assert node is not by_id[node.node.node_id]
 
 
+def test_a_cut_document_says_so_in_node_metadata_as_in_langchain(core, scifact_slice, claim) -> None:
+    """Item 13 of issue 27: a 100k-character node came back with no sign that most of it was never read."""
+    nodes = _nodes(scifact_slice, 0, 3, chars=600)
+    long_text = " ".join(scifact_slice.values())[:100_000]
+    nodes.append(NodeWithScore(node=TextNode(text=long_text, id_="long"), score=0.5))
+    postprocessor = RerankPostprocessor(reranker=core, top_n=None)
+
+    reranked = {n.node.node_id: n.node for n in postprocessor.postprocess_nodes(nodes, query_bundle=QueryBundle(claim))}
+
+    assert reranked["long"].metadata["rerank_truncated_tokens"] > 10_000
+    assert reranked["long"].metadata["rerank_windows"] == 1
+    assert all(reranked[n.node.node_id].metadata["rerank_truncated_tokens"] == 0 for n in nodes[:3])
+    hidden = reranked["long"].get_content(metadata_mode=MetadataMode.LLM)
+    assert "rerank_truncated_tokens" not in hidden and "rerank_windows" not in hidden
+    assert "rerank_truncated_tokens" not in nodes[3].node.metadata  # the caller's node is untouched
+
+
 def test_to_dict_from_dict_round_trip(trained_model: str, core: Reranker, scifact_slice, claim) -> None:
     original = RerankPostprocessor(
         model=trained_model,

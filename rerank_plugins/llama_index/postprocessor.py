@@ -16,7 +16,15 @@ from rerank_plugins.backend import RerankBackend
 from rerank_plugins.results import RankedResult, Ranking
 from rerank_plugins.settings import RerankSettings
 
-__all__ = ["FUSED_SCORE_KEY", "P_ANY_RELEVANT_KEY", "RELEVANCE_SCORE_KEY", "RETRIEVAL_SCORE_KEY", "RerankPostprocessor"]
+__all__ = [
+    "FUSED_SCORE_KEY",
+    "P_ANY_RELEVANT_KEY",
+    "RELEVANCE_SCORE_KEY",
+    "RETRIEVAL_SCORE_KEY",
+    "TRUNCATED_TOKENS_KEY",
+    "WINDOWS_KEY",
+    "RerankPostprocessor",
+]
 
 dispatcher = get_dispatcher(__name__)
 
@@ -28,6 +36,10 @@ FUSED_SCORE_KEY = "fused_score"
 """With fusion on, the blended score, also the node's score (the order follows it)."""
 P_ANY_RELEVANT_KEY = "p_any_relevant"
 """With calibrated scores, P(at least one candidate is relevant) for the query (hidden from the LLM and embedder)."""
+TRUNCATED_TOKENS_KEY = "rerank_truncated_tokens"
+"""Tokens of the node's text the model did not see ("truncate" mode; 0: read whole), as LangChain's adapter."""
+WINDOWS_KEY = "rerank_windows"
+"""Windows the node's text was scored in ("window" mode; 1 otherwise), as LangChain's adapter."""
 
 
 def _node_texts(nodes: Any) -> list[str]:
@@ -125,7 +137,7 @@ class RerankPostprocessor(RerankSettings, BaseNodePostprocessor):
         reranked = []
         for result in ranking:
             original = nodes[result.index]
-            added: dict[str, Any] = {}
+            added: dict[str, Any] = {TRUNCATED_TOKENS_KEY: result.truncated_tokens, WINDOWS_KEY: result.windows}
             if self.keep_retrieval_score:
                 added[RETRIEVAL_SCORE_KEY] = original.score
             if result.fused_score is not None:
