@@ -18,6 +18,7 @@ import argparse
 import asyncio
 import json
 import multiprocessing
+import os
 import select
 import signal
 import socket
@@ -210,11 +211,21 @@ def under_attack(
     }
 
 
-def attack_table(model: str, seconds: float) -> dict[str, Any]:
-    """Every attack alone, then all at once, against one service with default limits; ratios to no attack."""
+def attack_table(model: str, seconds: float, pin: bool) -> dict[str, Any]:
+    """Every attack alone, then all at once, against one service with default limits; ratios to no attack.
+
+    With ``pin`` the service (one torch thread) runs on CPU 0 and everything else (attackers, the probe and
+    the legitimate client) on CPU 1, as if they were other machines: the figures are then the service's own
+    resilience, not two processes fighting over two cores.
+    """
     requests = workload(10)
     table: dict[str, Any] = {}
+    if pin:
+        os.environ["OMP_NUM_THREADS"] = "1"
+        os.sched_setaffinity(0, {0})  # the service inherits CPU 0
     with ServeProcess(model, "--log-level", "error") as server:
+        if pin:
+            os.sched_setaffinity(0, {1})  # this process and the attackers it starts: CPU 1
         RemoteReranker(server.url).rank(*requests[0])  # warm
         for name in ["none", *ATTACKS, "all"]:
             names = [] if name == "none" else list(ATTACKS) if name == "all" else [name]
@@ -247,9 +258,14 @@ def main() -> None:
     parser.add_argument("--part", choices=("all", "classic", "attacks"), default="all")
     parser.add_argument("--seconds", type=float, default=15.0, help="how long each attack row is measured")
     parser.add_argument("--attacks-out", default="benchmarks/results/hostile_attacks.json")
+    parser.add_argument(
+        "--no-pin", dest="pin", action="store_false", help="let the service and the attackers share every CPU"
+    )
     args = parser.parse_args()
     if args.part in ("all", "attacks"):
-        table = attack_table(args.model, args.seconds)
+        pin = args.pin and len(os.sched_getaffinity(0)) >= 2
+        table = attack_table(args.model, args.seconds, pin)
+        table["none"]["pinned"] = pin
         Path(args.attacks_out).write_text(json.dumps(table, indent=2) + "\n")
         print_attack_table(table, args.model)
     if args.part == "attacks":

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections import OrderedDict
 from typing import Any
 
 from rerank_plugins._optional import require
@@ -14,9 +15,9 @@ __all__ = ["make_server", "server_config"]
 logger = logging.getLogger(__name__)
 
 
-FRAMING_SLICE = 4096
+FRAMING_SLICE = 2048
 """Bytes handed to the HTTP parser at a time, so framing abuse is caught within a slice's work."""
-FRAMING_GRACE = 4096
+FRAMING_GRACE = 2048
 """Wire bytes of a body before its framing overhead is judged."""
 MAX_WIRE_TO_BODY = 2.0
 """A body whose wire bytes exceed this multiple of its content (absurdly small chunks) is refused."""
@@ -29,6 +30,7 @@ def _protocol_class(limits: ServiceLimits) -> Any:
     from uvicorn.protocols.http.h11_impl import H11Protocol
 
     header_timeout = limits.header_timeout_s
+    idle_connections: OrderedDict[Any, None] = OrderedDict()  # connections with no request under way, oldest first
 
     class GuardedProtocol(H11Protocol):
         """Closes a connection whose next request's headers are not complete ``header_timeout`` s after
@@ -38,9 +40,9 @@ def _protocol_class(limits: ServiceLimits) -> Any:
         sent in absurdly small chunks is refused with 400 before its framing can hold the event loop."""
 
         _deadline: asyncio.TimerHandle | None = None
-        _opened = 0.0
         _wire = 0
         _body = 0
+        _chunked = False
 
         def _arm(self) -> None:
             self._disarm()
@@ -68,29 +70,29 @@ def _protocol_class(limits: ServiceLimits) -> Any:
         def _make_room(self) -> None:
             """Close the oldest idle connection while more than ``max_connections`` are open (this one if
             every other one is busy)."""
-            if len(self.connections) <= limits.max_connections:
-                return
-            others: list[GuardedProtocol] = [
-                c for c in self.connections
-                if isinstance(c, GuardedProtocol) and c is not self and c.idle and not c.transport.is_closing()
-            ]  # fmt: skip
-            oldest = min(others, key=lambda c: c._opened, default=self)
-            logger.debug("%d connections open: closed the oldest idle one", len(self.connections))
-            oldest.transport.close()
-            self.connections.discard(oldest)
+            while len(self.connections) > limits.max_connections and idle_connections:
+                oldest, _ = idle_connections.popitem(last=False)
+                oldest.transport.close()
+                self.connections.discard(oldest)
+                logger.debug("%d connections open: closed the oldest idle one", len(self.connections))
 
         def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
             super().connection_made(transport)
-            self._opened = self.loop.time()
+            idle_connections[self] = None
             self._arm()
             self._make_room()
 
         def connection_lost(self, exc: Exception | None) -> None:
             self._disarm()
+            idle_connections.pop(self, None)
             super().connection_lost(exc)
 
         def data_received(self, data: bytes) -> None:
-            for start in range(0, len(data), FRAMING_SLICE):
+            cycle = self.cycle
+            if cycle is not None and not cycle.response_complete and not self._chunked:
+                super().data_received(data)  # a Content-Length body: its framing costs nothing to judge
+                return
+            for start in range(0, len(data), FRAMING_SLICE):  # headers, or a chunked body: judged per slice
                 if self.transport.is_closing():
                     return
                 self._parse(data[start : start + FRAMING_SLICE])
@@ -117,11 +119,14 @@ def _protocol_class(limits: ServiceLimits) -> Any:
             super().handle_events()
             if self.cycle is not before:  # a request's headers are complete
                 self._disarm()
+                idle_connections.pop(self, None)
                 self._wire = self._body = 0
+                self._chunked = any(name == b"transfer-encoding" for name, _ in self.headers)
 
         def on_response_complete(self) -> None:
             super().on_response_complete()
             if not self.transport.is_closing():
+                idle_connections[self] = None  # the newest idle one again
                 self._arm()
 
     return GuardedProtocol
