@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import os
 import threading
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -325,18 +325,6 @@ class Reranker(RerankBackend):
         """Tokens of ``query`` alone, as the model reads it (compare with ``max_query_tokens``)."""
         return self._model()[1].query_tokens(query)
 
-    def _check_queries(self, encoder: Encoder, queries: Iterable[str]) -> None:
-        """Refuse a query the model would have to cut: its end (often the question) would be lost silently."""
-        keep = encoder.query_room(self.max_length)
-        for query in dict.fromkeys(queries):
-            tokens = encoder.query_tokens(query)
-            if tokens > keep:
-                raise ValueError(
-                    f"the query is {tokens} tokens; this model keeps at most {keep} within "
-                    f"max_length={self.max_length} (the rest of a pair is the document's): shorten the query, "
-                    "or raise max_length if the model allows"
-                )
-
     def token_cost(self, query: str, documents: Sequence[str]) -> TokenCost:
         """Tokens ``query`` has and each pair would run through the model, without scoring anything.
 
@@ -400,7 +388,6 @@ class Reranker(RerankBackend):
                     missing.append(pair)
                 else:
                     known[pair] = cached
-        self._check_queries(encoder, (query for query, _ in missing))
         show = self.show_progress_bar if self.show_progress_bar is not None else len(missing) >= PROGRESS_MIN_PAIRS
         chunks = [missing[start : start + CHUNK_PAIRS] for start in range(0, len(missing), CHUNK_PAIRS)]
         with tqdm(total=len(missing), desc="Reranking", unit="pair", disable=not show) as progress:
@@ -424,12 +411,27 @@ class Reranker(RerankBackend):
             return encoder.plan_chunk(chunk, max_length, window, self.window_overlap, memo)
 
         def planned(chunk: list[tuple[str, str]], chunk_plan: ChunkPlan) -> None:
+            self._refuse_cut_queries(chunk_plan, encoder)
             progress.total += len(chunk_plan.units) - len(chunk)  # windows: count model inputs, not pairs
 
         for chunk_plan, scored, seconds in pipelined(
             loaded, encoder, chunks, plan, self._policy, planned, progress.update
         ):
             yield self._results(loaded, chunk_plan, scored, seconds)
+
+    def _refuse_cut_queries(self, plan: ChunkPlan, encoder: Encoder) -> None:
+        """Refuse a query the model would have to cut: its end (often the question) would be lost silently.
+
+        Read from the chunk's plan, so no text is tokenised twice; raised before the chunk's forward pass.
+        """
+        keep = encoder.query_room(self.max_length)
+        longest = int(plan.query_tokens.max(initial=0))
+        if longest > keep:
+            raise ValueError(
+                f"the query is {longest} tokens; this model keeps at most {keep} within "
+                f"max_length={self.max_length} (the rest of a pair is the document's): shorten the query, "
+                "or raise max_length if the model allows"
+            )
 
     def _results(self, loaded: LoadedModel, plan: ChunkPlan, scored: UnitScores, seconds: float) -> list[PairScore]:
         pairs = len(plan.truncated_tokens)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import json
 import re
+import resource
 import socket
 import statistics
 import threading
@@ -79,22 +80,26 @@ def test_a_few_error_rows_then_a_count(server: ServeProcess) -> None:
 
 def test_2000_idle_sockets_deny_no_one(server: ServeProcess) -> None:
     """Item 2: idle connections are closed oldest first past ``max_connections``; nobody is refused."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, min(hard, 4096)), hard))
+    count = min(2000, min(hard, 4096) - 256)  # 2,000 where the machine allows; always past the 512 cap
+    assert count > 700
     idle = []
     try:
-        for _ in range(2000):
+        for _ in range(count):
             idle.append(socket.create_connection(("127.0.0.1", server.port)))
         assert httpx.get(f"{server.url}/live", timeout=10).status_code == 200
         assert httpx.get(f"{server.url}/health", timeout=10).status_code == 200
         ranked = small_rerank(server, timeout=10)
         assert ranked.status_code == 200 and len(ranked.json()["results"]) == 2
         closed = 0
-        for sock in idle[:1000]:  # the oldest were closed to make room
+        for sock in idle[: count // 2]:  # the oldest were closed to make room
             sock.settimeout(5)
             try:
                 closed += sock.recv(1) == b""
             except ConnectionResetError:
                 closed += 1
-        assert closed >= 900
+        assert closed >= 0.9 * (count // 2)
     finally:
         for sock in idle:
             sock.close()

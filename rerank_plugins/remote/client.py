@@ -253,7 +253,9 @@ class RemoteReranker(RerankBackend):
             if unread is not None:
                 return unread
             data = bytearray()
-            for chunk in response.iter_raw():
+            # an answer a custom transport built in memory (``transport=``) is already whole
+            chunks = [response.content] if response.is_stream_consumed else response.iter_raw()
+            for chunk in chunks:
                 self._grow(data, chunk, stop)
             return _Answer(response.status_code, response.headers, bytes(data))
 
@@ -266,8 +268,11 @@ class RemoteReranker(RerankBackend):
             if unread is not None:
                 return unread
             data = bytearray()
-            async for chunk in response.aiter_raw():
-                self._grow(data, chunk, stop)
+            if response.is_stream_consumed:  # built in memory by a custom transport: already whole
+                self._grow(data, response.content, stop)
+            else:
+                async for chunk in response.aiter_raw():
+                    self._grow(data, chunk, stop)
             return _Answer(response.status_code, response.headers, bytes(data))
 
     def _attempt_stop(self, call_stop: float) -> float:

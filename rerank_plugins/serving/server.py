@@ -19,6 +19,9 @@ FRAMING_SLICE = 2048
 """Bytes handed to the HTTP parser at a time, so framing abuse is caught within a slice's work."""
 FRAMING_GRACE = 2048
 """Wire bytes of a body before its framing overhead is judged."""
+INCOMPLETE_SLACK = 65536
+"""Bytes h11 may buffer past ``max_header_bytes`` before a header block is complete: headers arrive in
+``FRAMING_SLICE`` pieces, and a complete block over the limit is answered 431 by the guard."""
 MAX_WIRE_TO_BODY = 2.0
 """A body whose wire bytes exceed this multiple of its content (absurdly small chunks) is refused."""
 
@@ -150,7 +153,7 @@ def server_config(
         access_log=False,
         lifespan="on",
         http=_protocol_class(limits),
-        h11_max_incomplete_event_size=limits.max_header_bytes,
+        h11_max_incomplete_event_size=limits.max_header_bytes + INCOMPLETE_SLACK,
         timeout_keep_alive=max(1, round(limits.keep_alive_s)),
         timeout_graceful_shutdown=max(1, round(limits.drain_timeout_s)),
     )
