@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from safetensors.torch import load_file
 
 from rerank_plugins import Reranker
 from rerank_plugins.cli import main
@@ -107,6 +108,19 @@ def test_one_epoch_lowers_the_loss_of_the_groups_it_trained_on(
     assert after < before - 0.03, (before, after)
 
 
+def test_the_same_seed_gives_the_same_model(
+    trained: TrainingReport, tiny_beir: Path, random_base: str, tiny_retriever: FaissRetriever, tmp_path: Path
+) -> None:
+    """Issue 32: a fixed seed, the same data and the same machine give the same weights, bit for bit."""
+    again = fine_tune(tiny_beir, random_base, tmp_path / "again", TINY, retriever=tiny_retriever,
+                      show_progress_bar=False)  # fmt: skip
+    first = load_file(str(Path(trained.output_dir) / "model.safetensors"))
+    second = load_file(str(tmp_path / "again" / "model.safetensors"))
+    assert first.keys() == second.keys()
+    assert all(torch.equal(first[name], second[name]) for name in first)
+    assert again.epochs[-1].step_losses == trained.epochs[-1].step_losses
+
+
 def test_the_saved_model_reloads_in_our_core_and_in_sentence_transformers(trained: TrainingReport) -> None:
     from sentence_transformers import CrossEncoder
 
@@ -167,6 +181,7 @@ def test_cli_train_writes_a_model(tiny_beir: Path, random_model: str, tmp_path: 
         ]
     )
     report = json.loads((tmp_path / "m" / "training.json").read_text(encoding="utf-8"))
+    assert report["mining_precision"] == "fp32"  # whatever the hardware: the same negatives everywhere
     kept, retrieval = report["epochs"][report["best_epoch"] - 1]["dev_ndcg_at_10"], report["dev_retrieval_ndcg_at_10"]
     assert kept < retrieval  # random weights, one short epoch: worse than the bi-encoder's order
     captured = capsys.readouterr()

@@ -41,14 +41,17 @@ def add_parser(commands: Any, name: str) -> None:
     add_reranker_options(parser)
 
 
-def build_retriever(args: argparse.Namespace, corpus: dict[str, str], console: Console) -> FaissRetriever:
-    """The FAISS retriever over ``corpus``: loaded from ``--index-dir`` when saved there, else built (and saved)."""
+def build_retriever(
+    args: argparse.Namespace, corpus: dict[str, str], console: Console, precision: str = "auto"
+) -> FaissRetriever:
+    """The FAISS retriever over ``corpus``: loaded from ``--index-dir`` when saved there, else built (and saved);
+    its bi-encoder runs in ``precision``."""
     saved = saved_index(args)
     if saved is not None:
-        return FaissRetriever.load(saved, model=args.bi_encoder)
+        return FaissRetriever.load(saved, model=args.bi_encoder, precision=precision)
     console.print(f"Embedding {len(corpus)} documents with the bi-encoder")
     retriever = FaissRetriever.from_texts(
-        list(corpus.values()), ids=list(corpus), model=args.bi_encoder, show_progress_bar=True
+        list(corpus.values()), ids=list(corpus), model=args.bi_encoder, show_progress_bar=True, precision=precision
     )  # a bar with counts and ETA: the whole corpus takes minutes on a CPU
     if args.index_dir is not None:
         retriever.save(args.index_dir)

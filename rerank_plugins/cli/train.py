@@ -102,7 +102,8 @@ def run(args: argparse.Namespace) -> int:
         max_train_queries=args.max_train_queries,
     )
     corpus = load_corpus(check_beir_directory(args.data, args.train_split) / "corpus.jsonl")
-    retriever = build_retriever(args, corpus, console) if corpus else None
+    # fp32 on any hardware: the same data and --seed mine the same hard negatives on every machine
+    retriever = build_retriever(args, corpus, console, precision="fp32") if corpus else None
     report = fine_tune(
         args.data,
         args.base or default_bi_encoder(),

@@ -60,7 +60,7 @@ def write_model_card(path: Path, report: TrainingReport, bi_encoder: str) -> Non
         "",
         "## Recipe",
         f"- Groups of 1 positive + {config['hard_negatives']} hard negatives (top {config['negative_depth']} of "
-        f"bi-encoder `{bi_encoder}` minus judged positives, resampled each epoch) + "
+        f"bi-encoder `{bi_encoder}` in {report.mining_precision}, minus judged positives, resampled each epoch) + "
         f"{config['random_negatives']} random negatives; listwise softmax cross-entropy; "
         f"{config['groups_per_step']} groups per step.",
         f"- AdamW lr {config['learning_rate']} (head {config['head_learning_rate']}), weight decay "

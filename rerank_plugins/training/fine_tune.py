@@ -65,6 +65,8 @@ class TrainingReport:
     device: str
     autocast: str
     config: dict[str, Any] = field(default_factory=dict)
+    mining_precision: str = "fp32"
+    """The bi-encoder precision the hard negatives were mined in (fp32 unless a retriever was passed)."""
 
     @property
     def best(self) -> EpochResult:
@@ -159,7 +161,8 @@ def fine_tune(
             ``sentence_transformers.CrossEncoder(output_dir)``, and holds README.md and training.json.
         config: the recipe (defaults: :class:`TrainingConfig`).
         retriever: a FaissRetriever over this corpus for hard negatives and dev candidates (else built with
-            ``bi_encoder``, by default all-MiniLM-L6-v2).
+            ``bi_encoder``, by default all-MiniLM-L6-v2, embedding in fp32 on any hardware so that the same
+            data and seed mine the same negatives everywhere).
         device: "cpu", "cuda", ... (default: best available).
         overwrite: replace a non-empty ``output_dir`` instead of refusing.
 
@@ -177,9 +180,17 @@ def fine_tune(
     autocast = _autocast(config.precision, device)
     torch.manual_seed(config.seed)
     model = _load_base(base, fresh_head, config, device)
-    if retriever is None:
+    if retriever is None:  # fp32 whatever the hardware: the same hard negatives on every machine
         corpus = data.train.corpus
-        retriever = FaissRetriever.from_texts(list(corpus.values()), ids=list(corpus), model=bi_encoder)
+        retriever = FaissRetriever.from_texts(
+            list(corpus.values()), ids=list(corpus), model=bi_encoder, precision="fp32"
+        )
+    elif retriever.embedder.precision != "fp32":
+        logger.warning(
+            "the retriever embeds in %s: hard negatives may differ from an fp32 one's (build it with "
+            "precision='fp32' for the same negatives on every machine)",
+            retriever.embedder.precision,
+        )
     hard = mine_hard_negatives(retriever, data.train, config.negative_depth)
     steps_per_epoch = math.ceil(data.positive_pairs / config.groups_per_step)
     optimizer, scheduler = make_optimizer(model.model, config, steps_per_epoch * config.epochs)
@@ -240,6 +251,7 @@ def fine_tune(
         device=device,
         autocast=str(autocast).removeprefix("torch.") if autocast else "fp32",
         config=config.to_dict(),
+        mining_precision=retriever.embedder.precision,
     )
     (output / "training.json").write_text(json.dumps(result.to_dict(), indent=2), encoding="utf-8")
     write_model_card(output / "README.md", result, retriever.model_name)
