@@ -113,10 +113,8 @@ def parse_request(path: str, body: bytes, max_documents: int) -> Ask:
 
 
 def check_sizes(request: Ask, limits: ServiceLimits) -> None:
-    """413 for a request over the count and byte limits, 422 for an empty query; checked before anything is
-    tokenised."""
-    if len(request.documents) > limits.max_documents:
-        raise Refused(413, f"{len(request.documents)} documents exceed the limit of {limits.max_documents} per request")
+    """413 for a request over the byte limits, 422 for an empty query; checked before anything is tokenised
+    (the document count was checked while parsing, before validation)."""
     if not request.query.strip():
         raise Refused(422, "the query is empty: there is nothing to rank against")
     size = len(request.query.encode("utf-8"))

@@ -79,6 +79,11 @@ class RequestGuard:
     async def _overloaded(self, send: Send, what: str, retry_after: int) -> None:
         await self._refuse(send, 503, f"service overloaded: {what}; retry later", {"Retry-After": str(retry_after)})
 
+    async def _no_room(self, send: Send) -> None:
+        """503 for a body the budget of held bytes cannot take, with its ``Retry-After``."""
+        retry = self.stats.budget.retry_after(time.monotonic(), self.backlog())
+        await self._overloaded(send, "too many request bodies in progress", retry)
+
     def _header_problem(self, scope: Scope) -> tuple[int, str] | None:
         """The refusal the headers alone earn (framing, count, size, Content-Length), if any."""
         limits, headers = self.limits, scope["headers"]
@@ -134,8 +139,7 @@ class RequestGuard:
                 await self._refuse(send, 413, f"the body exceeds the limit of {limits.max_body_bytes} bytes")
                 return None
             if not fits:
-                retry = budget.retry_after(time.monotonic(), self.backlog())
-                await self._overloaded(send, "too many request bodies in progress", retry)
+                await self._no_room(send)
                 return None
             chunks.append(chunk)
             more = bool(message.get("more_body", False))
@@ -148,8 +152,7 @@ class RequestGuard:
         declared = next((int(value) for name, value in scope["headers"] if name == b"content-length"), 0)
         upload = budget.open(declared, time.monotonic(), self.limits.body_timeout_s)
         if upload is None:
-            retry = budget.retry_after(time.monotonic(), self.backlog())
-            await self._overloaded(send, "too many request bodies in progress", retry)
+            await self._no_room(send)
             return
         try:
             body = await self._read_body(scope, receive, send, upload)
