@@ -18,7 +18,7 @@ from dataclasses import asdict, dataclass
 from typing import Any, TypeVar
 
 from rerank_plugins._optional import require
-from rerank_plugins.reranker import Reranker, TokenCost
+from rerank_plugins.reranker import COST_SLICE, Reranker, TokenCost
 from rerank_plugins.serving.admission import (
     Refused,
     check_cost,
@@ -43,8 +43,6 @@ __all__ = ["Lifecycle", "ServiceLimits", "create_app", "served_name"]
 logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
-COST_SLICE = 64
-"""Documents tokenised per worker-thread hop while a request is costed."""
 MAX_IDEMPOTENCY_KEY = 200
 RERANK_PATHS = ("/rerank", "/v1/rerank", "/v2/rerank")
 ENDPOINTS = frozenset({*RERANK_PATHS, "/health", "/live", "/info", "/metrics", "/docs", "/openapi.json"})
