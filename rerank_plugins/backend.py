@@ -15,6 +15,7 @@ from typing import Any
 from rerank_plugins.fusion import check_fusion, fuse
 from rerank_plugins.results import RankedResult, Ranking, p_any_relevant
 from rerank_plugins.validation import (
+    check_count,
     check_documents,
     check_query,
     check_ranking_query,
@@ -39,6 +40,8 @@ class PairScore:
     """Whether ``relevance_score`` is a calibrated probability."""
     query_p_any: float | None = None
     """P(any relevant) a service computed for the request this pair was scored in (``RemoteReranker``)."""
+    span: tuple[int, int] | None = None
+    """(start, end) characters of the document that earned the score (see ``RankedResult.span``)."""
 
 
 @dataclass(frozen=True)
@@ -71,7 +74,7 @@ def rank_scored(
     """
     blends: Sequence[float | None] = fused if fused is not None else [None] * len(documents)
     results = [
-        RankedResult(index, s.score, s.relevance_score, text, s.truncated_tokens, s.windows, blend)
+        RankedResult(index, s.score, s.relevance_score, text, s.truncated_tokens, s.windows, blend, s.span)
         for index, (text, s, blend) in enumerate(zip(documents, scored, blends, strict=True))
     ]
     if threshold is not None:
@@ -136,6 +139,38 @@ class RerankBackend(ABC):
         not checked here, so pass (str, str) tuples.
         """
         return self._score_pairs(list(pairs)) if pairs else []
+
+    def passage_spans(
+        self, results: Sequence[RankedResult], context_tokens: int = 0, max_tokens: int | None = None
+    ) -> list[tuple[int, int]]:
+        """Each result's passage as (start, end) characters of its document: its ``span``, grown by
+        ``context_tokens`` model tokens each side, then held to its first ``max_tokens`` tokens.
+
+        What a compressing adapter hands the LLM instead of the whole document.
+        """
+        context_tokens = check_count(context_tokens, "context_tokens", 0)
+        if max_tokens is not None:
+            max_tokens = check_count(max_tokens, "max_tokens", 1)
+        spans = []
+        for result in results:
+            if result.span is None:
+                raise ValueError(
+                    f"{type(self).__name__} ({self.model_name!r}) gave no evidence span for document {result.index}: "
+                    "passages need a service that returns spans (rerank-plugins serve), or a local Reranker"
+                )
+            spans.append(result.span)
+        if context_tokens == 0 and max_tokens is None:
+            return spans
+        return self._widen(results, context_tokens, max_tokens)
+
+    def _widen(
+        self, results: Sequence[RankedResult], context_tokens: int, max_tokens: int | None
+    ) -> list[tuple[int, int]]:
+        """Spans grown and held in the model's tokens: a local core has the tokenizer, a remote one does not."""
+        raise ValueError(
+            f"{type(self).__name__} has no tokenizer to count passage_context or max_passage_tokens in: "
+            "use a local Reranker for them, or take the service's spans as they are"
+        )
 
     @staticmethod
     def _query_pairs(query: str, documents: Sequence[str]) -> list[tuple[str, str]]:

@@ -15,8 +15,25 @@ import numpy as np
 from tokenizers import Tokenizer
 
 from rerank_plugins.units import ChunkPlan, Unit, Units, ragged_arange, ragged_ranges
+from rerank_plugins.windows import (
+    char_span,
+    sentence_token_starts,
+    sentence_windows,
+    token_windows,
+    window_step,
+)
 
-__all__ = ["Encoder", "PairEncoder", "PairPlan", "Unit", "clean_text", "clip_texts", "fit_pair", "plan_chunk"]
+__all__ = [
+    "Encoder",
+    "PairEncoder",
+    "PairPlan",
+    "Unit",
+    "clean_text",
+    "clip_texts",
+    "fit_pair",
+    "plan_chunk",
+    "token_offsets",
+]
 
 
 @dataclass(frozen=True)
@@ -39,12 +56,15 @@ class PairPlan:
     """The model inputs of one pair: one unit (truncate) or several (window), plus what was cut.
 
     ``query_tokens`` is the query's own length: over ``query_room`` it was cut to fit, which the
-    scorer reports (planning stays silent, so costing a request logs nothing).
+    scorer reports (planning stays silent, so costing a request logs nothing). ``pieces`` are each
+    unit's document tokens as (start, count); ``spans`` their characters in the document, where known.
     """
 
     units: list[Unit]
     truncated_tokens: int
     query_tokens: int
+    pieces: list[tuple[int, int]]
+    spans: list[tuple[int, int]] | None = None
 
 
 class Encoder(Protocol):
@@ -62,6 +82,8 @@ class Encoder(Protocol):
 
     def clip(self, texts: Sequence[str], max_tokens: int) -> list[tuple[str, int]]: ...
 
+    def offsets(self, texts: Sequence[str]) -> list[list[tuple[int, int]]]: ...
+
     def plan_chunk(
         self,
         pairs: Sequence[tuple[str, str]],
@@ -69,6 +91,9 @@ class Encoder(Protocol):
         window: bool,
         overlap: int | None,
         memo: TokenMemo | None = None,
+        *,
+        sentences: bool = False,
+        spans: bool = False,
     ) -> ChunkPlan: ...
 
 
@@ -82,11 +107,14 @@ def plan_chunk(plans: Sequence[PairPlan]) -> ChunkPlan:
     """One ``ChunkPlan`` from per-pair plans whose units are lists (the causal-LM prompt encoder's)."""
     units = [unit for plan in plans for unit in plan.units]
     counts = np.fromiter((len(plan.units) for plan in plans), dtype=np.int64, count=len(plans))
+    known = all(plan.spans is not None for plan in plans)
+    spans = np.array([span for plan in plans for span in plan.spans or ()], dtype=np.int64).reshape(-1, 2)
     return ChunkPlan(
         Units.from_units(units),
         np.repeat(np.arange(len(plans), dtype=np.int64), counts),
         np.fromiter((plan.truncated_tokens for plan in plans), dtype=np.int64, count=len(plans)),
         np.fromiter((plan.query_tokens for plan in plans), dtype=np.int64, count=len(plans)),
+        spans if known else None,
     )
 
 
@@ -104,30 +132,31 @@ def fit_pair(
     max_length: int,
     window: bool,
     overlap: int | None,
+    boundaries: Sequence[int] | None = None,
 ) -> PairPlan:
     """Fit one pair into ``max_length``: the document is cut (or windowed), never the query first.
 
     ``assemble`` builds a model input from query and document ids around ``special_count`` template
     tokens. Windows overlap by ``overlap`` tokens; ``None`` means half a window, so any passage up to
-    half a window long is seen whole by at least one window.
+    half a window long is seen whole by at least one window. Given the document's sentence
+    ``boundaries`` (token indices), windows snap to them (``windows.sentence_windows``).
     """
     room = max_length - special_count
     query_tokens = len(query_ids)
     query_ids = query_ids[: query_room(max_length, special_count)]
     budget = room - len(query_ids)
-    if len(document_ids) <= budget:
-        return PairPlan([assemble(query_ids, document_ids)], 0, query_tokens)
-    if not window:
-        return PairPlan([assemble(query_ids, document_ids[:budget])], len(document_ids) - budget, query_tokens)
-    step = budget - (budget // 2 if overlap is None else min(overlap, budget - 1))
-    units = []
-    start = 0
-    while True:
-        units.append(assemble(query_ids, document_ids[start : start + budget]))
-        if start + budget >= len(document_ids):
-            break
-        start += step
-    return PairPlan(units, 0, query_tokens)
+    length = len(document_ids)
+    truncated = 0
+    if length <= budget:
+        pieces = [(0, length)]
+    elif not window:
+        pieces, truncated = [(0, budget)], length - budget
+    elif boundaries is None:
+        pieces = token_windows(length, budget, window_step(budget, overlap))
+    else:
+        pieces = sentence_windows(length, budget, window_step(budget, overlap), boundaries)
+    units = [assemble(query_ids, document_ids[start : start + count]) for start, count in pieces]
+    return PairPlan(units, truncated, query_tokens, pieces)
 
 
 def clip_texts(tokenizer: Tokenizer, texts: Sequence[str], max_tokens: int) -> list[tuple[str, int]]:
@@ -139,6 +168,12 @@ def clip_texts(tokenizer: Tokenizer, texts: Sequence[str], max_tokens: int) -> l
         lost = len(encoding.ids) - max_tokens
         clipped.append((text[: encoding.offsets[max_tokens - 1][1]], lost) if lost > 0 else (text, 0))
     return clipped
+
+
+def token_offsets(tokenizer: Tokenizer, texts: Sequence[str]) -> list[list[tuple[int, int]]]:
+    """Each text's token character offsets, without special tokens (exact in the caller's string)."""
+    encodings = tokenizer.encode_batch([clean_text(text) for text in texts], add_special_tokens=False)
+    return [encoding.offsets for encoding in encodings]
 
 
 def clean_text(text: str) -> str:
@@ -206,6 +241,10 @@ class PairEncoder:
         """Each text cut to its first ``max_tokens`` tokens, with the tokens it lost (see ``clip_texts``)."""
         return clip_texts(self._tokenizer, texts, max_tokens)
 
+    def offsets(self, texts: Sequence[str]) -> list[list[tuple[int, int]]]:
+        """Each text's token character offsets (the same tokens ``tokenize`` gives), for spans and sentences."""
+        return token_offsets(self._tokenizer, texts)
+
     def tokenize(self, texts: list[str]) -> list[list[int]]:
         """Token ids of each text, without special tokens (no character offsets: they are not needed)."""
         encode = getattr(self._tokenizer, "encode_batch_fast", self._tokenizer.encode_batch)
@@ -230,18 +269,43 @@ class PairEncoder:
         return ids, types
 
     def plan(
-        self, query_ids: list[int], document_ids: list[int], max_length: int, window: bool, overlap: int | None
+        self,
+        query_ids: list[int],
+        document_ids: list[int],
+        max_length: int,
+        window: bool,
+        overlap: int | None,
+        boundaries: Sequence[int] | None = None,
     ) -> PairPlan:
         """Fit one pair of token ids into ``max_length`` (see ``fit_pair``)."""
-        return fit_pair(query_ids, document_ids, self.special_count, self.assemble, max_length, window, overlap)
+        return fit_pair(
+            query_ids, document_ids, self.special_count, self.assemble, max_length, window, overlap, boundaries
+        )
 
     def plans(
-        self, pairs: Sequence[tuple[str, str]], max_length: int, window: bool, overlap: int | None
+        self,
+        pairs: Sequence[tuple[str, str]],
+        max_length: int,
+        window: bool,
+        overlap: int | None,
+        *,
+        sentences: bool = False,
     ) -> list[PairPlan]:
-        """The plan of every pair; each distinct text is tokenised once."""
+        """The plan of every pair, one at a time (the reference ``plan_chunk`` is tested against)."""
         texts = list(dict.fromkeys(text for pair in pairs for text in pair))
         ids = dict(zip(texts, self.tokenize(texts), strict=True))
-        return [self.plan(ids[query], ids[document], max_length, window, overlap) for query, document in pairs]
+        offsets = dict(zip(texts, self.offsets(texts), strict=True)) if sentences else {}
+        return [
+            self.plan(
+                ids[query],
+                ids[document],
+                max_length,
+                window,
+                overlap,
+                sentence_token_starts(offsets[document], document) if sentences else None,
+            )
+            for query, document in pairs
+        ]
 
     def plan_chunk(
         self,
@@ -250,11 +314,16 @@ class PairEncoder:
         window: bool,
         overlap: int | None,
         memo: TokenMemo | None = None,
+        *,
+        sentences: bool = False,
+        spans: bool = False,
     ) -> ChunkPlan:
         """Every pair's units as flat arrays, built with numpy: the units ``plan`` builds one by one.
 
         Each distinct text is tokenised once (once per call, given the call's ``memo``); in truncate
-        mode only the first ``max_length`` tokens of a text are kept, since no pair can use more.
+        mode only the first ``max_length`` tokens of a text are kept, since no pair can use more. With
+        ``sentences``, windows snap to sentence boundaries; with ``spans``, the plan carries each unit's
+        characters in its document. Both read token offsets of the documents that do not fit only.
         """
         texts = list(dict.fromkeys(text for pair in pairs for text in pair))
         position = {text: index for index, text in enumerate(texts)}
@@ -269,7 +338,22 @@ class PairEncoder:
         documents = np.fromiter((position[document] for _, document in pairs), dtype=np.int64, count=len(pairs))
         query_kept = np.minimum(full[queries], self.query_room(max_length))
         budget = max_length - self.special_count - query_kept
-        owners, starts, lengths, truncated = _document_spans(full[documents], budget, window, overlap)
+        document_tokens = full[documents]
+        cut = np.flatnonzero(document_tokens > budget)
+        cut_texts = list(dict.fromkeys(texts[index] for index in documents[cut]))
+        offsets = dict(zip(cut_texts, self.offsets(cut_texts), strict=True)) if sentences or spans else {}
+        if window and sentences and len(cut):
+            owners, starts, lengths = _sentence_pieces(
+                [texts[index] for index in documents], document_tokens, budget, overlap, offsets
+            )
+            truncated = np.zeros(len(pairs), dtype=np.int64)
+        else:
+            owners, starts, lengths, truncated = _document_spans(document_tokens, budget, window, overlap)
+        char_spans = None
+        if spans:
+            char_spans = _char_spans(
+                [texts[index] for index in documents], document_tokens, owners, starts, lengths, offsets
+            )
         units = self._assemble_all(
             flat,
             query_at=text_starts[queries][owners],
@@ -277,7 +361,7 @@ class PairEncoder:
             document_at=text_starts[documents][owners] + starts,
             document_lengths=lengths,
         )
-        return ChunkPlan(units, owners, truncated, full[queries])
+        return ChunkPlan(units, owners, truncated, full[queries], char_spans)
 
     def _tokenize_into(self, memo: TokenMemo, texts: list[str], cap: int | None) -> None:
         """Tokenise ``texts`` into ``memo``: ids (the first ``cap`` of them) as views of one array, and counts."""
@@ -327,6 +411,44 @@ class PairEncoder:
         return Units(ids, types, lengths)
 
 
+def _sentence_pieces(
+    documents: list[str], tokens: np.ndarray, budget: np.ndarray, overlap: int | None, offsets: dict[str, Any]
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``_document_spans`` for sentence-aware windows: per unit, its pair and its document piece."""
+    boundaries: dict[str, list[int]] = {}
+    owners: list[int] = []
+    pieces: list[tuple[int, int]] = []
+    for pair, (text, length, room) in enumerate(zip(documents, tokens.tolist(), budget.tolist(), strict=True)):
+        if length <= room:
+            found = [(0, length)]
+        else:
+            if text not in boundaries:
+                boundaries[text] = sentence_token_starts(offsets[text], text)
+            found = sentence_windows(length, room, window_step(room, overlap), boundaries[text])
+        owners.extend([pair] * len(found))
+        pieces.extend(found)
+    piece_array = np.array(pieces, dtype=np.int64).reshape(-1, 2)
+    return np.array(owners, dtype=np.int64), piece_array[:, 0], piece_array[:, 1]
+
+
+def _char_spans(
+    documents: list[str],
+    tokens: np.ndarray,
+    owners: np.ndarray,
+    starts: np.ndarray,
+    lengths: np.ndarray,
+    offsets: dict[str, Any],
+) -> np.ndarray:
+    """Each unit's characters in its document: the whole text when the piece is all of it, else from offsets."""
+    sizes = np.fromiter((len(text) for text in documents), dtype=np.int64, count=len(documents))
+    spans = np.zeros((len(owners), 2), dtype=np.int64)
+    spans[:, 1] = sizes[owners]
+    for unit in np.flatnonzero((starts > 0) | (lengths < tokens[owners])).tolist():
+        text = documents[int(owners[unit])]
+        spans[unit] = char_span(offsets[text], int(starts[unit]), int(lengths[unit]), text)
+    return spans
+
+
 def _document_spans(
     full: np.ndarray, budget: np.ndarray, window: bool, overlap: int | None
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
@@ -338,7 +460,7 @@ def _document_spans(
     pairs = np.arange(len(full), dtype=np.int64)
     if not window:
         return pairs, np.zeros(len(full), dtype=np.int64), np.minimum(full, budget), np.maximum(full - budget, 0)
-    step = budget - (budget // 2 if overlap is None else np.minimum(overlap, budget - 1))
+    step = budget - (budget // 2 if overlap is None else np.minimum(overlap, budget - 1))  # window_step, in numpy
     counts = np.where(full > budget, 1 + -(-(full - budget) // step), 1)
     owners = np.repeat(pairs, counts)
     starts = ragged_arange(counts) * step[owners]

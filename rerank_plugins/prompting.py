@@ -25,8 +25,10 @@ from rerank_plugins.encoding import (
     fit_pair,
     plan_chunk,
     query_room,
+    token_offsets,
 )
 from rerank_plugins.units import ChunkPlan
+from rerank_plugins.windows import char_span, sentence_token_starts
 
 __all__ = ["PromptEncoder"]
 
@@ -112,8 +114,19 @@ class PromptEncoder:
         """Each text cut to its first ``max_tokens`` tokens, with the tokens it lost (see ``clip_texts``)."""
         return clip_texts(self._tokenizer, texts, max_tokens)
 
+    def offsets(self, texts: Sequence[str]) -> list[list[tuple[int, int]]]:
+        """Each text's token character offsets, tokenised alone (to widen passages, not to score)."""
+        return token_offsets(self._tokenizer, texts)
+
     def _plan(
-        self, query: str, document: str, encoding: Any, max_length: int, window: bool, overlap: int | None
+        self,
+        query: str,
+        document: str,
+        encoding: Any,
+        max_length: int,
+        window: bool,
+        overlap: int | None,
+        sentences: bool,
     ) -> PairPlan:
         ids: list[int] = encoding.ids
         starts = [start for start, _ in encoding.offsets]
@@ -132,17 +145,34 @@ class PromptEncoder:
             return unit, [0] * len(unit)
 
         special = len(head) + len(middle) + len(tail)
-        return fit_pair(ids[q0:q1], ids[d0:d1], special, assemble, max_length, window, overlap)
+        offsets = encoding.offsets
+        boundaries = None
+        if sentences and window and max_length < len(ids):
+            boundaries = sentence_token_starts(offsets[d0:d1], document, document_start)
+        plan = fit_pair(ids[q0:q1], ids[d0:d1], special, assemble, max_length, window, overlap, boundaries)
+        spans = [
+            (0, len(document))
+            if (start, count) == (0, d1 - d0)
+            else char_span(offsets, d0 + start, count, document, document_start)
+            for start, count in plan.pieces
+        ]
+        return PairPlan(plan.units, plan.truncated_tokens, plan.query_tokens, plan.pieces, spans)
 
     def plans(
-        self, pairs: Sequence[tuple[str, str]], max_length: int, window: bool, overlap: int | None
+        self,
+        pairs: Sequence[tuple[str, str]],
+        max_length: int,
+        window: bool,
+        overlap: int | None,
+        *,
+        sentences: bool = False,
     ) -> list[PairPlan]:
         """The plan of every pair: its whole prompt tokenised once, the document cut or windowed to fit."""
         cleaned = [(clean_text(query), clean_text(document)) for query, document in pairs]
         prompts = [self._head + query + self._middle + document + self._tail for query, document in cleaned]
         encodings = self._tokenizer.encode_batch(prompts, add_special_tokens=False)
         return [
-            self._plan(query, document, encoding, max_length, window, overlap)
+            self._plan(query, document, encoding, max_length, window, overlap, sentences)
             for (query, document), encoding in zip(cleaned, encodings, strict=True)
         ]
 
@@ -153,6 +183,12 @@ class PromptEncoder:
         window: bool,
         overlap: int | None,
         memo: TokenMemo | None = None,
+        *,
+        sentences: bool = False,
+        spans: bool = False,
     ) -> ChunkPlan:
-        """Every pair's units as flat arrays (see ``plans``); whole prompts are tokenised, so ``memo`` is unused."""
-        return plan_chunk(self.plans(pairs, max_length, window, overlap))
+        """Every pair's units as flat arrays (see ``plans``); whole prompts are tokenised, so ``memo`` is unused.
+
+        Spans come with every plan here (the prompt's offsets are at hand), so ``spans`` asks nothing more.
+        """
+        return plan_chunk(self.plans(pairs, max_length, window, overlap, sentences=sentences))

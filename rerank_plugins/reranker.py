@@ -21,11 +21,12 @@ from rerank_plugins.loading import LoadedModel, check_cross_encoder_reference, l
 from rerank_plugins.pipeline import pipelined
 from rerank_plugins.progress import tqdm
 from rerank_plugins.prompting import PromptEncoder
-from rerank_plugins.results import ScoringStats
+from rerank_plugins.results import RankedResult, ScoringStats
 from rerank_plugins.runtime import Runtime, resolve_runtime
 from rerank_plugins.scores import aggregate_windows, scores_and_relevance
 from rerank_plugins.units import ChunkPlan
 from rerank_plugins.validation import check_documents
+from rerank_plugins.windows import WindowBoundaries, widen_span
 
 __all__ = ["Reranker", "DEFAULT_MODEL", "TokenCost"]
 
@@ -95,6 +96,9 @@ class Reranker(RerankBackend):
             over the whole document and aggregates them per document.
         window_aggregation: ``"max"`` or ``"mean"`` over a document's windows.
         window_overlap: Tokens shared by consecutive windows; ``None`` means half a window.
+        window_boundaries: ``"tokens"`` (windows step by a fixed number of tokens) or ``"sentence"``
+            (each window starts and ends on a sentence boundary within a few tokens), so the passage a
+            result's ``span`` points at reads from the start of a sentence.
         cache_size: Entries in an LRU score cache (0 turns it off).
         revision: Model revision on the hub (branch, tag or commit).
         trust_remote_code: Run custom model code from the model repository (off by default).
@@ -126,6 +130,7 @@ class Reranker(RerankBackend):
         long_documents: LongDocuments = "truncate",
         window_aggregation: WindowAggregation = "max",
         window_overlap: int | None = None,
+        window_boundaries: WindowBoundaries = "tokens",
         cache_size: int = 0,
         revision: str | None = None,
         trust_remote_code: bool = False,
@@ -154,11 +159,14 @@ class Reranker(RerankBackend):
             isinstance(window_overlap, bool) or not isinstance(window_overlap, int) or window_overlap < 0
         ):
             raise ValueError(f"window_overlap must be None or an int >= 0, got {window_overlap!r}")
+        if window_boundaries not in ("tokens", "sentence"):
+            raise ValueError(f"window_boundaries must be 'tokens' or 'sentence', got {window_boundaries!r}")
         if isinstance(cache_size, bool) or not isinstance(cache_size, int) or cache_size < 0:
             raise ValueError(f"cache_size must be an int >= 0, got {cache_size!r}")
         self.long_documents: LongDocuments = long_documents
         self.window_aggregation: WindowAggregation = window_aggregation
         self.window_overlap = window_overlap
+        self.window_boundaries: WindowBoundaries = window_boundaries
         self.revision = revision
         self.trust_remote_code = bool(trust_remote_code)
         self.show_progress_bar = show_progress_bar
@@ -184,6 +192,7 @@ class Reranker(RerankBackend):
             f"runtime={self.runtime!r}, "
             f"batch_size={self.batch_size}, max_batch_tokens={self.max_batch_tokens}, unpadded={self.unpadded}, "
             f"long_documents={self.long_documents!r}"
+            + ("" if self.window_boundaries == "tokens" else f", window_boundaries={self.window_boundaries!r}")
             + ("" if self.instruction is None else f", instruction={self.instruction!r}")
             + ("" if self._calibration_option in (None, "auto") else f", calibration={self._calibration_option!r}")
             + ")"
@@ -214,6 +223,7 @@ class Reranker(RerankBackend):
             "long_documents": self.long_documents,
             "window_aggregation": self.window_aggregation,
             "window_overlap": self.window_overlap,
+            "window_boundaries": self.window_boundaries,
             "cache_size": self._cache.capacity,
             "revision": self.revision,
             "trust_remote_code": self.trust_remote_code,
@@ -269,6 +279,7 @@ class Reranker(RerankBackend):
             "long_documents": self.long_documents,
             "window_aggregation": self.window_aggregation if windowed else None,
             "window_overlap": self.window_overlap if windowed else None,
+            "window_boundaries": self.window_boundaries if windowed else None,
             "instruction": self.instruction,
         }
 
@@ -336,10 +347,14 @@ class Reranker(RerankBackend):
         truncated: list[int] = []
         for start in range(0, len(documents), COST_SLICE):
             pairs = [(query, document) for document in documents[start : start + COST_SLICE]]
-            plan = encoder.plan_chunk(pairs, max_length, window, self.window_overlap)
+            plan = encoder.plan_chunk(pairs, max_length, window, self.window_overlap, sentences=self._sentences)
             pair_tokens.extend(plan.pair_tokens.tolist())
             truncated.extend(plan.truncated_tokens.tolist())
         return TokenCost(encoder.query_tokens(query), pair_tokens, truncated)
+
+    @property
+    def _sentences(self) -> bool:
+        return self.long_documents == "window" and self.window_boundaries == "sentence"
 
     def clip_documents(self, documents: Sequence[str], max_tokens: int) -> list[tuple[str, int]]:
         """Each document cut to its first ``max_tokens`` tokens, with the tokens it lost (0: whole).
@@ -348,6 +363,19 @@ class Reranker(RerankBackend):
         """
         max_tokens = _positive_int("max_tokens", max_tokens)
         return self._model()[1].clip(check_documents(documents), max_tokens)
+
+    def _widen(
+        self, results: Sequence[RankedResult], context_tokens: int, max_tokens: int | None
+    ) -> list[tuple[int, int]]:
+        """``passage_spans`` in this model's tokens: each document's offsets read once, no forward pass."""
+        _, encoder = self._model()
+        texts = list(dict.fromkeys(result.document for result in results))
+        offsets = dict(zip(texts, encoder.offsets(texts), strict=True))
+        return [
+            widen_span(offsets[result.document], result.span, result.document, context_tokens, max_tokens)
+            for result in results
+            if result.span is not None
+        ]
 
     @property
     def stats(self) -> ScoringStats:
@@ -408,7 +436,9 @@ class Reranker(RerankBackend):
         def plan(chunk: list[tuple[str, str]]) -> ChunkPlan:
             if len(memo) > MEMO_TEXTS:  # bounded for any number of pairs
                 memo.clear()
-            return encoder.plan_chunk(chunk, max_length, window, self.window_overlap, memo)
+            return encoder.plan_chunk(
+                chunk, max_length, window, self.window_overlap, memo, sentences=self._sentences, spans=True
+            )
 
         def planned(chunk: list[tuple[str, str]], chunk_plan: ChunkPlan) -> None:
             self._refuse_cut_queries(chunk_plan, encoder)
@@ -435,15 +465,22 @@ class Reranker(RerankBackend):
 
     def _results(self, loaded: LoadedModel, plan: ChunkPlan, scored: UnitScores, seconds: float) -> list[PairScore]:
         pairs = len(plan.truncated_tokens)
-        margins, windows = aggregate_windows(scored.margins, plan.owners, pairs, self.window_aggregation)
+        margins, windows, best = aggregate_windows(scored.margins, plan.owners, pairs, self.window_aggregation)
+        spans = [None] * pairs if plan.spans is None else [tuple(span) for span in plan.spans[best].tolist()]
         scores, relevance = scores_and_relevance(margins, loaded, self._calibration)
         calibrated = self._calibration is not None
         spent = ScoringStats(pairs, len(plan.units), scored.tokens, scored.padded_tokens, seconds)
         with self._stats_lock:
             self._stats = self._stats + spent
         return [
-            PairScore(score, rel, cut, count, margin, calibrated)
-            for score, rel, cut, count, margin in zip(
-                scores, relevance, plan.truncated_tokens.tolist(), windows.tolist(), margins.tolist(), strict=True
+            PairScore(score, rel, cut, count, margin, calibrated, span=span)
+            for score, rel, cut, count, margin, span in zip(
+                scores,
+                relevance,
+                plan.truncated_tokens.tolist(),
+                windows.tolist(),
+                margins.tolist(),
+                spans,
+                strict=True,
             )
         ]

@@ -24,6 +24,9 @@ class RankedResult:
         truncated_tokens: Document tokens cut off to fit ``max_length`` ("truncate" mode).
         windows: Number of windows scored for this document ("window" mode; 1 otherwise).
         fused_score: The blend with the retrieval score when fusion was asked for (it then sets the order).
+        span: (start, end) characters of ``document`` that earned the score, from the tokenizer's offsets:
+            the best window ("window" mode), the part that fit ("truncate" mode: shorter than the document
+            when it was cut), the whole document when it fit. ``None`` when the scorer does not say.
     """
 
     index: int
@@ -33,6 +36,12 @@ class RankedResult:
     truncated_tokens: int = 0
     windows: int = 1
     fused_score: float | None = None
+    span: tuple[int, int] | None = None
+
+    @property
+    def passage(self) -> str:
+        """The text of ``span`` (the whole document when there is no span): what to hand an LLM."""
+        return self.document if self.span is None else self.document[self.span[0] : self.span[1]]
 
 
 def p_any_relevant(probabilities: Iterable[float]) -> float:

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
+from typing_extensions import Self
 
 from rerank_plugins.backend import RerankBackend
 from rerank_plugins.reranker import DEFAULT_MODEL, Reranker
+from rerank_plugins.results import RankedResult
 
 __all__ = ["RerankSettings"]
 
@@ -21,6 +23,9 @@ CORE_OPTIONS = (
     "max_batch_tokens",
     "max_length",
     "long_documents",
+    "window_aggregation",
+    "window_overlap",
+    "window_boundaries",
     "instruction",
     "calibration",
 )
@@ -61,6 +66,28 @@ class RerankSettings(BaseModel):
     long_documents: Literal["truncate", "window"] = Field(
         "truncate", description="'truncate' cuts long documents; 'window' scores all of them in windows."
     )
+    window_aggregation: Literal["max", "mean"] = Field(
+        "max", description="How a document's window scores combine in 'window' mode: 'max' or 'mean'."
+    )
+    window_overlap: int | None = Field(
+        None, ge=0, description="Tokens consecutive windows share in 'window' mode; None: half a window."
+    )
+    window_boundaries: Literal["tokens", "sentence"] = Field(
+        "tokens",
+        description="'sentence': windows start and end on sentence boundaries within a few tokens, so passages "
+        "read from the start of a sentence; 'tokens': fixed steps.",
+    )
+    compress: Literal["document", "passage"] = Field(
+        "document",
+        description="'passage' returns each result's evidence passage (the text that earned its score) instead "
+        "of the whole document: fewer LLM input tokens; the span and the whole text's length go in metadata.",
+    )
+    passage_context: int = Field(
+        0, ge=0, description="With compress='passage': model tokens of context added each side of the passage."
+    )
+    max_passage_tokens: int | None = Field(
+        None, ge=1, description="With compress='passage': keep at most this many tokens of each passage (its start)."
+    )
     instruction: str | None = Field(
         None,
         min_length=1,
@@ -84,6 +111,12 @@ class RerankSettings(BaseModel):
         description="Key of the service at url, sent as 'Authorization: Bearer'; never serialised or shown. "
         "None reads $RERANK_PLUGINS_API_KEY, so a restored adapter finds its key there.",
     )
+
+    @model_validator(mode="after")
+    def _check_passage_options(self) -> Self:
+        if self.compress == "document" and (self.passage_context or self.max_passage_tokens is not None):
+            raise ValueError("passage_context and max_passage_tokens shape passages: set compress='passage' too")
+        return self
 
     def resolve_reranker(self, reranker: RerankBackend | None) -> RerankBackend:
         """The given ``reranker`` (whose options these fields then mirror), or one built from these options:
@@ -127,6 +160,17 @@ class RerankSettings(BaseModel):
         remote = RemoteReranker(str(self.url), api=self.api, api_key=key)
         self.url = remote.url
         return remote
+
+    def passages(self, ranking: Sequence[RankedResult]) -> list[tuple[int, int]] | None:
+        """Each result's passage span when ``compress="passage"`` (``None`` when whole documents are kept)."""
+        if self.compress == "document":
+            return None
+        return self.core.passage_spans(ranking, self.passage_context, self.max_passage_tokens)
+
+    @property
+    def core(self) -> RerankBackend:
+        """The scoring core in use."""
+        raise NotImplementedError
 
     def rank_arguments(
         self, top_n: int | None, retrieval_scores: Iterable[float | None], where: str, items: str

@@ -81,12 +81,14 @@ class ChunkPlan:
     """A chunk of pairs made into model inputs: the units, the pair each belongs to, and what was cut.
 
     ``query_tokens`` is each query's own length; over the encoder's ``query_room`` it was cut to fit.
+    ``spans``, when asked for, holds each unit's (start, end) characters in its document.
     """
 
     units: Units
     owners: np.ndarray
     truncated_tokens: np.ndarray
     query_tokens: np.ndarray
+    spans: np.ndarray | None = None
 
     @property
     def pair_tokens(self) -> np.ndarray:

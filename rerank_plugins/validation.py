@@ -5,7 +5,23 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-__all__ = ["check_query", "check_ranking_query", "check_documents", "check_top_n", "check_score_threshold"]
+__all__ = [
+    "check_count",
+    "check_documents",
+    "check_query",
+    "check_ranking_query",
+    "check_score_threshold",
+    "check_top_n",
+]
+
+
+def check_count(value: Any, name: str, least: int) -> int:
+    """``value`` if it is an int (not a bool) of at least ``least``, else an error naming ``name``."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"{name} must be an int, got {type(value).__name__}")
+    if value < least:
+        raise ValueError(f"{name} must be >= {least}, got {value}")
+    return value
 
 
 def check_query(query: Any, name: str = "query") -> str:

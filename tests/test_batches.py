@@ -32,19 +32,21 @@ def test_ragged_helpers() -> None:
     assert ragged_ranges(np.array([10, 5, 0]), np.array([2, 0, 3])).tolist() == [10, 11, 0, 1, 2]
 
 
+@pytest.mark.parametrize("sentences", [False, True])
 @pytest.mark.parametrize(
     ("max_length", "window", "overlap"),
     [(512, False, None), (64, False, None), (64, True, None), (64, True, 10), (40, True, 0), (12, True, 50)],
 )
 def test_vectorised_plans_equal_pair_by_pair_plans(
-    encoder: PairEncoder, texts: list[str], max_length: int, window: bool, overlap: int | None
+    encoder: PairEncoder, texts: list[str], max_length: int, window: bool, overlap: int | None, sentences: bool
 ) -> None:
-    """``plan_chunk`` builds, in numpy, exactly the units ``fit_pair`` builds one pair at a time."""
+    """``plan_chunk`` builds, in numpy, exactly the units ``fit_pair`` builds one pair at a time
+    (sentence-aware windows included)."""
     long_query = " ".join(texts[4].split()[:80])
     pairs = [(query, text) for query in ("Does B12 lower homocysteine?", long_query, "") for text in texts]
 
-    vectorised = encoder.plan_chunk(pairs, max_length, window, overlap)
-    reference = plan_chunk(encoder.plans(pairs, max_length, window, overlap))
+    vectorised = encoder.plan_chunk(pairs, max_length, window, overlap, sentences=sentences, spans=True)
+    reference = plan_chunk(encoder.plans(pairs, max_length, window, overlap, sentences=sentences))
 
     assert len(vectorised.units) == len(reference.units)
     assert len(vectorised.units) > len(pairs) or not window  # the long texts were windowed

@@ -10,12 +10,15 @@ from langchain_core.documents import Document
 from rerank_plugins.results import RankedResult, Ranking
 
 __all__ = [
+    "DOCUMENT_ID_KEY",
+    "DOCUMENT_LENGTH_KEY",
     "FUSED_SCORE_KEY",
     "P_ANY_RELEVANT_KEY",
     "RELEVANCE_SCORE_KEY",
     "RETRIEVAL_SCORE_KEY",
     "RERANK_SCORE_KEY",
     "RETRIEVAL_RANK_KEY",
+    "SPAN_KEY",
     "TRUNCATED_TOKENS_KEY",
     "WINDOWS_KEY",
     "page_contents",
@@ -38,6 +41,12 @@ FUSED_SCORE_KEY = "fused_score"
 """Metadata key of the blended score, present when fusion is on."""
 P_ANY_RELEVANT_KEY = "rerank_p_any_relevant"
 """Metadata key of P(at least one candidate is relevant), present when the scores are calibrated."""
+SPAN_KEY = "rerank_span"
+"""Metadata key of [start, end]: the characters of the whole text that ``page_content`` holds (compress="passage")."""
+DOCUMENT_LENGTH_KEY = "rerank_document_length"
+"""Metadata key of the whole text's length in characters (compress="passage")."""
+DOCUMENT_ID_KEY = "rerank_document_id"
+"""Metadata key of the whole document's id (compress="passage"; the passage keeps it as its own ``id`` too)."""
 
 
 def page_contents(documents: Any) -> list[str]:
@@ -52,10 +61,16 @@ def page_contents(documents: Any) -> list[str]:
     return texts
 
 
-def reranked_documents(documents: Sequence[Document], ranking: list[RankedResult]) -> list[Document]:
-    """New documents in ranked order: same content and id, metadata copied with the scores added."""
+def reranked_documents(
+    documents: Sequence[Document], ranking: list[RankedResult], passages: Sequence[tuple[int, int]] | None = None
+) -> list[Document]:
+    """New documents in ranked order: same content and id, metadata copied with the scores added.
+
+    With ``passages`` (one (start, end) per result) each ``page_content`` is that passage of the text, and
+    the metadata says which part of which whole text it is.
+    """
     reranked = []
-    for result in ranking:
+    for position, result in enumerate(ranking):
         original = documents[result.index]
         metadata = {
             **original.metadata,
@@ -70,5 +85,12 @@ def reranked_documents(documents: Sequence[Document], ranking: list[RankedResult
         p_any = ranking.p_any_relevant if isinstance(ranking, Ranking) else None
         if p_any is not None:
             metadata[P_ANY_RELEVANT_KEY] = p_any
-        reranked.append(original.model_copy(update={"metadata": metadata}))
+        update: dict[str, Any] = {"metadata": metadata}
+        if passages is not None:
+            start, end = passages[position]
+            metadata[SPAN_KEY] = [start, end]
+            metadata[DOCUMENT_LENGTH_KEY] = len(original.page_content)
+            metadata[DOCUMENT_ID_KEY] = original.id
+            update["page_content"] = original.page_content[start:end]
+        reranked.append(original.model_copy(update=update))
     return reranked

@@ -61,13 +61,13 @@ class LangChainRerankSettings(RerankSettings):
         """New documents for ``query``, best first, at most ``top_n``."""
         texts = page_contents(documents)
         ranking = self.core.rank(query, texts, **self._rank_arguments(documents, top_n))
-        return reranked_documents(documents, ranking)
+        return reranked_documents(documents, ranking, self.passages(ranking))
 
     async def arerank(self, documents: Sequence[Document], query: str, top_n: int | None) -> list[Document]:
         """``rerank`` with the model in a worker thread, off the event loop."""
         texts = page_contents(documents)
         ranking = await self.core.arank(query, texts, **self._rank_arguments(documents, top_n))
-        return reranked_documents(documents, ranking)
+        return reranked_documents(documents, ranking, self.passages(ranking))
 
     def __repr_args__(self) -> Any:
         return [(name, value) for name, value in super().__repr_args__() if name != "reranker"] + [

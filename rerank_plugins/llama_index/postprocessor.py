@@ -10,7 +10,7 @@ from llama_index.core.callbacks import CBEventType, EventPayload
 from llama_index.core.instrumentation import get_dispatcher  # type: ignore[attr-defined]
 from llama_index.core.instrumentation.events.rerank import ReRankEndEvent, ReRankStartEvent
 from llama_index.core.postprocessor.types import BaseNodePostprocessor
-from llama_index.core.schema import MetadataMode, NodeWithScore, QueryBundle
+from llama_index.core.schema import MetadataMode, NodeWithScore, QueryBundle, TextNode
 
 from rerank_plugins.backend import RerankBackend
 from rerank_plugins.results import RankedResult, Ranking
@@ -21,6 +21,8 @@ __all__ = [
     "P_ANY_RELEVANT_KEY",
     "RELEVANCE_SCORE_KEY",
     "RETRIEVAL_SCORE_KEY",
+    "SPAN_KEY",
+    "TEXT_LENGTH_KEY",
     "TRUNCATED_TOKENS_KEY",
     "WINDOWS_KEY",
     "RerankPostprocessor",
@@ -40,6 +42,10 @@ TRUNCATED_TOKENS_KEY = "rerank_truncated_tokens"
 """Tokens of the node's text the model did not see ("truncate" mode; 0: read whole), as LangChain's adapter."""
 WINDOWS_KEY = "rerank_windows"
 """Windows the node's text was scored in ("window" mode; 1 otherwise), as LangChain's adapter."""
+SPAN_KEY = "rerank_span"
+"""With compress="passage": [start, end], the characters of the whole node text that the node's text now holds."""
+TEXT_LENGTH_KEY = "rerank_text_length"
+"""With compress="passage": the whole node text's length in characters."""
 
 
 def _node_texts(nodes: Any) -> list[str]:
@@ -70,6 +76,24 @@ def _with_metadata(node: Any, added: dict[str, Any]) -> Any:
             "excluded_embed_metadata_keys": [*node.excluded_embed_metadata_keys, *hidden_embed],
         }
     )
+
+
+def _passage_node(node: Any, scored: str, span: tuple[int, int]) -> tuple[Any, dict[str, Any]]:
+    """A copy of ``node`` whose text is the passage ``span`` of ``scored`` (the text it was ranked by, metadata
+    included), with the metadata that places it in the whole text; ``node`` itself when it has no text."""
+    if not isinstance(node, TextNode):
+        return node, {}
+    text = node.text
+    offset = scored.rfind(text) if text else -1  # templates put the text after the metadata
+    start, end = (0, len(text)) if offset < 0 else (span[0] - offset, span[1] - offset)
+    start, end = max(start, 0), min(end, len(text))
+    if start >= end:  # the evidence lay in the metadata alone: keep the whole text
+        start, end = 0, len(text)
+    update: dict[str, Any] = {"text": text[start:end]}
+    if node.start_char_idx is not None:  # the passage's place in the source document
+        update["start_char_idx"] = node.start_char_idx + start
+        update["end_char_idx"] = node.start_char_idx + end
+    return node.model_copy(update=update), {SPAN_KEY: [start, end], TEXT_LENGTH_KEY: len(text)}
 
 
 def _refuse_unknown(cls: type[BaseNodePostprocessor], data: dict[str, Any]) -> None:
@@ -132,12 +156,18 @@ class RerankPostprocessor(RerankSettings, BaseNodePostprocessor):
 
     def _reranked(self, nodes: list[NodeWithScore], ranking: list[RankedResult]) -> list[NodeWithScore]:
         """New nodes, best first. With fusion the node score is the fused score the order follows, and the
-        relevance is kept in metadata; the added keys are hidden from the LLM and embedder."""
+        relevance is kept in metadata; the added keys are hidden from the LLM and embedder. With
+        ``compress="passage"`` each node's text is its evidence passage (same id, the rest a copy)."""
         p_any = ranking.p_any_relevant if isinstance(ranking, Ranking) else None
+        passages = self.passages(ranking)
         reranked = []
-        for result in ranking:
+        for position, result in enumerate(ranking):
             original = nodes[result.index]
+            node = original.node
             added: dict[str, Any] = {TRUNCATED_TOKENS_KEY: result.truncated_tokens, WINDOWS_KEY: result.windows}
+            if passages is not None:
+                node, placed = _passage_node(node, result.document, passages[position])
+                added.update(placed)
             if self.keep_retrieval_score:
                 added[RETRIEVAL_SCORE_KEY] = original.score
             if result.fused_score is not None:
@@ -145,7 +175,7 @@ class RerankPostprocessor(RerankSettings, BaseNodePostprocessor):
                 added[FUSED_SCORE_KEY] = result.fused_score
             if p_any is not None:
                 added[P_ANY_RELEVANT_KEY] = p_any
-            reranked.append(NodeWithScore(node=_with_metadata(original.node, added), score=_node_score(result)))
+            reranked.append(NodeWithScore(node=_with_metadata(node, added), score=_node_score(result)))
         return reranked
 
     def _postprocess_nodes(
