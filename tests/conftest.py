@@ -134,7 +134,6 @@ def relevant_id(scifact_test_qrels: dict[str, set[str]]) -> str:
     return doc_id
 
 
-
 @pytest.fixture(scope="session")
 def scifact_beir(
     tmp_path_factory: pytest.TempPathFactory,

@@ -21,6 +21,7 @@ from rerank_plugins.cli import main
 from rerank_plugins.prompting import PromptEncoder
 from rerank_plugins.runtime.cls_only import ClsOnlyEncoder, supports_cls_only
 from tests.model_families import FAMILIES
+from tests.test_spans import TRICKY, reference_spans
 
 MAX_LENGTH = 256
 """Short enough that the long documents below are cut, for every family."""
@@ -192,6 +193,36 @@ def test_causal_windows_score_the_whole_document(qwen3: str) -> None:
     reranker = Reranker(qwen3, precision="fp32", runtime="torch", max_length=MAX_LENGTH, long_documents="window")
     (result,) = reranker.rank(QUERY, ["cells " * 300])
     assert result.windows > 1 and result.truncated_tokens == 0
+
+
+@pytest.mark.parametrize("long_documents", ["truncate", "window"])
+def test_spans_are_exact_for_every_family(
+    families: dict[str, str], documents: list[str], prompts: PromptEncoder, long_documents: str
+) -> None:
+    """Encoder families: each span equals one from transformers' own offsets. The causal-LM prompt: each
+    window's passage is verbatim in the prompt the model reads (byte-level BPE decodes losslessly)."""
+    from transformers import AutoTokenizer
+
+    texts = [*documents, *TRICKY]
+    window = long_documents == "window"
+    for family, path in families.items():
+        tokenizer = AutoTokenizer.from_pretrained(path)
+        core = Reranker(path, precision="fp32", runtime="torch", max_length=MAX_LENGTH, long_documents=long_documents)
+        ranking = core.rank(QUERY, texts)
+        assert any(r.span != (0, len(r.document)) for r in ranking), family  # some documents were cut
+        if family == "qwen3":
+            plans = PromptEncoder(AutoTokenizer.from_pretrained(path), None, path).plans(
+                [(QUERY, text) for text in texts], MAX_LENGTH, window, None
+            )
+            for result in ranking:
+                plan = plans[result.index]
+                assert plan.spans is not None and result.span in plan.spans
+                for (unit, _), (start, end) in zip(plan.units, plan.spans, strict=True):
+                    assert result.document[start + 1 : end - 1] in tokenizer.decode(unit)
+            continue
+        for result in ranking:
+            expected = reference_spans(tokenizer, QUERY, result.document, window, MAX_LENGTH)
+            assert result.span in expected, (family, result.index)
 
 
 def test_refusals_name_the_problem(tmp_path: Path, families: dict[str, str], trained_model: str) -> None:
