@@ -206,10 +206,10 @@ def test_the_remote_client_reads_p_any_and_refuses_an_impossible_one() -> None:
     from rerank_plugins.remote.wire import MalformedAnswer, parse_response
 
     rows = [{"index": 0, "score": 1.0, "relevance_score": 0.4}, {"index": 1, "score": -1.0, "relevance_score": 0.1}]
-    scores = parse_response("rerank-plugins", {"results": rows, "p_any_relevant": 0.45}, 2)
+    scores = parse_response("rerank-plugins", {"results": rows, "p_any_relevant": 0.45}, [10, 10])
     assert [s.query_p_any for s in scores] == [0.45, 0.45] and all(s.calibrated for s in scores)
-    plain = parse_response("rerank-plugins", {"results": rows}, 2)
+    plain = parse_response("rerank-plugins", {"results": rows}, [10, 10])
     assert [s.query_p_any for s in plain] == [None, None] and not any(s.calibrated for s in plain)
     for bad in (1.5, -0.1, "high", float("nan")):
         with pytest.raises(MalformedAnswer, match="p_any_relevant"):
-            parse_response("rerank-plugins", {"results": rows, "p_any_relevant": bad}, 2)
+            parse_response("rerank-plugins", {"results": rows, "p_any_relevant": bad}, [10, 10])

@@ -123,6 +123,10 @@ BAD_ANSWERS = {
     "missing score": rows({"index": 0, "relevance_score": 0.5}, row(1)),
     "a row that is a list": rows([0, 1.0], row(1)),  # type: ignore[arg-type]
     "negative truncated_tokens": rows(row(0, truncated_tokens=-1), row(1)),
+    "span past the document": rows(row(0, span=[0, 2]), row(1)),
+    "span backwards": rows(row(0, span=[1, 0]), row(1)),
+    "span of floats": rows(row(0, span=[0.0, 1.0]), row(1)),
+    "span not a pair": rows(row(0, span=[0, 1, 1]), row(1)),
     "too few rows": rows(row(0)),
     "results not a list": http(200, b'{"results": {"0": 1}}'),
     "a bare list": http(200, b"[1, 2]"),
@@ -147,6 +151,9 @@ def test_a_valid_answer_still_ranks_by_score() -> None:
     with hostile(rows(row(1, 1.0, 0.7), row(0, 3.0, 0.95, truncated_tokens=4))) as server:
         ranked = RemoteReranker(server.url).rank("q", ["a", "b"])
     assert [(r.index, r.score, r.truncated_tokens) for r in ranked] == [(0, 3.0, 4), (1, 1.0, 0)]
+    with hostile(rows(row(1, 1.0, 0.7, span=[1, 3]), row(0, 3.0, 0.95))) as server:
+        ranked = RemoteReranker(server.url).rank("q", ["a", "b c"])
+    assert [(r.span, r.passage) for r in ranked] == [(None, "a"), ((1, 3), " c")]
 
 
 def drip(interval: float) -> Answer:

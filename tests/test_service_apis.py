@@ -151,6 +151,24 @@ def test_model_names_are_checked_and_aliases_accepted(url: str) -> None:
         assert "'served'" in wrong.json()["detail"]
 
 
+def test_evidence_spans_come_back_in_ours_and_as_an_extra_field_in_cohere_and_jina(url: str, local: Reranker) -> None:
+    documents = [*DOCS, LONG]
+    want = {row.index: list(row.span) for row in local.rank("cholesterol drugs", documents) if row.span}
+    assert want[3][1] < len(LONG.rstrip())  # the long document was cut: its span says where
+    bodies = {
+        "/rerank": {"query": "cholesterol drugs", "documents": documents},
+        "/v2/rerank": {"query": "cholesterol drugs", "documents": documents},
+        "/v1/rerank": {"query": "cholesterol drugs", "documents": [{"text": d} for d in documents]},
+    }
+    for path, body in bodies.items():
+        answer = post(url, path, body).json()
+        assert {row["index"]: row["span"] for row in answer["results"]} == want, path
+    remote = RemoteReranker(url, headers=AUTH).rank("cholesterol drugs", documents)
+    assert {row.index: list(row.span) for row in remote if row.span} == want
+    voyage = post(url, "/v1/rerank", {"query": "q", "documents": DOCS, "top_k": 1}).json()
+    assert "span" not in voyage["data"][0]  # Voyage's shape stays as its SDK parses it
+
+
 def test_truncation_is_never_silent(url: str, local: Reranker) -> None:
     documents = ["short one", LONG]
     lost = local.token_cost("q", documents).truncated_tokens[1]

@@ -302,7 +302,7 @@ class RemoteReranker(RerankBackend):
         error = ValueError if answer.status_code in (413, 422) else RemoteRerankError
         return error(f"rerank service at {self.url} answered {answer.status_code}: {shown}{hint}")
 
-    def _outcome(self, answer: _Answer | Exception, count: int) -> list[PairScore] | None:
+    def _outcome(self, answer: _Answer | Exception, documents: list[str]) -> list[PairScore] | None:
         """Scores, or None for an answer worth retrying (a transport error, a timeout, 429, 502-504);
         raises for answers that will not improve."""
         if isinstance(answer, Exception) or answer.status_code in RETRY_STATUSES:
@@ -311,7 +311,7 @@ class RemoteReranker(RerankBackend):
         if not 200 <= answer.status_code < 300:
             raise self._refusal(answer, payload)
         try:
-            return parse_response(self.api, payload, count)
+            return parse_response(self.api, payload, [len(document) for document in documents])
         except (MalformedAnswer, RecursionError) as problem:
             why = problem if isinstance(problem, MalformedAnswer) else "values nested too deeply"
             raise RemoteRerankError(f"rerank service at {self.url} sent a malformed answer: {why}") from None
@@ -349,7 +349,7 @@ class RemoteReranker(RerankBackend):
                 # a socket timeout cut short by the attempt's stop (see deadline.py) is the attempt's own timeout
                 ran_out = isinstance(error, self._httpx.TimeoutException) and time.monotonic() >= stop - 0.05
                 answer = self._timed_out() if ran_out else error
-            scores = self._outcome(answer, len(documents))
+            scores = self._outcome(answer, documents)
             if scores is not None:
                 return scores
             time.sleep(self._retry_wait(attempt, answer, call_stop))
@@ -370,7 +370,7 @@ class RemoteReranker(RerankBackend):
                 answer = self._timed_out()
             except (self._httpx.TransportError, _AttemptTimeout) as error:
                 answer = error
-            scores = self._outcome(answer, len(documents))
+            scores = self._outcome(answer, documents)
             if scores is not None:
                 return scores
             await asyncio.sleep(self._retry_wait(attempt, answer, call_stop))

@@ -53,13 +53,31 @@ def _p_any(payload: dict[str, Any]) -> float | None:
     return value
 
 
-def parse_response(api: Api, payload: Any, count: int) -> list[PairScore]:
-    """Scores in input order from a ``/rerank`` answer covering ``count`` documents.
+def _span(row: dict[str, Any], length: int, where: str) -> tuple[int, int] | None:
+    value = row.get("span")
+    if value is None:
+        return None
+    if (
+        not isinstance(value, list)
+        or len(value) != 2
+        or any(isinstance(end, bool) or not isinstance(end, int) for end in value)
+        or not 0 <= value[0] <= value[1] <= length
+    ):
+        raise MalformedAnswer(
+            f"{where}.span is {value!r:.40}, not [start, end] within the document's {length} characters"
+        )
+    return value[0], value[1]
 
-    Every row is checked: an int index in range, each once; finite scores; relevance in [0, 1]; and
-    ``p_any_relevant`` in [0, 1] when a calibrated service sends it (its relevance is then calibrated).
-    Anything else raises :class:`MalformedAnswer`, so a bad server cannot reorder the valid documents.
+
+def parse_response(api: Api, payload: Any, lengths: list[int]) -> list[PairScore]:
+    """Scores in input order from a ``/rerank`` answer covering documents of ``lengths`` characters.
+
+    Every row is checked: an int index in range, each once; finite scores; relevance in [0, 1];
+    ``p_any_relevant`` in [0, 1] when a calibrated service sends it (its relevance is then calibrated);
+    and an evidence ``span`` within its document when one is sent. Anything else raises
+    :class:`MalformedAnswer`, so a bad server cannot reorder the valid documents.
     """
+    count = len(lengths)
     rows = payload if api == "tei" else payload.get("results") if isinstance(payload, dict) else None
     if not isinstance(rows, list) or len(rows) != count:
         size = f"{len(rows)} rows" if isinstance(rows, list) else type(rows).__name__
@@ -84,5 +102,6 @@ def parse_response(api: Api, payload: Any, count: int) -> list[PairScore]:
             raise MalformedAnswer(f"{where}.relevance_score is {relevance}, outside [0, 1]")
         truncated = _count(row, "truncated_tokens", 0, 0, where)
         windows = _count(row, "windows", 1, 1, where)
-        scores[index] = PairScore(raw, relevance, truncated, windows, None, p_any is not None, p_any)
+        span = _span(row, lengths[index], where)
+        scores[index] = PairScore(raw, relevance, truncated, windows, None, p_any is not None, p_any, span)
     return [score for score in scores if score is not None]

@@ -160,6 +160,7 @@ def render(
                     score=result.score,
                     truncated_tokens=result.truncated_tokens,
                     windows=result.windows,
+                    span=None if result.span is None else list(result.span),
                     document=ResultDocument(text=text(result)) if echo else None,
                 )
                 for result in kept
@@ -170,6 +171,8 @@ def render(
     results = []
     for result in kept:
         row = {"index": result.index, "relevance_score": result.relevance_score}
+        if result.span is not None and ask.api != "voyage":  # an extra field: the evidence's characters
+            row["span"] = list(result.span)
         if echo:
             row["document"] = {"text": text(result)} if ask.api != "voyage" else text(result)
         results.append(row)

@@ -31,6 +31,9 @@ class ResultRow(BaseModel):
     score: float
     truncated_tokens: int = 0
     windows: int = 1
+    span: list[int] | None = Field(
+        None, description="[start, end]: the characters of the document that earned the score (its evidence)."
+    )
     document: ResultDocument | None = None
 
 
