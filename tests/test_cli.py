@@ -46,7 +46,26 @@ def test_rank_reads_lines_and_writes_ranked_jsonl(trained_model, monkeypatch, ca
     rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
     assert [row["index"] for row in rows] == [1, 0]
     assert rows[0]["text"] == documents[1] and 0.5 < rows[0]["relevance_score"] <= 1.0
-    assert set(rows[0]) == {"index", "score", "relevance_score", "text"}
+    assert set(rows[0]) == {"index", "score", "relevance_score", "text", "span"}
+    assert rows[0]["span"] == [0, len(documents[1])]  # it fit whole
+
+
+def test_rank_shows_the_passage_that_earned_each_score(trained_model, tmp_path: Path, capsys) -> None:
+    with open(SCIFACT / "corpus.jsonl", encoding="utf-8") as lines:
+        abstracts = [json.loads(next(lines)) for _ in range(6)]
+    chained = [" ".join(f"{row['title']}. {row['text']}" for row in abstracts[i : i + 3]) for i in (0, 3)]
+    source = tmp_path / "long.txt"
+    source.write_text("\n".join(chained) + "\n", encoding="utf-8")
+    common = ["rank", "--model", trained_model, "--query", "Aspirin lowers cancer risk", "--input", str(source)]
+    common += ["--long-documents", "window", "--window-boundaries", "sentence", "--max-length", "128", "--top-n", "1"]
+    assert main(common) == 0
+    (row,) = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    start, end = row["span"]
+    assert 0 < end - start < len(row["text"]) // 3
+    assert main([*common, "--show"]) == 0
+    shown = " ".join(capsys.readouterr().out.split())
+    assert f"passage {start}-{end} of {len(row['text'])} characters" in shown
+    assert " ".join(row["text"][start:end].split()) in shown
 
 
 def test_rank_reads_jsonl_files(trained_model, tmp_path: Path, capsys) -> None:

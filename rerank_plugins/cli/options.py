@@ -63,6 +63,12 @@ def add_reranker_options(parser: argparse.ArgumentParser) -> None:
         help="truncate: cut what does not fit (counted as truncated_tokens); window: score overlapping windows",
     )
     group.add_argument(
+        "--window-boundaries",
+        default="tokens",
+        choices=["tokens", "sentence"],
+        help="with --long-documents window: sentence starts and ends windows on sentence boundaries",
+    )
+    group.add_argument(
         "--instruction",
         default=None,
         help="task instruction in the prompt of a causal-LM reranker such as Qwen3-Reranker (default: the model's)",
@@ -115,6 +121,7 @@ def reranker_from(args: argparse.Namespace) -> Reranker:
         max_batch_tokens=args.batch_tokens,
         max_length=args.max_length,
         long_documents=args.long_documents,
+        window_boundaries=args.window_boundaries,
         instruction=args.instruction,
         calibration=None if args.calibration.lower() == "none" else args.calibration,
     )

@@ -9,13 +9,17 @@ import sys
 from dataclasses import dataclass, field
 from typing import Any, TextIO
 
+from rich.console import Console
+
+from rerank_plugins.cli.highlight import highlighted
 from rerank_plugins.cli.options import add_reranker_options, reranker_from
+from rerank_plugins.results import Ranking
 
 __all__ = ["InputDocument", "add_parser", "read_documents", "run"]
 
 logger = logging.getLogger(__name__)
 
-OUTPUT_FIELDS = ("index", "score", "relevance_score", "text", "p_any_relevant")
+OUTPUT_FIELDS = ("index", "score", "relevance_score", "text", "span", "p_any_relevant")
 """The fields an output row has (``p_any_relevant`` with a calibration); other fields of a JSONL input object
 come back beside them."""
 
@@ -34,7 +38,8 @@ def add_parser(commands: Any, name: str) -> None:
         help="rank documents for a query; JSONL out",
         description="Rank documents for a query. Reads one document per line, or JSONL (a JSON string or an "
         "object with a 'text' field per line, other fields such as 'id' come back on each row); writes one "
-        "JSON row per document, best first: {index, score, relevance_score, text, ...}. With a calibration, "
+        "JSON row per document, best first: {index, score, relevance_score, text, span, ...}; span is "
+        "[start, end], the characters of text that earned the score. With a calibration, "
         "relevance_score is P(relevant), each row has p_any_relevant (P(at least one document is relevant)) and "
         "stderr says it, also when --score-threshold leaves nothing.",
     )
@@ -49,6 +54,12 @@ def add_parser(commands: Any, name: str) -> None:
     )
     parser.add_argument("--top-n", type=int, default=None, help="keep the best N documents (default: all)")
     parser.add_argument("--score-threshold", type=float, default=None, help="minimum relevance_score (0-1)")
+    parser.add_argument(
+        "--show",
+        action="store_true",
+        help="print the ranking for reading instead of JSONL: each document with the passage that earned its "
+        "score highlighted (its span; with --long-documents window, the best window)",
+    )
     add_reranker_options(parser)
 
 
@@ -94,6 +105,18 @@ def read_documents(stream: TextIO, form: str) -> list[InputDocument]:
     return documents
 
 
+def _show(ranking: Ranking) -> None:
+    console = Console(file=sys.stdout, soft_wrap=False)
+    for place, result in enumerate(ranking, 1):
+        start, end = result.span if result.span is not None else (0, len(result.document))
+        console.print(
+            f"[bold]#{place}[/bold] document {result.index}  relevance {result.relevance_score:.3f}  "
+            f"score {result.score:.3f}  passage {start}-{end} of {len(result.document)} characters"
+        )
+        console.print(highlighted(result))
+        console.print()
+
+
 def run(args: argparse.Namespace) -> int:
     source = "stdin" if args.input == "-" else args.input
     if args.input == "-":
@@ -114,13 +137,17 @@ def run(args: argparse.Namespace) -> int:
         args.query, [document.text for document in documents], top_n=args.top_n, score_threshold=args.score_threshold
     )
     p_any = ranking.p_any_relevant
-    for result in ranking:
+    if args.show:
+        _show(ranking)
+    for result in ranking if not args.show else ():
         row: dict[str, Any] = {
             "index": result.index,
             "score": result.score,
             "relevance_score": result.relevance_score,
             "text": result.document,
         }
+        if result.span is not None:
+            row["span"] = list(result.span)
         if p_any is not None:
             row["p_any_relevant"] = p_any
         sys.stdout.write(json.dumps({**row, **documents[result.index].fields}, ensure_ascii=False) + "\n")
