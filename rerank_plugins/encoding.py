@@ -14,7 +14,7 @@ from typing import Any, Protocol
 import numpy as np
 from tokenizers import Tokenizer
 
-from rerank_plugins.units import ChunkPlan, Unit, Units, ragged_arange, ragged_ranges
+from rerank_plugins.units import ChunkPlan, KnownSpans, Unit, Units, ragged_arange, ragged_ranges
 from rerank_plugins.windows import (
     char_span,
     sentence_token_starts,
@@ -109,12 +109,13 @@ def plan_chunk(plans: Sequence[PairPlan]) -> ChunkPlan:
     counts = np.fromiter((len(plan.units) for plan in plans), dtype=np.int64, count=len(plans))
     known = all(plan.spans is not None for plan in plans)
     spans = np.array([span for plan in plans for span in plan.spans or ()], dtype=np.int64).reshape(-1, 2)
+    # the per-unit spans of the prompt encoder, worked out while planning
     return ChunkPlan(
         Units.from_units(units),
         np.repeat(np.arange(len(plans), dtype=np.int64), counts),
         np.fromiter((plan.truncated_tokens for plan in plans), dtype=np.int64, count=len(plans)),
         np.fromiter((plan.query_tokens for plan in plans), dtype=np.int64, count=len(plans)),
-        spans if known else None,
+        KnownSpans(spans) if known else None,
     )
 
 
@@ -351,9 +352,8 @@ class PairEncoder:
             owners, starts, lengths, truncated = _document_spans(document_tokens, budget, window, overlap)
         char_spans = None
         if spans:
-            char_spans = _char_spans(
-                [texts[index] for index in documents], document_tokens, owners, starts, lengths, offsets
-            )
+            whole = (starts == 0) & (lengths == document_tokens[owners])
+            char_spans = _PieceSpans([texts[index] for index in documents], owners, starts, lengths, whole, offsets)
         units = self._assemble_all(
             flat,
             query_at=text_starts[queries][owners],
@@ -431,22 +431,26 @@ def _sentence_pieces(
     return np.array(owners, dtype=np.int64), piece_array[:, 0], piece_array[:, 1]
 
 
-def _char_spans(
-    documents: list[str],
-    tokens: np.ndarray,
-    owners: np.ndarray,
-    starts: np.ndarray,
-    lengths: np.ndarray,
-    offsets: dict[str, Any],
-) -> np.ndarray:
-    """Each unit's characters in its document: the whole text when the piece is all of it, else from offsets."""
-    sizes = np.fromiter((len(text) for text in documents), dtype=np.int64, count=len(documents))
-    spans = np.zeros((len(owners), 2), dtype=np.int64)
-    spans[:, 1] = sizes[owners]
-    for unit in np.flatnonzero((starts > 0) | (lengths < tokens[owners])).tolist():
-        text = documents[int(owners[unit])]
-        spans[unit] = char_span(offsets[text], int(starts[unit]), int(lengths[unit]), text)
-    return spans
+@dataclass(frozen=True)
+class _PieceSpans:
+    """Units' characters from their token pieces: the whole text when the piece is all of it, else offsets."""
+
+    documents: list[str]
+    owners: np.ndarray
+    starts: np.ndarray
+    lengths: np.ndarray
+    whole: np.ndarray
+    offsets: dict[str, Any]
+
+    def of(self, units: np.ndarray) -> list[tuple[int, int]]:
+        spans = []
+        for unit in units.tolist():
+            text = self.documents[int(self.owners[unit])]
+            if self.whole[unit]:
+                spans.append((0, len(text)))
+            else:
+                spans.append(char_span(self.offsets[text], int(self.starts[unit]), int(self.lengths[unit]), text))
+        return spans
 
 
 def _document_spans(

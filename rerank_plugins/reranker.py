@@ -466,7 +466,7 @@ class Reranker(RerankBackend):
     def _results(self, loaded: LoadedModel, plan: ChunkPlan, scored: UnitScores, seconds: float) -> list[PairScore]:
         pairs = len(plan.truncated_tokens)
         margins, windows, best = aggregate_windows(scored.margins, plan.owners, pairs, self.window_aggregation)
-        spans = [None] * pairs if plan.spans is None else [tuple(span) for span in plan.spans[best].tolist()]
+        spans = [None] * pairs if plan.spans is None else plan.spans.of(best)
         scores, relevance = scores_and_relevance(margins, loaded, self._calibration)
         calibrated = self._calibration is not None
         spent = ScoringStats(pairs, len(plan.units), scored.tokens, scored.padded_tokens, seconds)

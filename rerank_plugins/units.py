@@ -9,10 +9,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from itertools import chain
+from typing import Protocol
 
 import numpy as np
 
-__all__ = ["ChunkPlan", "Unit", "Units", "ragged_arange", "ragged_ranges"]
+__all__ = ["ChunkPlan", "KnownSpans", "Unit", "UnitSpans", "Units", "ragged_arange", "ragged_ranges"]
 
 Unit = tuple[list[int], list[int]]
 """One model input as lists: token ids and token type ids."""
@@ -76,19 +77,36 @@ class Units:
         return order, Units(self.ids[gather], self.types[gather], self.lengths[order])
 
 
+class UnitSpans(Protocol):
+    """Each unit's document piece as characters of its document, worked out only for the units asked about
+    (a document's best window, once scored), so spans cost nothing per window."""
+
+    def of(self, units: np.ndarray) -> list[tuple[int, int]]: ...
+
+
+@dataclass(frozen=True)
+class KnownSpans:
+    """Spans already worked out for every unit (the causal-LM prompt encoder has them while planning)."""
+
+    spans: np.ndarray
+
+    def of(self, units: np.ndarray) -> list[tuple[int, int]]:
+        return [(start, end) for start, end in self.spans[units].tolist()]
+
+
 @dataclass(frozen=True)
 class ChunkPlan:
     """A chunk of pairs made into model inputs: the units, the pair each belongs to, and what was cut.
 
     ``query_tokens`` is each query's own length; over the encoder's ``query_room`` it was cut to fit.
-    ``spans``, when asked for, holds each unit's (start, end) characters in its document.
+    ``spans``, when asked for, gives any unit's (start, end) characters in its document.
     """
 
     units: Units
     owners: np.ndarray
     truncated_tokens: np.ndarray
     query_tokens: np.ndarray
-    spans: np.ndarray | None = None
+    spans: UnitSpans | None = None
 
     @property
     def pair_tokens(self) -> np.ndarray:
