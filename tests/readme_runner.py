@@ -30,6 +30,7 @@ RELEVANT_WORD = "homocyst"
 
 
 CALIBRATION_SECTION = 'Calibrated relevance and "nothing relevant"'
+PASSAGES_SECTION = "Evidence passages: the text that earned the score"
 
 
 @functools.lru_cache(maxsize=1)
@@ -142,6 +143,23 @@ def _calibration(setup: Setup) -> None:
     setup.namespace["chat_model"] = FakeListChatModel(responses=["B12 deficiency raises homocysteine."] * 4)
 
 
+def _passages(setup: Setup) -> None:
+    """Long documents for the passage blocks: the science passages chained three at a time, as the benchmark does."""
+    from langchain_core.documents import Document
+    from llama_index.core.schema import NodeWithScore, TextNode
+
+    passages = setup.passages()
+    chains = [passages[i : i + 3] for i in range(0, len(passages), 3)]
+    long_docs = [" ".join(text for _, text in chain) for chain in chains]
+    ids = ["+".join(pid for pid, _ in chain) for chain in chains]
+    setup.namespace.update(
+        query=QUERY,
+        long_docs=long_docs,
+        documents=[Document(page_content=text, id=pid) for pid, text in zip(ids, long_docs, strict=True)],
+        nodes=[NodeWithScore(node=TextNode(text=text, id_=pid)) for pid, text in zip(ids, long_docs, strict=True)],
+    )
+
+
 SETUPS: dict[str, Callable[[Setup], None]] = {
     "Offline use with a local model": _offline,
     "LangChain": _langchain,
@@ -150,6 +168,7 @@ SETUPS: dict[str, Callable[[Setup], None]] = {
     "Retrieval: a FAISS bi-encoder retriever": _faiss,
     "Serving: a rerank service, remote adapters, Ray": _serving,
     CALIBRATION_SECTION: _calibration,
+    PASSAGES_SECTION: _passages,
 }
 """Sections whose blocks need something first; the others run in an empty namespace."""
 
@@ -192,6 +211,10 @@ def observe(section: str, namespace: dict[str, Any]) -> dict[str, Any]:
     if section == CALIBRATION_SECTION:
         facts["replies"] = namespace.get("replies")
         facts["answers"] = namespace.get("answers")
+    if section == PASSAGES_SECTION and "passage_nodes" in namespace:
+        whole = {d.id: d.page_content for d in namespace["documents"]}
+        facts["passages"] = [(whole[d.id], d.page_content, d.metadata["rerank_span"]) for d in namespace["passages"]]
+        facts["passage_nodes"] = [(whole[n.node.node_id], n.node.get_content()) for n in namespace["passage_nodes"]]
     if section == "LlamaIndex" and "best" in namespace:
         facts["best"] = [(n.node.get_content(), n.score) for n in namespace["best"]]
     return facts

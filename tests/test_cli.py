@@ -31,6 +31,8 @@ def test_demo_shows_both_orders(trained_model: str, capsys: pytest.CaptureFixtur
     assert "bi-encoder order" in out and "reranked" in out
     assert "Statins lower LDL" in out
     assert "Reranked 10 pairs" in out
+    passages = re.findall(r"passage of (\d+) of (\d+) characters, best of (\d+) windows", " ".join(out.split()))
+    assert len(passages) == 2 and all(int(part) < int(whole) and int(n) > 1 for part, whole, n in passages)
 
 
 def test_demo_without_a_loadable_model_says_what_to_do(tmp_path, monkeypatch, capsys) -> None:

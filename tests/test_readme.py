@@ -10,6 +10,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import re
 import shlex
 import subprocess
 import sys
@@ -121,6 +122,45 @@ def test_calibration_blocks_answer_the_answerable_and_say_nothing_for_the_rest(r
     assert facts["replies"][1] == facts["answers"][1] == "I found nothing about that in the documents."
     assert facts["replies"][0] == "B12 deficiency raises homocysteine."  # the chat model answered from documents
     assert facts["answers"][0] != "I found nothing about that in the documents."
+
+
+def test_passage_blocks_point_at_the_text_that_earned_each_score(results) -> None:
+    core_block, _ = SECTIONS["Evidence passages: the text that earned the score"]
+    lines = results[str(core_block.line)]["stdout"].splitlines()
+    assert len(lines) == 2
+    for line in lines:
+        start, end, length = map(int, re.fullmatch(r"document \d+: characters (\d+)-(\d+) of (\d+)", line).groups())
+        assert 0 <= start < end < length  # a passage, not the whole chain of three abstracts
+    facts = results["Evidence passages: the text that earned the score"]
+    assert len(facts["passages"]) == len(facts["passage_nodes"]) == 3
+    for whole, passage, (start, end) in facts["passages"]:
+        assert passage == whole[start:end] and len(passage) < len(whole)
+    assert RELEVANT_WORD in facts["passages"][0][1].lower()  # the first passage is about homocysteine
+    assert all(passage in whole and len(passage) < len(whole) for whole, passage in facts["passage_nodes"])
+
+
+def test_the_passage_figures_are_the_benchmark_s() -> None:
+    """The README's passage table and the figures quoted under it say what ``benchmarks/passages.py`` wrote."""
+    measured = json.loads((REPO / "benchmarks" / "results" / "passages.json").read_text(encoding="utf-8"))
+    text = README.read_text(encoding="utf-8")
+    section = text[text.index("### Passages on SciFact") :].split("\n## ")[0]
+    rows = {(r["set"], r["window_tokens"], r["mode"], r["boundaries"]): r for r in measured["rows"]}
+    for name in ("abstracts", "chained"):
+        for window in (None, 128, 64):
+            cut, tokens = rows[(name, window, "truncate", "tokens")], rows[(name, window, "window", "tokens")]
+            sentence = rows.get((name, window, "window", "sentence"))
+            shown = sentence or tokens
+            ndcg = f"{tokens['ndcg@10']:.4f}" + ("" if sentence is None else f" / {sentence['ndcg@10']:.4f}")
+            assert f"| {cut['ndcg@10']:.4f} | {ndcg} | {shown['top5_passage_tokens']:,} vs " in section
+            assert f"({100 * shown['token_reduction']:.1f} % fewer)" in section
+    chained = rows[("chained", 128, "window", "sentence")]
+    assert chained["ndcg@10"] >= rows[("abstracts", None, "truncate", "tokens")]["ndcg@10"] - 0.01
+    assert f"hand the LLM {100 * chained['token_reduction']:.1f} % fewer tokens" in section
+    assert (
+        f"{100 * chained['overlap_rate']:.0f} % of the relevant results ({100 * chained['inside_rate']:.1f} %"
+        in section
+    )
+    assert chained["token_reduction"] >= 0.5 and chained["overlap_rate"] >= 0.9  # the issue's goals
 
 
 def test_faiss_block_searches_adds_saves_and_loads(results) -> None:

@@ -1,4 +1,5 @@
-"""``rerank-plugins demo``: retrieve, rerank, show both orders side by side; on judged data, measure the change.
+"""``rerank-plugins demo``: retrieve, rerank, show both orders side by side; on judged data, measure the change;
+for long documents, show the passage each result was ranked for.
 
 With ``--data`` (a BEIR directory such as SciFact) it runs judged claims over their abstracts and prints
 the NDCG@10 and MRR@10 of the bi-encoder's order and of the reranked one; without it, the bundled corpus.
@@ -16,10 +17,11 @@ from rich.console import Console
 from rich.table import Table
 
 from rerank_plugins.cli.evaluate import build_retriever
+from rerank_plugins.cli.highlight import highlighted
 from rerank_plugins.cli.options import add_reranker_options, check_ready, reranker_from
 from rerank_plugins.evaluation.beir import load_beir
 from rerank_plugins.evaluation.metrics import score_run
-from rerank_plugins.reranker import DEFAULT_MODEL
+from rerank_plugins.reranker import DEFAULT_MODEL, Reranker
 from rerank_plugins.retrieval import FaissRetriever
 
 __all__ = ["DemoSet", "add_parser", "bundled_set", "demo_corpus", "demo_queries", "judged_set", "run"]
@@ -107,6 +109,32 @@ def _measured(demo: DemoSet, hits_per_query: list[list[Any]], rankings: list[Any
     }
 
 
+PASSAGE_WINDOW = 64
+"""Tokens per pair in the long-document part of the demo: short windows, so each passage is a focused one."""
+CHAINED = 5
+"""Candidates joined into one long document there."""
+
+
+def _show_passages(console: Console, reranker: Reranker, query: str, hits: list[Any], top_n: int) -> None:
+    """The query's candidates chained ``CHAINED`` at a time into long documents, reranked in windows, and each
+    result shown with the passage it was ranked for highlighted: what ``compress="passage"`` hands an LLM."""
+    chained = [" ".join(hit.text for hit in hits[i : i + CHAINED]) for i in range(0, len(hits), CHAINED)]
+    options = {**reranker.options(), "show_progress_bar": False}
+    options.update(long_documents="window", window_boundaries="sentence", max_length=PASSAGE_WINDOW)
+    windowed = Reranker(**options)  # shares the loaded weights
+    console.print(
+        f"\n[bold]Long documents[/bold]: the {len(hits)} candidates of {query!r} chained {CHAINED} at a time, "
+        f"scored in sentence windows of {PASSAGE_WINDOW} tokens; highlighted: the passage each result was ranked for"
+    )
+    for place, result in enumerate(windowed.rank(query, chained, top_n=min(top_n, 2)), 1):
+        start, end = result.span or (0, len(result.document))
+        console.print(
+            f"[bold]#{place}[/bold] long document {result.index + 1} (relevance {result.relevance_score:.3f}): "
+            f"passage of {end - start} of {len(result.document)} characters, best of {result.windows} windows"
+        )
+        console.print(highlighted(result))
+
+
 MODEL_NOTE = (
     "The model ranks text like what it was trained on: minilm-l6-scifact-ce knows scientific claims against "
     "biomedical abstracts, and ranks poorly far from that domain (fine-tune it on yours: rerank-plugins train)."
@@ -170,6 +198,7 @@ def run(args: argparse.Namespace) -> int:
         console.print(summary)
         change = measured["reranked"]["ndcg@10"] - measured["bi-encoder"]["ndcg@10"]
         console.print(f"Reranking changed NDCG@10 by {change:+.4f} on these claims.")
+    _show_passages(console, reranker, queries[0], hits_per_query[0], args.top_n)
     if "scifact" in reranker.model_name.lower():
         console.print(MODEL_NOTE)
     stats = reranker.stats
