@@ -210,6 +210,11 @@ def test_langchain_compressor_returns_passages_and_leaves_its_input_alone(
         assert passage.metadata["source"] == full.metadata["source"]
     with pytest.raises(ValidationError, match="set compress='passage' too"):
         RerankCompressor(reranker=core, passage_context=4)
+    data = compressor.model_dump()  # LangChain keeps a compressor's settings as its pydantic fields
+    assert {data[k] for k in ("compress", "window_boundaries", "long_documents")} == {"passage", "sentence", "window"}
+    restored = RerankCompressor(**data)
+    assert restored.core.options() == core.options()
+    assert restored.compress_documents(documents, "Aspirin and colorectal cancer.") == passages
 
 
 async def test_langchain_async_passages_equal_sync(trained_model: str, scifact_corpus: dict[str, str]) -> None:
