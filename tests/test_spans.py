@@ -7,6 +7,7 @@ Spans are checked against a reference built independently, from ``transformers``
 from __future__ import annotations
 
 import copy
+import functools
 from typing import Any
 
 import numpy as np
@@ -72,6 +73,34 @@ def test_spans_equal_transformers_offsets_for_multibyte_emoji_and_repeated_text(
             assert result.span[0] == len(document) - len(document.lstrip()) and result.span[1] < len(document.rstrip())
     repeated = next(r for r in core.rank(QUERY, [TRICKY[2]]))
     assert long_documents == "truncate" or repeated.windows > 1
+
+
+@settings(max_examples=25, deadline=None)
+@given(
+    text=st.text(st.characters(blacklist_categories=("Cs",)), min_size=1, max_size=300),
+    long_documents=st.sampled_from(["truncate", "window"]),
+)
+def test_spans_of_any_text_equal_the_reference(random_model: str, text: str, long_documents: str) -> None:
+    """Any unicode at all (combining marks, controls, scripts without spaces): the span is one the reference gives."""
+    core = _core(random_model, long_documents)
+    (result,) = core.rank(QUERY, [text])
+    expected = reference_spans(_tokenizer(random_model), QUERY, text, long_documents == "window")
+    assert result.span in expected
+
+
+_CORES: dict[tuple[str, str], Reranker] = {}
+
+
+def _core(model: str, long_documents: str) -> Reranker:
+    key = (model, long_documents)
+    if key not in _CORES:
+        _CORES[key] = Reranker(model, max_length=MAX_LENGTH, long_documents=long_documents)  # type: ignore[arg-type]
+    return _CORES[key]
+
+
+@functools.lru_cache(maxsize=2)
+def _tokenizer(model: str) -> Any:
+    return AutoTokenizer.from_pretrained(model)
 
 
 def test_the_span_is_the_best_window_and_finds_the_relevant_abstract(
