@@ -104,12 +104,12 @@ query is not tokenised again."""
 
 
 def plan_chunk(plans: Sequence[PairPlan]) -> ChunkPlan:
-    """One ``ChunkPlan`` from per-pair plans whose units are lists (the causal-LM prompt encoder's)."""
+    """One ``ChunkPlan`` from per-pair plans whose units are lists (the causal-LM prompt encoder's), with the
+    spans the plans worked out for every unit while planning."""
     units = [unit for plan in plans for unit in plan.units]
     counts = np.fromiter((len(plan.units) for plan in plans), dtype=np.int64, count=len(plans))
     known = all(plan.spans is not None for plan in plans)
     spans = np.array([span for plan in plans for span in plan.spans or ()], dtype=np.int64).reshape(-1, 2)
-    # the per-unit spans of the prompt encoder, worked out while planning
     return ChunkPlan(
         Units.from_units(units),
         np.repeat(np.arange(len(plans), dtype=np.int64), counts),
