@@ -203,7 +203,7 @@ def test_spans_are_exact_for_every_family(
     window's passage is verbatim in the prompt the model reads (byte-level BPE decodes losslessly)."""
     from transformers import AutoTokenizer
 
-    texts = [*documents, *TRICKY]
+    texts = [*documents[:9], *TRICKY]  # empty, short, six abstracts, an over-long one; multi-byte, emoji, repeats
     window = long_documents == "window"
     for family, path in families.items():
         tokenizer = AutoTokenizer.from_pretrained(path)
