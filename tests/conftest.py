@@ -134,6 +134,7 @@ def relevant_id(scifact_test_qrels: dict[str, set[str]]) -> str:
     return doc_id
 
 
+
 @pytest.fixture(scope="session")
 def scifact_beir(
     tmp_path_factory: pytest.TempPathFactory,

@@ -275,17 +275,8 @@ def test_calibrate_command_names_what_is_wrong_in_one_line(
         "held-out share must be between 0 and 1": ["--data", str(scifact_beir), "--heldout", "1.5", *out],
         "is not a TREC run file": ["--data", str(scifact_beir), "--run", str(tmp_path / "bad.trec"), *out],
         "not in the corpus": ["--data", str(scifact_beir), "--run", str(tmp_path / "foreign.trec"), *out],
-        "both relevant and non-relevant": [
-            "--data",
-            str(scifact_beir),
-            "--min-grade",
-            "5",
-            "--max-queries",
-            "2",
-            "--run",
-            str(scifact_beir / "run.trec"),
-            *out,
-        ],  # fmt: skip
+        "both relevant and non-relevant": ["--data", str(scifact_beir), "--min-grade", "5", "--max-queries", "2",
+                                           "--run", str(scifact_beir / "run.trec"), *out],  # fmt: skip
     }
     for message, arguments in cases.items():
         assert main([*base, *arguments]) == 2, message

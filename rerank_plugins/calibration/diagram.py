@@ -15,7 +15,9 @@ def write_reliability_diagram(report: dict[str, Any], path: str | Path, title: s
     matplotlib = require("matplotlib", "eval")
     matplotlib.use("Agg", force=False)
     pyplot = require("matplotlib.pyplot", "eval")
-    figure, (curve, counts) = pyplot.subplots(2, 1, figsize=(6, 7), sharex=True, gridspec_kw={"height_ratios": [3, 1]})
+    figure, (curve, counts) = pyplot.subplots(
+        2, 1, figsize=(6, 7), sharex=True, gridspec_kw={"height_ratios": [3, 1]}
+    )
     curve.plot([0, 1], [0, 1], color="grey", linestyle=":", label="perfectly calibrated")
     styles = {"uncalibrated": ("tab:red", "sigmoid(raw score)"), "calibrated": ("tab:blue", "calibrated")}
     width = 0.1 / (len(styles) + 1)
