@@ -161,10 +161,14 @@ class RerankBackend(ABC):
             spans.append(result.span)
         if context_tokens == 0 and max_tokens is None:
             return spans
-        return self._widen(results, context_tokens, max_tokens)
+        return self._widen(results, spans, context_tokens, max_tokens)
 
     def _widen(
-        self, results: Sequence[RankedResult], context_tokens: int, max_tokens: int | None
+        self,
+        results: Sequence[RankedResult],
+        spans: list[tuple[int, int]],
+        context_tokens: int,
+        max_tokens: int | None,
     ) -> list[tuple[int, int]]:
         """Spans grown and held in the model's tokens: a local core has the tokenizer, a remote one does not."""
         raise ValueError(

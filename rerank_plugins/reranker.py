@@ -365,16 +365,19 @@ class Reranker(RerankBackend):
         return self._model()[1].clip(check_documents(documents), max_tokens)
 
     def _widen(
-        self, results: Sequence[RankedResult], context_tokens: int, max_tokens: int | None
+        self,
+        results: Sequence[RankedResult],
+        spans: list[tuple[int, int]],
+        context_tokens: int,
+        max_tokens: int | None,
     ) -> list[tuple[int, int]]:
         """``passage_spans`` in this model's tokens: each document's offsets read once, no forward pass."""
         _, encoder = self._model()
         texts = list(dict.fromkeys(result.document for result in results))
         offsets = dict(zip(texts, encoder.offsets(texts), strict=True))
         return [
-            widen_span(offsets[result.document], result.span, result.document, context_tokens, max_tokens)
-            for result in results
-            if result.span is not None
+            widen_span(offsets[result.document], span, result.document, context_tokens, max_tokens)
+            for result, span in zip(results, spans, strict=True)
         ]
 
     @property

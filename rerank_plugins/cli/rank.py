@@ -13,7 +13,7 @@ from rich.console import Console
 
 from rerank_plugins.cli.highlight import highlighted
 from rerank_plugins.cli.options import add_reranker_options, reranker_from
-from rerank_plugins.results import Ranking
+from rerank_plugins.results import RankedResult, Ranking
 
 __all__ = ["InputDocument", "add_parser", "read_documents", "run"]
 
@@ -105,6 +105,21 @@ def read_documents(stream: TextIO, form: str) -> list[InputDocument]:
     return documents
 
 
+def _row(result: RankedResult, p_any: float | None, document: InputDocument) -> dict[str, Any]:
+    """One JSONL output row: the result's fields, then the input object's other fields."""
+    row: dict[str, Any] = {
+        "index": result.index,
+        "score": result.score,
+        "relevance_score": result.relevance_score,
+        "text": result.document,
+    }
+    if result.span is not None:
+        row["span"] = list(result.span)
+    if p_any is not None:
+        row["p_any_relevant"] = p_any
+    return {**row, **document.fields}
+
+
 def _show(ranking: Ranking) -> None:
     console = Console(file=sys.stdout, soft_wrap=False)
     for place, result in enumerate(ranking, 1):
@@ -139,18 +154,9 @@ def run(args: argparse.Namespace) -> int:
     p_any = ranking.p_any_relevant
     if args.show:
         _show(ranking)
-    for result in ranking if not args.show else ():
-        row: dict[str, Any] = {
-            "index": result.index,
-            "score": result.score,
-            "relevance_score": result.relevance_score,
-            "text": result.document,
-        }
-        if result.span is not None:
-            row["span"] = list(result.span)
-        if p_any is not None:
-            row["p_any_relevant"] = p_any
-        sys.stdout.write(json.dumps({**row, **documents[result.index].fields}, ensure_ascii=False) + "\n")
+    else:
+        for result in ranking:
+            sys.stdout.write(json.dumps(_row(result, p_any, documents[result.index]), ensure_ascii=False) + "\n")
     if p_any is not None:
         kept = f"{len(ranking)} of {ranking.candidates} documents kept"
         print(f"P(at least one document is relevant) = {p_any:.3f}; {kept}", file=sys.stderr)
