@@ -7,6 +7,19 @@ from typing import Any
 
 from langchain_core.documents import Document
 
+from rerank_plugins.metadata_keys import (
+    DOCUMENT_ID_KEY,
+    DOCUMENT_LENGTH_KEY,
+    FUSED_SCORE_KEY,
+    LANGCHAIN_P_ANY_RELEVANT_KEY,
+    RELEVANCE_SCORE_KEY,
+    RERANK_SCORE_KEY,
+    RETRIEVAL_RANK_KEY,
+    RETRIEVAL_SCORE_KEY,
+    SPAN_KEY,
+    TRUNCATED_TOKENS_KEY,
+    WINDOWS_KEY,
+)
 from rerank_plugins.results import RankedResult, Ranking
 
 __all__ = [
@@ -25,28 +38,8 @@ __all__ = [
     "reranked_documents",
 ]
 
-RELEVANCE_SCORE_KEY = "relevance_score"
-"""Metadata key of the 0-1 relevance score (the key LangChain's own rerankers use)."""
-RERANK_SCORE_KEY = "rerank_score"
-"""Metadata key of the cross-encoder's raw score."""
-RETRIEVAL_RANK_KEY = "retrieval_rank"
-"""Metadata key of the document's 1-based rank before reranking (its position in the input)."""
-TRUNCATED_TOKENS_KEY = "rerank_truncated_tokens"
-"""Metadata key of how many document tokens did not fit the model ("truncate" mode)."""
-WINDOWS_KEY = "rerank_windows"
-"""Metadata key of how many windows were scored ("window" mode; 1 otherwise)."""
-RETRIEVAL_SCORE_KEY = "retrieval_score"
-"""Default metadata key that fusion reads the first-stage retrieval score from."""
-FUSED_SCORE_KEY = "fused_score"
-"""Metadata key of the blended score, present when fusion is on."""
-P_ANY_RELEVANT_KEY = "rerank_p_any_relevant"
-"""Metadata key of P(at least one candidate is relevant), present when the scores are calibrated."""
-SPAN_KEY = "rerank_span"
-"""Metadata key of [start, end]: the characters of the whole text that ``page_content`` holds (compress="passage")."""
-DOCUMENT_LENGTH_KEY = "rerank_document_length"
-"""Metadata key of the whole text's length in characters (compress="passage")."""
-DOCUMENT_ID_KEY = "rerank_document_id"
-"""Metadata key of the whole document's id (compress="passage"; the passage keeps it as its own ``id`` too)."""
+P_ANY_RELEVANT_KEY = LANGCHAIN_P_ANY_RELEVANT_KEY
+"""This adapter's key of P(at least one candidate is relevant) (``metadata_keys.LANGCHAIN_P_ANY_RELEVANT_KEY``)."""
 
 
 def page_contents(documents: Any) -> list[str]:
@@ -84,7 +77,7 @@ def reranked_documents(
             metadata[FUSED_SCORE_KEY] = result.fused_score
         p_any = ranking.p_any_relevant if isinstance(ranking, Ranking) else None
         if p_any is not None:
-            metadata[P_ANY_RELEVANT_KEY] = p_any
+            metadata[LANGCHAIN_P_ANY_RELEVANT_KEY] = p_any
         update: dict[str, Any] = {"metadata": metadata}
         if passages is not None:
             start, end = passages[position]

@@ -13,6 +13,16 @@ from llama_index.core.postprocessor.types import BaseNodePostprocessor
 from llama_index.core.schema import MetadataMode, NodeWithScore, QueryBundle, TextNode
 
 from rerank_plugins.backend import RerankBackend
+from rerank_plugins.metadata_keys import (
+    FUSED_SCORE_KEY,
+    LLAMA_INDEX_P_ANY_RELEVANT_KEY,
+    RELEVANCE_SCORE_KEY,
+    RETRIEVAL_SCORE_KEY,
+    SPAN_KEY,
+    TEXT_LENGTH_KEY,
+    TRUNCATED_TOKENS_KEY,
+    WINDOWS_KEY,
+)
 from rerank_plugins.results import RankedResult, Ranking
 from rerank_plugins.settings import RerankSettings
 
@@ -30,22 +40,8 @@ __all__ = [
 
 dispatcher = get_dispatcher(__name__)
 
-RETRIEVAL_SCORE_KEY = "retrieval_score"
-"""Metadata key of the retrieval score kept by ``keep_retrieval_score`` (hidden from the LLM and embedder)."""
-RELEVANCE_SCORE_KEY = "relevance_score"
-"""With fusion on, the cross-encoder's 0-1 relevance is kept in metadata under this key (the node score is fused)."""
-FUSED_SCORE_KEY = "fused_score"
-"""With fusion on, the blended score, also the node's score (the order follows it)."""
-P_ANY_RELEVANT_KEY = "p_any_relevant"
-"""With calibrated scores, P(at least one candidate is relevant) for the query (hidden from the LLM and embedder)."""
-TRUNCATED_TOKENS_KEY = "rerank_truncated_tokens"
-"""Tokens of the node's text the model did not see ("truncate" mode; 0: read whole), as LangChain's adapter."""
-WINDOWS_KEY = "rerank_windows"
-"""Windows the node's text was scored in ("window" mode; 1 otherwise), as LangChain's adapter."""
-SPAN_KEY = "rerank_span"
-"""With compress="passage": [start, end], the characters of the whole node text that the node's text now holds."""
-TEXT_LENGTH_KEY = "rerank_text_length"
-"""With compress="passage": the whole node text's length in characters."""
+P_ANY_RELEVANT_KEY = LLAMA_INDEX_P_ANY_RELEVANT_KEY
+"""This adapter's key of P(at least one candidate is relevant) (``metadata_keys.LLAMA_INDEX_P_ANY_RELEVANT_KEY``)."""
 
 
 def _node_texts(nodes: Any) -> list[str]:
@@ -174,7 +170,7 @@ class RerankPostprocessor(RerankSettings, BaseNodePostprocessor):
                 added[RELEVANCE_SCORE_KEY] = result.relevance_score
                 added[FUSED_SCORE_KEY] = result.fused_score
             if p_any is not None:
-                added[P_ANY_RELEVANT_KEY] = p_any
+                added[LLAMA_INDEX_P_ANY_RELEVANT_KEY] = p_any
             reranked.append(NodeWithScore(node=_with_metadata(node, added), score=_node_score(result)))
         return reranked
 
