@@ -12,8 +12,9 @@ from hypothesis import strategies as st
 from transformers import AutoTokenizer
 
 from rerank_plugins.batches import packed_arrays, padded_arrays, plan_batches
-from rerank_plugins.encoding import PairEncoder, plan_chunk
-from rerank_plugins.units import Units, ragged_arange, ragged_ranges
+from rerank_plugins.encoding import PairEncoder, _document_spans, plan_chunk
+from rerank_plugins.units import ChunkPlan, Units, ragged_arange, ragged_ranges
+from rerank_plugins.windows import token_windows, window_step
 
 
 @pytest.fixture(scope="module")
@@ -32,6 +33,32 @@ def test_ragged_helpers() -> None:
     assert ragged_ranges(np.array([10, 5, 0]), np.array([2, 0, 3])).tolist() == [10, 11, 0, 1, 2]
 
 
+WORDS = ("cells", "grow", "fast", "blood", "die", "protein", "gene")
+"""Words the test tokenizer reads as one token each, so a text's token count is its word count (stops too)."""
+
+
+def _assert_same_plans(
+    encoder: PairEncoder,
+    pairs: list[tuple[str, str]],
+    max_length: int,
+    window: bool,
+    overlap: int | None,
+    sentences: bool,
+) -> ChunkPlan:
+    """``plan_chunk`` builds, in numpy, exactly the units ``fit_pair`` builds one pair at a time (returned)."""
+    vectorised = encoder.plan_chunk(pairs, max_length, window, overlap, sentences=sentences, spans=True)
+    reference = plan_chunk(encoder.plans(pairs, max_length, window, overlap, sentences=sentences))
+
+    assert len(vectorised.units) == len(reference.units)
+    for name in ("ids", "types", "lengths"):
+        assert np.array_equal(getattr(vectorised.units, name), getattr(reference.units, name)), name
+    assert np.array_equal(vectorised.owners, reference.owners)
+    assert np.array_equal(vectorised.truncated_tokens, reference.truncated_tokens)
+    assert np.array_equal(vectorised.query_tokens, reference.query_tokens)
+    assert vectorised.units.lengths.max() <= max_length
+    return vectorised
+
+
 @pytest.mark.parametrize("sentences", [False, True])
 @pytest.mark.parametrize(
     ("max_length", "window", "overlap"),
@@ -40,22 +67,73 @@ def test_ragged_helpers() -> None:
 def test_vectorised_plans_equal_pair_by_pair_plans(
     encoder: PairEncoder, texts: list[str], max_length: int, window: bool, overlap: int | None, sentences: bool
 ) -> None:
-    """``plan_chunk`` builds, in numpy, exactly the units ``fit_pair`` builds one pair at a time
-    (sentence-aware windows included)."""
+    """On real texts (empty, non-ASCII, abstracts, very long), sentence-aware windows included."""
     long_query = " ".join(texts[4].split()[:80])
     pairs = [(query, text) for query in ("Does B12 lower homocysteine?", long_query, "") for text in texts]
 
-    vectorised = encoder.plan_chunk(pairs, max_length, window, overlap, sentences=sentences, spans=True)
-    reference = plan_chunk(encoder.plans(pairs, max_length, window, overlap, sentences=sentences))
+    plan = _assert_same_plans(encoder, pairs, max_length, window, overlap, sentences)
+    assert len(plan.units) > len(pairs) or not window  # the long texts were windowed
 
-    assert len(vectorised.units) == len(reference.units)
-    assert len(vectorised.units) > len(pairs) or not window  # the long texts were windowed
-    for name in ("ids", "types", "lengths"):
-        assert np.array_equal(getattr(vectorised.units, name), getattr(reference.units, name)), name
-    assert np.array_equal(vectorised.owners, reference.owners)
-    assert np.array_equal(vectorised.truncated_tokens, reference.truncated_tokens)
-    assert np.array_equal(vectorised.query_tokens, reference.query_tokens)
-    assert vectorised.units.lengths.max() <= max_length
+
+_sentence = st.lists(st.sampled_from(WORDS), min_size=1, max_size=15).map(
+    lambda words: " ".join(words).capitalize() + "."
+)
+_document = st.lists(_sentence, max_size=12).map(" ".join)
+_query = st.lists(st.sampled_from(WORDS), max_size=60).map(" ".join)
+
+
+@settings(max_examples=120, deadline=None)
+@given(
+    queries=st.lists(_query, min_size=1, max_size=2),
+    documents=st.lists(_document, min_size=1, max_size=4),
+    room=st.integers(1, 100),
+    window=st.booleans(),
+    overlap=st.one_of(st.none(), st.integers(0, 120)),
+    sentences=st.booleans(),
+)
+def test_vectorised_plans_equal_pair_by_pair_plans_for_any_lengths(
+    encoder: PairEncoder,
+    queries: list[str],
+    documents: list[str],
+    room: int,
+    window: bool,
+    overlap: int | None,
+    sentences: bool,
+) -> None:
+    """Any query and document token lengths (0 to ~190), any ``max_length`` (one token of room up), window or
+    truncate, any overlap, token or sentence boundaries: the two planners agree."""
+    pairs = [(query, document) for query in queries for document in documents]
+    _assert_same_plans(encoder, pairs, encoder.special_count + room, window, overlap, sentences)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    rows=st.lists(st.tuples(st.integers(0, 5000), st.integers(1, 600)), min_size=1, max_size=20),
+    window=st.booleans(),
+    overlap=st.one_of(st.none(), st.integers(0, 700)),
+)
+def test_vectorised_window_rule_equals_the_scalar_one(
+    rows: list[tuple[int, int]], window: bool, overlap: int | None
+) -> None:
+    """``_document_spans`` (numpy) cuts or windows each document exactly as the scalar rule of ``fit_pair``:
+    one piece of ``budget`` tokens and the rest cut, or ``token_windows`` stepping by ``window_step``."""
+    full = np.array([length for length, _ in rows], dtype=np.int64)
+    budget = np.array([room for _, room in rows], dtype=np.int64)
+    owners, starts, lengths, truncated = _document_spans(full, budget, window, overlap)
+
+    expected_pieces: list[tuple[int, int, int]] = []
+    expected_truncated: list[int] = []
+    for pair, (length, room) in enumerate(rows):
+        if length <= room:
+            pieces, cut = [(0, length)], 0
+        elif not window:
+            pieces, cut = [(0, room)], length - room
+        else:
+            pieces, cut = token_windows(length, room, window_step(room, overlap)), 0
+        expected_pieces.extend((pair, start, count) for start, count in pieces)
+        expected_truncated.append(cut)
+    assert list(zip(owners.tolist(), starts.tolist(), lengths.tolist(), strict=True)) == expected_pieces
+    assert truncated.tolist() == expected_truncated
 
 
 def test_units_round_trip_and_sort_stably() -> None:
