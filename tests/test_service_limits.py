@@ -60,7 +60,7 @@ def test_limits_that_cannot_hold_one_request_are_refused() -> None:
 
 def run_batcher(scorer: _CountingScorer, jobs: list[tuple[str, list[str], list[int]]], **options: Any) -> list[Any]:
     async def scenario() -> list[Any]:
-        batcher = MicroBatcher(scorer, max_wait_ms=50, **options)
+        batcher = MicroBatcher(scorer, ServiceLimits(max_wait_ms=50, **options))
         await batcher.start()
         try:
             submitted = [batcher.submit(q, docs, costs) for q, docs, costs in jobs]
@@ -84,13 +84,16 @@ def test_a_large_request_spans_passes_within_the_token_budget_and_small_ones_go_
 
 def test_one_request_per_pass_without_micro_batching() -> None:
     scorer = _CountingScorer()
-    run_batcher(scorer, [("a", ["x"], [1]), ("b", ["y"], [1]), ("c", ["z"], [1])], enabled=False)
+    run_batcher(scorer, [("a", ["x"], [1]), ("b", ["y"], [1]), ("c", ["z"], [1])], micro_batching=False)
     assert [[q for q, _ in p] for p in scorer.passes] == [["a"], ["b"], ["c"]]
 
 
 def test_admission_refuses_past_each_queue_budget_with_a_backlog_estimate() -> None:
     async def scenario() -> list[str]:
-        batcher = MicroBatcher(_CountingScorer(), max_queue=2, max_queued_pairs=5, max_queued_tokens=100)
+        budgets = ServiceLimits(
+            max_queue=2, max_queued_pairs=5, max_queued_tokens=100, max_documents=5, max_request_tokens=100
+        )
+        batcher = MicroBatcher(_CountingScorer(), budgets)
         await batcher.start()
         batcher._worker.cancel()  # type: ignore[union-attr]  # nothing is scored: the queue only fills
         batcher.tokens_per_second = 10.0
@@ -115,7 +118,7 @@ def test_admission_refuses_past_each_queue_budget_with_a_backlog_estimate() -> N
 
 def test_a_job_whose_clients_have_all_gone_is_dropped_but_a_joined_one_is_kept() -> None:
     async def scenario() -> tuple[bool, bool, list[int]]:
-        batcher = MicroBatcher(_CountingScorer(), max_wait_ms=0)
+        batcher = MicroBatcher(_CountingScorer(), ServiceLimits(max_wait_ms=0))
         await batcher.start()
         batcher._worker.cancel()  # type: ignore[union-attr]
         kept = batcher.submit("q", ["a"], [1], key="k", digest="d")

@@ -262,7 +262,7 @@ def test_one_failing_request_does_not_fail_the_others_in_its_batch(random_model:
     from rerank_plugins.serving import MicroBatcher
 
     async def scenario() -> list[Any]:
-        batcher = MicroBatcher(_PoisonedReranker(random_model, precision="fp32"), max_wait_ms=200)
+        batcher = MicroBatcher(_PoisonedReranker(random_model, precision="fp32"), ServiceLimits(max_wait_ms=200))
         await batcher.start()
         try:
             jobs = [batcher.rank("good", ["a", "b"]), batcher.rank("poison", ["c"]), batcher.rank("fine", ["d"])]

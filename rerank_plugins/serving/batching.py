@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 
 from rerank_plugins.backend import PairScore, RerankBackend, rank_scored
 from rerank_plugins.results import RankedResult
+from rerank_plugins.serving.limits import ServiceLimits
 
 __all__ = ["Job", "MicroBatcher", "Overloaded"]
 
@@ -74,33 +75,23 @@ class MicroBatcher:
 
     ``submit`` admits a request (or raises :class:`Overloaded`), ``result`` waits for its ranking, and
     ``release`` says a client is gone: once every client of a job is gone its remaining pairs are dropped.
-    ``enabled=False`` runs one request per pass (still split by the pass budgets); ``on_pass`` is told
-    the pairs, tokens and seconds of each pass that scored.
+    The budgets are ``limits``' queue and batch fields; ``micro_batching=False`` runs one request per
+    pass (still split by the pass budgets). ``on_pass`` is told the pairs, tokens and seconds of each
+    pass that scored.
     """
 
     def __init__(
         self,
         reranker: RerankBackend,
+        limits: ServiceLimits | None = None,
         *,
-        max_wait_ms: float = 5.0,
-        max_batch_pairs: int = 512,
-        max_batch_tokens: int = 32_768,
-        max_queue: int = 256,
-        max_queued_pairs: int = 16_384,
-        max_queued_tokens: int = 2_097_152,
-        enabled: bool = True,
         on_pass: Callable[[int, int, float], None] | None = None,
     ) -> None:
-        if max_wait_ms < 0 or min(max_batch_pairs, max_batch_tokens, max_queue, max_queued_pairs) < 1:
-            raise ValueError("max_wait_ms must be >= 0; the batch and queue budgets >= 1")
+        limits = limits or ServiceLimits()
+        if min(limits.max_batch_pairs, limits.max_batch_tokens, limits.max_queue, limits.max_queued_pairs) < 1:
+            raise ValueError("the batch and queue budgets must be >= 1")
         self.reranker = reranker
-        self.max_wait = max_wait_ms / 1000
-        self.max_batch_pairs = max_batch_pairs
-        self.max_batch_tokens = max_batch_tokens
-        self.max_queue = max_queue
-        self.max_queued_pairs = max_queued_pairs
-        self.max_queued_tokens = max_queued_tokens
-        self.enabled = enabled
+        self.limits = limits
         self.on_pass = on_pass
         self.batches = 0
         self.abandoned = 0
@@ -176,12 +167,12 @@ class MicroBatcher:
         waiting = sum(1 for job in self._pending if job.left)
         if waiting:
             over = (
-                f"{self.max_queue} requests are waiting"
-                if waiting >= self.max_queue
+                f"{self.limits.max_queue} requests are waiting"
+                if waiting >= self.limits.max_queue
                 else f"{self._queued_pairs} pairs are waiting"
-                if self._queued_pairs + len(documents) > self.max_queued_pairs
+                if self._queued_pairs + len(documents) > self.limits.max_queued_pairs
                 else f"{self._queued_tokens} tokens are waiting"
-                if self._queued_tokens + tokens > self.max_queued_tokens
+                if self._queued_tokens + tokens > self.limits.max_queued_tokens
                 else None
             )
             if over:
@@ -230,15 +221,16 @@ class MicroBatcher:
     # -- the worker ------------------------------------------------------------------------------------
 
     async def _gathered(self) -> None:
-        """Wait for work, then up to ``max_wait`` for more to share the pass, unless the pass is full."""
+        """Wait for work, then up to ``max_wait_ms`` for more to share the pass, unless the pass is full."""
         assert self._arrived is not None
+        limits = self.limits
         while not any(job.left for job in self._pending):
             self._arrived.clear()
             await self._arrived.wait()
-        if not self.enabled or self.max_wait <= 0:
+        if not limits.micro_batching or limits.max_wait_ms <= 0:
             return
-        deadline = asyncio.get_running_loop().time() + self.max_wait
-        while self._queued_pairs < self.max_batch_pairs and self._queued_tokens < self.max_batch_tokens:
+        deadline = asyncio.get_running_loop().time() + limits.max_wait_ms / 1000
+        while self._queued_pairs < limits.max_batch_pairs and self._queued_tokens < limits.max_batch_tokens:
             remaining = deadline - asyncio.get_running_loop().time()
             if remaining <= 0:
                 return
@@ -254,14 +246,15 @@ class MicroBatcher:
         """
         parts: list[tuple[Job, int, int]] = []
         pairs = tokens = 0
+        limits = self.limits
 
         def too_large(job: Job) -> bool:
-            return job.left_tokens > self.max_batch_tokens or job.left > self.max_batch_pairs
+            return job.left_tokens > limits.max_batch_tokens or job.left > limits.max_batch_pairs
 
         for job in sorted(self._pending, key=too_large):  # stable: arrival order within each group
             start = end = job.taken
-            while end < len(job.documents) and pairs < self.max_batch_pairs:
-                if pairs and tokens + job.costs[end] > self.max_batch_tokens:
+            while end < len(job.documents) and pairs < limits.max_batch_pairs:
+                if pairs and tokens + job.costs[end] > limits.max_batch_tokens:
                     break
                 tokens += job.costs[end]
                 job.left_tokens -= job.costs[end]
@@ -270,9 +263,9 @@ class MicroBatcher:
             if end > start:
                 parts.append((job, start, end))
                 job.taken = end
-                if not self.enabled:
+                if not limits.micro_batching:
                     break
-            if pairs >= self.max_batch_pairs or tokens >= self.max_batch_tokens:
+            if pairs >= limits.max_batch_pairs or tokens >= limits.max_batch_tokens:
                 break
         self._queued_pairs -= pairs
         self._queued_tokens -= tokens
