@@ -12,6 +12,8 @@ from typing import Any
 
 import numpy as np
 
+from rerank_plugins.validation import is_number
+
 __all__ = ["check_fusion", "fuse", "minmax"]
 
 
@@ -36,7 +38,7 @@ def check_fusion(retrieval_scores: Any, weight: Any, count: int, name: str = "re
         if retrieval_scores is not None:
             raise ValueError(f"{name} were given without fusion_weight; pass fusion_weight in [0, 1] to blend them")
         return None
-    if isinstance(weight, bool) or not isinstance(weight, (int, float)) or not 0.0 <= float(weight) <= 1.0:
+    if not is_number(weight) or not 0.0 <= float(weight) <= 1.0:
         raise ValueError(f"fusion_weight must be a number in [0, 1], got {weight!r}")
     if retrieval_scores is None:
         raise ValueError(f"fusion_weight needs {name}: one first-stage score per document")
@@ -46,7 +48,7 @@ def check_fusion(retrieval_scores: Any, weight: Any, count: int, name: str = "re
         raise ValueError(f"got {count} documents but {len(retrieval_scores)} {name}")
     scores = []
     for position, value in enumerate(retrieval_scores):
-        if isinstance(value, bool) or not isinstance(value, (int, float, np.floating, np.integer)):
+        if not (is_number(value) or isinstance(value, (np.floating, np.integer))):
             raise TypeError(f"{name}[{position}] must be a number, got {type(value).__name__}")
         if not math.isfinite(float(value)):
             raise ValueError(f"{name}[{position}] must be finite, got {value!r}")

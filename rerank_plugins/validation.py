@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, TypeGuard
 
 __all__ = [
     "check_count",
@@ -12,12 +12,32 @@ __all__ = [
     "check_ranking_query",
     "check_score_threshold",
     "check_top_n",
+    "is_int",
+    "is_number",
 ]
 
 
-def check_count(value: Any, name: str, least: int) -> int:
-    """``value`` if it is an int (not a bool) of at least ``least``, else an error naming ``name``."""
-    if isinstance(value, bool) or not isinstance(value, int):
+def is_int(value: Any) -> TypeGuard[int]:
+    """Whether ``value`` is an int and not a bool (``True`` is an int to Python, but never a count here)."""
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def is_number(value: Any) -> TypeGuard[int | float]:
+    """Whether ``value`` is an int or a float and not a bool."""
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def check_count(value: Any, name: str, least: int, *, error: type[Exception] | None = None) -> int:
+    """``value`` if it is an int (not a bool) of at least ``least``, else an error naming ``name``.
+
+    A non-int raises ``TypeError`` and a smaller int ``ValueError``; given ``error``, both raise that,
+    saying "``name`` must be an int >= ``least``, got ``value``".
+    """
+    if error is not None:
+        if not is_int(value) or value < least:
+            raise error(f"{name} must be an int >= {least}, got {value!r}")
+        return value
+    if not is_int(value):
         raise TypeError(f"{name} must be an int, got {type(value).__name__}")
     if value < least:
         raise ValueError(f"{name} must be >= {least}, got {value}")
@@ -53,18 +73,16 @@ def check_top_n(top_n: Any) -> int | None:
     """``None`` or an int >= 1."""
     if top_n is None:
         return None
-    if isinstance(top_n, bool) or not isinstance(top_n, int):
+    if not is_int(top_n):
         raise TypeError(f"top_n must be an int or None, got {type(top_n).__name__}")
-    if top_n < 1:
-        raise ValueError(f"top_n must be >= 1, got {top_n}")
-    return top_n
+    return check_count(top_n, "top_n", 1)
 
 
 def check_score_threshold(threshold: Any) -> float | None:
     """``None`` or a number in [0, 1] (thresholds apply to ``relevance_score``)."""
     if threshold is None:
         return None
-    if isinstance(threshold, bool) or not isinstance(threshold, (int, float)):
+    if not is_number(threshold):
         raise TypeError(f"score_threshold must be a number or None, got {type(threshold).__name__}")
     if not 0.0 <= float(threshold) <= 1.0:
         raise ValueError(f"score_threshold applies to relevance_score and must be in [0, 1], got {threshold}")

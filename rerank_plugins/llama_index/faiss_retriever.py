@@ -9,6 +9,7 @@ from llama_index.core.callbacks import CallbackManager
 from llama_index.core.schema import NodeWithScore, QueryBundle, TextNode
 
 from rerank_plugins.retrieval import FaissRetriever
+from rerank_plugins.validation import check_count
 
 __all__ = ["FaissNodeRetriever"]
 
@@ -22,8 +23,7 @@ class FaissNodeRetriever(BaseRetriever):
     def __init__(
         self, retriever: FaissRetriever, similarity_top_k: int = 4, callback_manager: CallbackManager | None = None
     ) -> None:
-        if isinstance(similarity_top_k, bool) or not isinstance(similarity_top_k, int) or similarity_top_k < 1:
-            raise ValueError(f"similarity_top_k must be an int >= 1, got {similarity_top_k!r}")
+        check_count(similarity_top_k, "similarity_top_k", 1, error=ValueError)
         super().__init__(callback_manager=callback_manager)
         self.retriever = retriever
         self.similarity_top_k = similarity_top_k

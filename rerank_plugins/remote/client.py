@@ -20,6 +20,7 @@ from rerank_plugins.encoding import clean_text
 from rerank_plugins.remote.credentials import API_KEY_ENV, split_credentials
 from rerank_plugins.remote.deadline import attempt_deadline, bound_by_deadline
 from rerank_plugins.remote.wire import Api, MalformedAnswer, parse_response, request_body
+from rerank_plugins.validation import is_number
 
 __all__ = ["RemoteRerankError", "RemoteReranker"]
 
@@ -156,7 +157,7 @@ class RemoteReranker(RerankBackend):
         if api not in ("rerank-plugins", "tei"):
             raise ValueError(f"api must be 'rerank-plugins' or 'tei', got {api!r}")
         numbers = (timeout, connect_timeout, backoff, deadline if deadline is not None else 1.0)
-        if not all(isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x) for x in numbers):
+        if not all(is_number(x) and math.isfinite(x) for x in numbers):
             raise ValueError("timeout, connect_timeout, deadline and backoff must be finite numbers")
         if max_retries < 0 or backoff < 0 or timeout <= 0 or connect_timeout <= 0 or max_documents_per_request < 1:
             raise ValueError("timeouts must be > 0, max_retries and backoff >= 0, max_documents_per_request >= 1")

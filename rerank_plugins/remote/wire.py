@@ -6,6 +6,7 @@ import math
 from typing import Any, Literal
 
 from rerank_plugins.backend import PairScore
+from rerank_plugins.validation import is_int, is_number
 
 __all__ = ["Api", "MalformedAnswer", "parse_response", "request_body"]
 
@@ -29,7 +30,7 @@ class MalformedAnswer(ValueError):
 
 def _number(row: dict[str, Any], name: str, where: str) -> float:
     value = row.get(name)
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
+    if not is_number(value):
         raise MalformedAnswer(f"{where}.{name} is {type(value).__name__}, not a number")
     if not math.isfinite(value):
         raise MalformedAnswer(f"{where}.{name} is {value}, not a finite number")
@@ -38,7 +39,7 @@ def _number(row: dict[str, Any], name: str, where: str) -> float:
 
 def _count(row: dict[str, Any], name: str, default: int, least: int, where: str) -> int:
     value = row.get(name, default)
-    if isinstance(value, bool) or not isinstance(value, int) or value < least:
+    if not is_int(value) or value < least:
         raise MalformedAnswer(f"{where}.{name} is {value!r:.40}, not an int >= {least}")
     return value
 
@@ -60,7 +61,7 @@ def _span(row: dict[str, Any], length: int, where: str) -> tuple[int, int] | Non
     if (
         not isinstance(value, list)
         or len(value) != 2
-        or any(isinstance(end, bool) or not isinstance(end, int) for end in value)
+        or not all(is_int(end) for end in value)
         or not 0 <= value[0] <= value[1] <= length
     ):
         raise MalformedAnswer(
@@ -89,7 +90,7 @@ def parse_response(api: Api, payload: Any, lengths: list[int]) -> list[PairScore
         if not isinstance(row, dict):
             raise MalformedAnswer(f"{where} is {type(row).__name__}, not an object")
         index = row.get("index")
-        if isinstance(index, bool) or not isinstance(index, int) or not 0 <= index < count:
+        if not is_int(index) or not 0 <= index < count:
             raise MalformedAnswer(f"{where}.index is {index!r:.40}, not an int in [0, {count})")
         if scores[index] is not None:
             raise MalformedAnswer(f"{where}.index {index} appears twice")

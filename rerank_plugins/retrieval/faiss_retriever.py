@@ -14,7 +14,7 @@ import numpy as np
 
 from rerank_plugins._optional import require
 from rerank_plugins.retrieval.embedder import Embedder
-from rerank_plugins.validation import check_documents, check_query
+from rerank_plugins.validation import check_count, check_documents, check_query
 
 __all__ = ["FaissRetriever", "SearchHit"]
 
@@ -157,8 +157,7 @@ class FaissRetriever:
     def search_many(self, queries: Sequence[str], k: int = 10) -> list[list[SearchHit]]:
         """``search`` for many queries in one batched embedding and index pass."""
         query_list = check_documents(queries, "queries")
-        if isinstance(k, bool) or not isinstance(k, int) or k < 1:
-            raise ValueError(f"k must be an int >= 1, got {k!r}")
+        check_count(k, "k", 1, error=ValueError)
         if not query_list:
             return []
         if self._index is None or not self._ids:

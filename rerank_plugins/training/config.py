@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from rerank_plugins.validation import check_count
+
 __all__ = ["TrainingConfig"]
 
 
@@ -60,13 +62,9 @@ class TrainingConfig:
 
     def __post_init__(self) -> None:
         for name in ("epochs", "groups_per_step", "max_length", "negative_depth", "dev_top_k"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"{name} must be an int >= 1, got {value!r}")
+            check_count(getattr(self, name), name, 1, error=ValueError)
         for name in ("hard_negatives", "random_negatives", "dev_queries"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-                raise ValueError(f"{name} must be an int >= 0, got {value!r}")
+            check_count(getattr(self, name), name, 0, error=ValueError)
         if self.hard_negatives + self.random_negatives < 1:
             raise ValueError("a group needs at least one negative: hard_negatives + random_negatives >= 1")
         for name in ("learning_rate", "head_learning_rate", "max_grad_norm"):
