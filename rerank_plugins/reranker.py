@@ -7,7 +7,7 @@ import os
 import threading
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any
 
 from rerank_plugins.backend import PairScore, RerankBackend
 from rerank_plugins.cache import ScoreCache, pair_digest
@@ -18,6 +18,14 @@ from rerank_plugins.devices import Precision, resolve_device, resolve_precision
 from rerank_plugins.encoding import Encoder, PairEncoder, TokenMemo
 from rerank_plugins.inference import BatchPolicy, UnitScores
 from rerank_plugins.loading import LoadedModel, check_cross_encoder_reference, load_model
+from rerank_plugins.options import (
+    CORE_OPTIONS,
+    DEFAULT_MODEL,
+    LongDocuments,
+    WindowAggregation,
+    check_options,
+    docstring_args,
+)
 from rerank_plugins.pipeline import pipelined
 from rerank_plugins.progress import tqdm
 from rerank_plugins.prompting import PromptEncoder
@@ -25,22 +33,24 @@ from rerank_plugins.results import RankedResult, ScoringStats
 from rerank_plugins.runtime import Runtime, resolve_runtime
 from rerank_plugins.scores import aggregate_windows, scores_and_relevance
 from rerank_plugins.units import ChunkPlan
-from rerank_plugins.validation import check_documents
+from rerank_plugins.validation import check_count, check_documents
 from rerank_plugins.windows import WindowBoundaries, widen_span
 
 __all__ = ["Reranker", "DEFAULT_MODEL", "TokenCost"]
 
 logger = logging.getLogger(__name__)
 
-DEFAULT_MODEL = "cross-encoder/ms-marco-MiniLM-L6-v2"
 CHUNK_PAIRS = 2048
 """Pairs tokenised and scored together: length sorting works within a chunk, memory stays bounded."""
 MEMO_TEXTS = 8192
 """Distinct texts whose token ids one call keeps across its chunks (a few MB), so repeats are tokenised once."""
 PROGRESS_MIN_PAIRS = 5000
 """Jobs of at least this many new pairs show a progress bar unless told otherwise."""
-LongDocuments = Literal["truncate", "window"]
-WindowAggregation = Literal["max", "mean"]
+ATTRIBUTES = {"model": "model_name", "max_length": "_max_length", "calibration": "_calibration_option"}
+"""Where an option's value lives on the instance, when not under its own name."""
+REPR_ALWAYS = frozenset({"model", "device", "precision", "runtime", "batch_size", "max_batch_tokens", "unpadded"})
+"""Options ``repr`` always shows: what the defaults resolved to on this machine."""
+OPTION_NAMES = frozenset(o.name for o in CORE_OPTIONS)
 
 
 BATCH_DEFAULTS = {"cuda": (512, 65_536), "other": (32, 16_384)}
@@ -66,49 +76,14 @@ class TokenCost:
     truncated_tokens: list[int] = field(default_factory=list)
 
 
-def _positive_int(name: str, value: Any) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"{name} must be a positive int, got {value!r}")
-    return value
-
-
 class Reranker(RerankBackend):
     """Scores (query, document) pairs with a cross-encoder and ranks documents best first.
 
     The model loads on first use and is shared by every ``Reranker`` in the process with the same
     model, revision, device and precision, so adapters over one model hold one copy of its weights.
 
-    Args:
-        model: Hugging Face id or local directory of a cross-encoder.
-        device: ``"cpu"``, ``"cuda"``, ``"cuda:1"``, ``"mps"``; ``None`` picks cuda, then mps, then cpu.
-        precision: ``"auto"`` (bf16 on CPUs with native bf16, fp16 on CUDA, else fp32), ``"fp32"``,
-            ``"bf16"``, ``"fp16"`` or ``"int8"`` (OpenVINO only). Scores are always returned in fp32.
-        runtime: ``"auto"`` (OpenVINO on CPU when the ``openvino`` extra is installed, else torch),
-            ``"torch"`` or ``"openvino"``. OpenVINO exports the model once and caches it on disk
-            (``$RERANK_PLUGINS_CACHE``, default ``~/.cache/rerank-plugins``).
-        batch_size: Most pairs per forward pass; ``None``: 512 on CUDA, 32 elsewhere.
-        max_batch_tokens: Most tokens per forward pass, padding included, so batches of long pairs stay
-            small and short ones large; ``None``: 65,536 on CUDA, 16,384 elsewhere.
-        unpadded: Run batches packed, without padding tokens (BERT, XLM-R and ELECTRA on the torch
-            runtime; flash attention over variable lengths on CUDA). ``None``: on CUDA only.
-        max_length: Token limit of one pair; defaults to the model's own configured limit.
-        long_documents: ``"truncate"`` cuts a document to fit; ``"window"`` scores overlapping windows
-            over the whole document and aggregates them per document.
-        window_aggregation: ``"max"`` or ``"mean"`` over a document's windows.
-        window_overlap: Tokens shared by consecutive windows; ``None`` means half a window.
-        window_boundaries: ``"tokens"`` (windows step by a fixed number of tokens) or ``"sentence"``
-            (each window starts and ends on a sentence boundary within a few tokens), so the passage a
-            result's ``span`` points at reads from the start of a sentence.
-        cache_size: Entries in an LRU score cache (0 turns it off).
-        revision: Model revision on the hub (branch, tag or commit).
-        trust_remote_code: Run custom model code from the model repository (off by default).
-        show_progress_bar: ``None`` shows one for large jobs only.
-        instruction: For causal-LM rerankers (Qwen3-Reranker, ...): the task instruction in their prompt;
-            ``None`` keeps the model's own default. Sequence classifiers have no prompt and refuse it.
-        calibration: A calibration file from ``rerank-plugins calibrate``: ``relevance_score`` becomes
-            the calibrated P(relevant) (``score`` stays raw). ``"auto"`` uses the model directory's
-            ``rerank-calibration.json`` when there is one; ``None`` keeps the sigmoid of the raw score.
-            A file made for another model or configuration is refused, naming the difference.
+    Every keyword argument is a row of ``rerank_plugins.options.CORE_OPTIONS`` (type, default, help), and
+    ``help(Reranker.__init__)`` lists them from there.
 
     Example:
         >>> reranker = Reranker("../shared/models/minilm-l6-scifact-ce")  # doctest: +SKIP
@@ -138,45 +113,27 @@ class Reranker(RerankBackend):
         instruction: str | None = None,
         calibration: str | os.PathLike[str] | None = "auto",
     ) -> None:
+        given = {name: value for name, value in locals().items() if name in OPTION_NAMES}
+        checked = check_options(given)  # every value checked against the table before anything resolves
         self.model_name = check_cross_encoder_reference(model, revision)
         self.device = resolve_device(device)
         self.precision = resolve_precision(precision, self.device)
         self.runtime = resolve_runtime(runtime, self.device, self.precision)
         default_size, default_tokens = BATCH_DEFAULTS["cuda" if self.device.startswith("cuda") else "other"]
-        self.batch_size = default_size if batch_size is None else _positive_int("batch_size", batch_size)
-        self.max_batch_tokens = (
-            default_tokens if max_batch_tokens is None else _positive_int("max_batch_tokens", max_batch_tokens)
-        )
-        if unpadded is not None and not isinstance(unpadded, bool):
-            raise ValueError(f"unpadded must be None, True or False, got {unpadded!r}")
-        self.unpadded = self.device.startswith("cuda") if unpadded is None else unpadded
-        self._max_length = None if max_length is None else _positive_int("max_length", max_length)
-        if long_documents not in ("truncate", "window"):
-            raise ValueError(f"long_documents must be 'truncate' or 'window', got {long_documents!r}")
-        if window_aggregation not in ("max", "mean"):
-            raise ValueError(f"window_aggregation must be 'max' or 'mean', got {window_aggregation!r}")
-        if window_overlap is not None and (
-            isinstance(window_overlap, bool) or not isinstance(window_overlap, int) or window_overlap < 0
-        ):
-            raise ValueError(f"window_overlap must be None or an int >= 0, got {window_overlap!r}")
-        if window_boundaries not in ("tokens", "sentence"):
-            raise ValueError(f"window_boundaries must be 'tokens' or 'sentence', got {window_boundaries!r}")
-        if isinstance(cache_size, bool) or not isinstance(cache_size, int) or cache_size < 0:
-            raise ValueError(f"cache_size must be an int >= 0, got {cache_size!r}")
+        self.batch_size: int = default_size if batch_size is None else batch_size
+        self.max_batch_tokens: int = default_tokens if max_batch_tokens is None else max_batch_tokens
+        self.unpadded: bool = self.device.startswith("cuda") if unpadded is None else unpadded
+        self._max_length = max_length
         self.long_documents: LongDocuments = long_documents
         self.window_aggregation: WindowAggregation = window_aggregation
         self.window_overlap = window_overlap
         self.window_boundaries: WindowBoundaries = window_boundaries
         self.revision = revision
-        self.trust_remote_code = bool(trust_remote_code)
+        self.trust_remote_code = trust_remote_code
         self.show_progress_bar = show_progress_bar
-        if instruction is not None and (not isinstance(instruction, str) or not instruction.strip()):
-            raise ValueError(f"instruction must be None or a non-empty string, got {instruction!r}")
         self.instruction = instruction
-        if calibration is not None and not isinstance(calibration, (str, os.PathLike)):
-            raise TypeError(f"calibration must be a file path, 'auto' or None, got {type(calibration).__name__}")
-        option = None if calibration is None else os.fspath(calibration)
-        self._calibration_option = option
+        option = checked["calibration"]
+        self._calibration_option: str | None = option
         self._given_calibration = Calibration.load(option) if option is not None and option != "auto" else None
         self._calibration: Calibration | None = None
         self._cache: ScoreCache[PairScore] = ScoreCache(cache_size)
@@ -187,16 +144,14 @@ class Reranker(RerankBackend):
         self._stats_lock = threading.Lock()
 
     def __repr__(self) -> str:
-        return (
-            f"Reranker(model={self.model_name!r}, device={self.device!r}, precision={self.precision!r}, "
-            f"runtime={self.runtime!r}, "
-            f"batch_size={self.batch_size}, max_batch_tokens={self.max_batch_tokens}, unpadded={self.unpadded}, "
-            f"long_documents={self.long_documents!r}"
-            + ("" if self.window_boundaries == "tokens" else f", window_boundaries={self.window_boundaries!r}")
-            + ("" if self.instruction is None else f", instruction={self.instruction!r}")
-            + ("" if self._calibration_option in (None, "auto") else f", calibration={self._calibration_option!r}")
-            + ")"
-        )
+        """The model, what it resolved to (device, precision, runtime, batches), and every option not at its default."""
+        options = self.options()
+        shown = [
+            f"{o.name}={options[o.name]!r}"
+            for o in CORE_OPTIONS
+            if o.name in REPR_ALWAYS or options[o.name] != o.default
+        ]
+        return f"Reranker({', '.join(shown)})"
 
     def __getstate__(self) -> dict[str, Any]:
         """Pickled (and deep-copied) by its options: frameworks copy components (LangChain ``with_config``,
@@ -211,26 +166,7 @@ class Reranker(RerankBackend):
 
     def options(self) -> dict[str, Any]:
         """The constructor arguments of this instance: ``Reranker(**r.options())`` builds an equivalent one."""
-        return {
-            "model": self.model_name,
-            "device": self.device,
-            "precision": self.precision,
-            "runtime": self.runtime,
-            "batch_size": self.batch_size,
-            "max_batch_tokens": self.max_batch_tokens,
-            "unpadded": self.unpadded,
-            "max_length": self._max_length,
-            "long_documents": self.long_documents,
-            "window_aggregation": self.window_aggregation,
-            "window_overlap": self.window_overlap,
-            "window_boundaries": self.window_boundaries,
-            "cache_size": self._cache.capacity,
-            "revision": self.revision,
-            "trust_remote_code": self.trust_remote_code,
-            "show_progress_bar": self.show_progress_bar,
-            "instruction": self.instruction,
-            "calibration": self._calibration_option,
-        }
+        return {o.name: getattr(self, ATTRIBUTES.get(o.name, o.name)) for o in CORE_OPTIONS}
 
     # -- loading -----------------------------------------------------------------------------------
 
@@ -268,19 +204,20 @@ class Reranker(RerankBackend):
             return self._loaded, self._encoder
 
     def _score_options(self, loaded: LoadedModel) -> dict[str, Any]:
-        """The model and every option that changes its scores: what the score cache is keyed by."""
+        """The model and every option that changes its scores (``scores`` in the table): the score cache key."""
         windowed = self.long_documents == "window"
-        return {
+        resolved = {
+            **self.options(),
             "model": loaded.name,
             "revision": loaded.revision,
             "max_length": self._max_length or loaded.max_length,
             "precision": loaded.precision,
             "runtime": loaded.runtime,
-            "long_documents": self.long_documents,
-            "window_aggregation": self.window_aggregation if windowed else None,
-            "window_overlap": self.window_overlap if windowed else None,
-            "window_boundaries": self.window_boundaries if windowed else None,
-            "instruction": self.instruction,
+        }
+        return {
+            o.name: resolved[o.name] if o.scores == "yes" or windowed else None
+            for o in CORE_OPTIONS
+            if o.scores != "no"
         }
 
     def _score_configuration(self, loaded: LoadedModel) -> dict[str, Any]:
@@ -361,7 +298,7 @@ class Reranker(RerankBackend):
 
         A per-request document budget (Cohere's ``max_tokens_per_doc``) on top of ``max_length``.
         """
-        max_tokens = _positive_int("max_tokens", max_tokens)
+        max_tokens = check_count(max_tokens, "max_tokens", 1)
         return self._model()[1].clip(check_documents(documents), max_tokens)
 
     def _widen(
@@ -487,3 +424,6 @@ class Reranker(RerankBackend):
                 strict=True,
             )
         ]
+
+
+Reranker.__init__.__doc__ = "Build a core (the model loads on first use).\n\n" + docstring_args()

@@ -3,40 +3,42 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, create_model, model_validator
 from typing_extensions import Self
 
 from rerank_plugins.backend import RerankBackend
-from rerank_plugins.reranker import DEFAULT_MODEL, Reranker
+from rerank_plugins.options import CORE_OPTIONS, DEFAULT_MODEL, CoreOption, option
+from rerank_plugins.reranker import Reranker
 from rerank_plugins.results import RankedResult
 
 __all__ = ["RerankSettings"]
 
-CORE_OPTIONS = (
-    "model",
-    "device",
-    "precision",
-    "runtime",
-    "batch_size",
-    "max_batch_tokens",
-    "max_length",
-    "long_documents",
-    "window_aggregation",
-    "window_overlap",
-    "window_boundaries",
-    "instruction",
-    "calibration",
-)
+CORE_NAMES = tuple(o.name for o in CORE_OPTIONS)
+"""Every ``Reranker`` option: the adapters carry them all, so a serialised adapter rebuilds the same core."""
 
 
-class RerankSettings(BaseModel):
+def _field(core: CoreOption) -> tuple[Any, Any]:
+    """A settings field for a core option: its type, default and help from the table, its bounds as constraints."""
+    bounds: dict[str, Any] = {"ge": core.minimum} if core.minimum is not None else {}
+    if core.kind is str and core.name not in ("model", "device", "calibration"):
+        bounds["min_length"] = 1
+    return core.type, Field(core.default, description=core.help, **bounds)
+
+
+if TYPE_CHECKING:
+    _CoreSettings = BaseModel
+else:
+    _CoreSettings = create_model("CoreSettings", **{o.name: _field(o) for o in CORE_OPTIONS if o.name != "model"})
+
+
+class RerankSettings(_CoreSettings):
     """What to rerank with and how many documents to keep; plain data, so adapters serialise."""
 
     model_config = ConfigDict(hide_input_in_errors=True)  # a validation error must not echo api_key or a url's password
 
-    model: str = Field(DEFAULT_MODEL, description="Hugging Face id or local directory of the cross-encoder.")
+    model: str = Field(DEFAULT_MODEL, description=option("model").help)
     top_n: int | None = Field(3, ge=1, description="Documents to keep after reranking; None keeps all.")
     score_threshold: float | None = Field(
         None, ge=0.0, le=1.0, description="Drop documents whose 0-1 relevance_score is lower, before the top_n cut."
@@ -46,36 +48,6 @@ class RerankSettings(BaseModel):
         ge=0.0,
         le=1.0,
         description="Order by this blend of min-max cross-encoder and retrieval scores; None ranks by the model alone.",
-    )
-    device: str | None = Field(None, description="'cpu', 'cuda', 'cuda:1' or 'mps'; None picks the best available.")
-    precision: Literal["auto", "fp32", "bf16", "fp16", "int8"] = Field(
-        "auto", description="Numeric precision of the model ('int8' via OpenVINO); scores are always fp32."
-    )
-    runtime: Literal["auto", "torch", "openvino"] = Field(
-        "auto", description="'openvino' (CPU, the default there when installed) or 'torch'."
-    )
-    batch_size: int | None = Field(
-        None, ge=1, description="Most pairs per forward pass; None: 512 on CUDA, 32 elsewhere."
-    )
-    max_batch_tokens: int | None = Field(
-        None,
-        ge=1,
-        description="Most tokens per forward pass, padding included; None: 65,536 on CUDA, 16,384 elsewhere.",
-    )
-    max_length: int | None = Field(None, ge=1, description="Token limit per pair; None uses the model's own.")
-    long_documents: Literal["truncate", "window"] = Field(
-        "truncate", description="'truncate' cuts long documents; 'window' scores all of them in windows."
-    )
-    window_aggregation: Literal["max", "mean"] = Field(
-        "max", description="How a document's window scores combine in 'window' mode: 'max' or 'mean'."
-    )
-    window_overlap: int | None = Field(
-        None, ge=0, description="Tokens consecutive windows share in 'window' mode; None: half a window."
-    )
-    window_boundaries: Literal["tokens", "sentence"] = Field(
-        "tokens",
-        description="'sentence': windows start and end on sentence boundaries within a few tokens, so passages "
-        "read from the start of a sentence; 'tokens': fixed steps.",
     )
     compress: Literal["document", "passage"] = Field(
         "document",
@@ -87,16 +59,6 @@ class RerankSettings(BaseModel):
     )
     max_passage_tokens: int | None = Field(
         None, ge=1, description="With compress='passage': keep at most this many tokens of each passage (its start)."
-    )
-    instruction: str | None = Field(
-        None,
-        min_length=1,
-        description="Task instruction of a causal-LM reranker's prompt (Qwen3-Reranker, ...); None keeps the model's.",
-    )
-    calibration: str | None = Field(
-        "auto",
-        description="Calibration file from 'rerank-plugins calibrate': relevance_score (and score_threshold) become "
-        "P(relevant). 'auto' uses the model directory's rerank-calibration.json if any; None: uncalibrated.",
     )
     url: str | None = Field(
         None, description="Base URL of a rerank service; when set the model runs there (RemoteReranker)."
@@ -131,18 +93,17 @@ class RerankSettings(BaseModel):
                 return self._remote()
             if self.api_key is not None:
                 raise ValueError("api_key= is the key of a rerank service: pass its url= too")
-            built: dict[str, Any] = {name: getattr(self, name) for name in CORE_OPTIONS if name != "model"}
-            return Reranker(self.model, **built)
+            return Reranker(**{name: getattr(self, name) for name in CORE_NAMES})
         if not isinstance(reranker, RerankBackend):
             raise TypeError(
                 f"reranker must be a rerank_plugins Reranker or RemoteReranker, got {type(reranker).__name__}"
             )
-        conflicting = [name for name in (*CORE_OPTIONS, "url", "api", "api_key") if name in self.model_fields_set]
+        conflicting = [name for name in (*CORE_NAMES, "url", "api", "api_key") if name in self.model_fields_set]
         if conflicting:
             raise ValueError(f"pass either reranker= or model options, not both (got {', '.join(conflicting)})")
         options = reranker.options()
         if isinstance(reranker, Reranker):  # so the serialised settings describe the core actually in use
-            for name in CORE_OPTIONS:
+            for name in CORE_NAMES:
                 setattr(self, name, options[name])
         else:
             self.url, self.api = options["url"], options["api"]
@@ -151,7 +112,7 @@ class RerankSettings(BaseModel):
     def _remote(self) -> RerankBackend:
         """A ``RemoteReranker`` for ``url``; ``url`` then loses any ``user:password@`` (used, never stored)."""
         defaults = type(self).model_fields
-        local_options = [n for n in CORE_OPTIONS[1:] if getattr(self, n) != defaults[n].default]
+        local_options = [n for n in CORE_NAMES[1:] if getattr(self, n) != defaults[n].default]
         if local_options:
             raise ValueError(f"url= runs the model on the service; drop {', '.join(local_options)}")
         from rerank_plugins.remote import RemoteReranker

@@ -5,14 +5,14 @@ from __future__ import annotations
 import argparse
 import json
 from pathlib import Path
+from typing import Any
 
 from rerank_plugins._optional import require
-from rerank_plugins.devices import PRECISIONS
 from rerank_plugins.loading import check_model_reference
-from rerank_plugins.reranker import DEFAULT_MODEL, Reranker
-from rerank_plugins.runtime import RUNTIMES
+from rerank_plugins.options import CORE_OPTIONS, CoreOption
+from rerank_plugins.reranker import Reranker
 
-__all__ = ["HelpFormatter", "add_reranker_options", "check_ready", "reranker_from", "saved_index"]
+__all__ = ["HelpFormatter", "add_reranker_options", "check_ready", "core_options", "reranker_from", "saved_index"]
 
 EXTRAS = {"faiss": "faiss", "eval": "ir_measures", "serve": "fastapi"}
 """An extra a command needs, and a module it brings that tells whether it is installed."""
@@ -30,55 +30,17 @@ class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
 
 
 def add_reranker_options(parser: argparse.ArgumentParser) -> None:
-    group = parser.add_argument_group("reranker")
-    group.add_argument("--model", default=DEFAULT_MODEL, help="cross-encoder: Hugging Face id or local directory")
-    group.add_argument("--device", default=None, help="cpu, cuda, mps (default: best available)")
-    group.add_argument(
-        "--precision",
-        default="auto",
-        choices=PRECISIONS,
-        help="auto: bf16 on CPUs with native bf16, fp16 on CUDA, else fp32; int8 needs the openvino extra",
-    )
-    group.add_argument(
-        "--runtime",
-        default="auto",
-        choices=RUNTIMES,
-        help="auto: OpenVINO on CPU when the openvino extra is installed (exported once, then cached), else torch",
-    )
-    group.add_argument(
-        "--batch-size", type=int, default=None, help="most pairs per forward pass (default: 512 on CUDA, 32 elsewhere)"
-    )
-    group.add_argument(
-        "--batch-tokens",
-        type=int,
-        default=None,
-        help="most tokens per forward pass, padding included: the core's max_batch_tokens "
-        "(default: 65,536 on CUDA, 16,384 elsewhere)",
-    )
-    group.add_argument("--max-length", type=int, default=None, help="tokens per pair (default: the model's own)")
-    group.add_argument(
-        "--long-documents",
-        default="truncate",
-        choices=["truncate", "window"],
-        help="truncate: cut what does not fit (counted as truncated_tokens); window: score overlapping windows",
-    )
-    group.add_argument(
-        "--window-boundaries",
-        default="tokens",
-        choices=["tokens", "sentence"],
-        help="with --long-documents window: sentence starts and ends windows on sentence boundaries",
-    )
-    group.add_argument(
-        "--instruction",
-        default=None,
-        help="task instruction in the prompt of a causal-LM reranker such as Qwen3-Reranker (default: the model's)",
-    )
-    group.add_argument(
-        "--calibration",
-        default="auto",
-        help="calibration file from 'rerank-plugins calibrate' (relevance_score becomes P(relevant)); "
-        "auto: the model directory's rerank-calibration.json if any; none: uncalibrated",
-    )
+    """One flag per core option that has one in the table (``rerank_plugins.options``), with its help and default."""
+    group = parser.add_argument_group("reranker (the core's options; see the README's options table)")
+    for option in CORE_OPTIONS:
+        if option.flag is None:
+            continue
+        text = option.help.replace("`", "").replace("%", "%%") + f" (default: {option.shown_default.replace('`', '')})"
+        if option.kind is bool:
+            group.add_argument(option.flag, action=argparse.BooleanOptionalAction, default=option.default, help=text)
+        else:
+            kind = int if option.kind is int else str
+            group.add_argument(option.flag, type=kind, default=option.default, choices=option.choices, help=text)
 
 
 def saved_index(args: argparse.Namespace) -> Path | None:
@@ -112,17 +74,21 @@ def check_ready(args: argparse.Namespace, extras: tuple[str, ...] = (), bi_encod
 
 def reranker_from(args: argparse.Namespace) -> Reranker:
     """The core the options describe, loaded now so that a bad model fails before any other work."""
-    reranker = Reranker(
-        args.model,
-        device=args.device,
-        precision=args.precision,
-        runtime=args.runtime,
-        batch_size=args.batch_size,
-        max_batch_tokens=args.batch_tokens,
-        max_length=args.max_length,
-        long_documents=args.long_documents,
-        window_boundaries=args.window_boundaries,
-        instruction=args.instruction,
-        calibration=None if args.calibration.lower() == "none" else args.calibration,
-    )
-    return reranker.load()
+    return Reranker(**core_options(args)).load()
+
+
+def core_options(args: argparse.Namespace) -> dict[str, Any]:
+    """The ``Reranker`` keyword arguments the command line gives: one per flag of the table."""
+    return {option.name: _value(option, getattr(args, _dest(option))) for option in CORE_OPTIONS if option.flag}
+
+
+def _dest(option: CoreOption) -> str:
+    """Where argparse keeps a flag's value: named after the flag (``--batch-tokens``: ``batch_tokens``)."""
+    return str(option.flag).lstrip("-").replace("-", "_")
+
+
+def _value(option: CoreOption, value: Any) -> Any:
+    """A flag's value as the core takes it: ``none`` is ``None`` for an option whose default is another string."""
+    if option.nullable and option.default is not None and isinstance(value, str) and value.lower() == "none":
+        return None
+    return value

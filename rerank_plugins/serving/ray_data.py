@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from rerank_plugins._optional import require
+from rerank_plugins.options import check_options
 from rerank_plugins.reranker import Reranker
 
 __all__ = ["rerank_dataset"]
@@ -44,6 +45,7 @@ def rerank_dataset(
     """A lazy ``ray.data.Dataset``: each row gains ``ranked_indices``, ``scores`` and ``relevance_scores``
     (best first, at most ``top_n``), computed by ``concurrency`` workers with ``Reranker(**reranker_options)``.
     """
+    reranker_options = check_options(reranker_options)  # a misspelt option fails here, not in a worker
     require("ray.data", "ray")
     missing = {query_column, documents_column} - set(dataset.columns())
     if missing:

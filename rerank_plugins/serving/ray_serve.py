@@ -6,6 +6,7 @@ import logging
 from typing import Any
 
 from rerank_plugins._optional import require
+from rerank_plugins.options import check_options
 from rerank_plugins.reranker import Reranker
 from rerank_plugins.serving.app import create_app
 from rerank_plugins.serving.limits import ServiceLimits
@@ -29,6 +30,7 @@ def ray_application(
     builds its app (and loads the model) when Ray starts it. ``app_options`` go to ``create_app``
     (``model_name``, ``aliases``, ``api_key``).
     """
+    reranker_options = check_options(reranker_options)  # a misspelt option fails here, not in a replica
     require("ray.serve", "ray")
     from ray import serve
 
