@@ -15,6 +15,7 @@ from typing import Any, Literal, Union, get_args, get_origin
 
 from rerank_plugins.devices import Precision
 from rerank_plugins.runtime import Runtime
+from rerank_plugins.validation import is_int
 from rerank_plugins.windows import WindowBoundaries
 
 __all__ = [
@@ -89,7 +90,7 @@ class CoreOption:
                 raise ValueError(f"{self.name} must be {'None, ' if self.nullable else ''}True or False, got {value!r}")
         elif self.kind is int:
             least = self.minimum if self.minimum is not None else 0
-            if isinstance(value, bool) or not isinstance(value, int) or value < least:
+            if not is_int(value) or value < least:
                 wanted = "a positive int" if least == 1 else f"an int >= {least}"
                 raise ValueError(f"{self.name} must be {wanted}, got {value!r}")
         elif self.kind is str and (not isinstance(value, str) or not value.strip()):

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, fields
 
+from rerank_plugins.validation import is_number
+
 __all__ = ["ServiceLimits"]
 
 MiB = 2**20
@@ -75,7 +77,7 @@ class ServiceLimits:
             value = getattr(self, limit.name)
             if limit.name == "micro_batching" or (limit.name == "max_query_tokens" and value is None):
                 continue
-            if isinstance(value, bool) or not isinstance(value, (int, float)):
+            if not is_number(value):
                 raise TypeError(f"ServiceLimits.{limit.name} must be a number, got {type(value).__name__}")
             if value < 0 or (value == 0 and limit.name != "max_wait_ms"):
                 raise ValueError(f"ServiceLimits.{limit.name} must be > 0, got {value!r}")
