@@ -18,7 +18,6 @@ import torch
 from rerank_plugins.batches import packed_arrays, padded_arrays, plan_batches
 from rerank_plugins.encoding import Encoder
 from rerank_plugins.loading import LoadedModel
-from rerank_plugins.runtime.openvino import SHAPE_STEP
 from rerank_plugins.runtime.packed import PackedInputs
 from rerank_plugins.units import Units
 
@@ -68,10 +67,8 @@ def _is_out_of_memory(error: BaseException) -> bool:
 
 
 def _width(model: LoadedModel, length: int) -> int:
-    """Padded length of a batch whose longest input has ``length`` tokens (rounded up for OpenVINO)."""
-    if model.runtime == "openvino":
-        return min(-(-length // SHAPE_STEP) * SHAPE_STEP, max(length, model.max_positions))
-    return length
+    """Padded length of a batch whose longest input has ``length`` tokens (the runtime may round it up)."""
+    return model.engine.width(length, model.max_positions)
 
 
 def _on_device(model: LoadedModel, array: np.ndarray) -> torch.Tensor:

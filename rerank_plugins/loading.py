@@ -14,9 +14,10 @@ import torch
 
 from rerank_plugins.hub import cached_hub_file, hub_offline, local_files_only, read_model_json
 from rerank_plugins.quiet import quiet_loading
-from rerank_plugins.runtime import Forward
-from rerank_plugins.runtime.prepare import PackedForward, max_padding, packed_forward, prepare_forward
+from rerank_plugins.runtime.forward import Forward, PackedForward
+from rerank_plugins.runtime.interface import ModelRuntime
 from rerank_plugins.runtime.scoring import ScoreTokens
+from rerank_plugins.runtime.table import RUNTIME_TABLE
 
 __all__ = [
     "LoadedModel",
@@ -42,7 +43,8 @@ class LoadedModel:
     precision: str
     network: Any  # transformers PreTrainedModel (…ForSequenceClassification or …ForCausalLM)
     tokenizer: Any  # transformers fast tokenizer
-    runtime: str
+    engine: ModelRuntime
+    """The runtime it runs on (``runtime.table.RUNTIME_TABLE``): its padding width and limits."""
     forward: Forward
     activation: Callable[[torch.Tensor], torch.Tensor]
     num_labels: int
@@ -50,10 +52,18 @@ class LoadedModel:
     max_positions: int
     score_tokens: ScoreTokens | None = None
     """A causal-LM reranker's (true, false) token ids; ``None`` for sequence classifiers."""
-    max_padding: int | None = None
-    """Most pad tokens a row of a batch may carry; ``None`` for no limit (see ``runtime.prepare.max_padding``)."""
     packed_forward: PackedForward | None = None
     """The unpadded forward pass over packed batches, for torch [CLS]-only encoders; ``None`` elsewhere."""
+
+    @property
+    def runtime(self) -> str:
+        """The runtime's name: ``"torch"``, ``"openvino"`` or ``"onnx"``."""
+        return self.engine.name
+
+    @property
+    def max_padding(self) -> int | None:
+        """Most pad tokens a row of a batch may carry; ``None`` for no limit."""
+        return self.engine.max_padding(self.network.config)
 
     @property
     def is_causal(self) -> bool:
@@ -226,8 +236,10 @@ def _load(
     score_tokens = _score_tokens(model, encoder) if causal else None
     network = encoder.model
     network.eval()
-    with quiet_loading(model):  # an OpenVINO export reads attributes that log notices
-        forward = prepare_forward(model, revision, runtime, precision, network, tokenizer, score_tokens)
+    engine = RUNTIME_TABLE[runtime]
+    source = {"name": model, "revision": revision, "commit": getattr(network.config, "_commit_hash", None)}
+    with quiet_loading(model):  # an export reads attributes that log notices
+        forward = engine.prepare(network, tokenizer, score_tokens, precision, source)
     max_positions = int(getattr(network.config, "max_position_embeddings", 512))
     configured = int(_configured_max_length(encoder) or max_positions)
     logger.info(
@@ -245,15 +257,14 @@ def _load(
         precision=precision,
         network=network,
         tokenizer=tokenizer,
-        runtime=runtime,
+        engine=engine,
         forward=forward,
         activation=encoder.activation_fn,
         num_labels=num_labels,
         max_length=min(configured, max_positions),
         max_positions=max_positions,
         score_tokens=score_tokens,
-        max_padding=max_padding(runtime, network.config),
-        packed_forward=packed_forward(runtime, network, score_tokens),
+        packed_forward=engine.packed(network, score_tokens),
     )
 
 

@@ -37,6 +37,6 @@ def test_every_lower_bound_is_pinned_in_the_oldest_constraints() -> None:
 
 def test_the_version_is_written_once() -> None:
     pyproject = (REPO / "pyproject.toml").read_text(encoding="utf-8")
-    assert 'dynamic = ["version"]' in pyproject and 'attr = "rerank_plugins.__version__"' in pyproject
+    assert 'dynamic = ["version"]' in pyproject and 'attr = "rerank_plugins._version.__version__"' in pyproject
     assert re.fullmatch(r"\d+\.\d+\.\d+", __version__)
     assert f"## {__version__}" in (REPO / "CHANGELOG.md").read_text(encoding="utf-8")

@@ -16,7 +16,7 @@ from rerank_plugins import Reranker
 from rerank_plugins.loading import _REGISTRY
 from rerank_plugins.runtime import resolve_runtime
 from rerank_plugins.runtime.cls_only import ClsOnlyEncoder
-from rerank_plugins.runtime.openvino import cache_root
+from rerank_plugins.runtime.openvino import OpenVINORuntime, cache_root
 
 
 def _padded_batch() -> dict[str, torch.Tensor]:
@@ -103,14 +103,14 @@ def test_auto_runs_openvino_on_cpu_when_installed(random_model: str) -> None:
 
 def test_runtime_choices_are_checked(monkeypatch: pytest.MonkeyPatch, random_model: str) -> None:
     with pytest.raises(ValueError, match="runtime must be one of"):
-        resolve_runtime("onnx", "cpu", "fp32")
+        resolve_runtime("tensorrt", "cpu", "fp32")
     with pytest.raises(ValueError, match="int8.*OpenVINO"):
         Reranker(random_model, precision="int8", runtime="torch")
     with pytest.raises(ValueError, match="CPU only"):
         resolve_runtime("openvino", "cuda", "fp32")
     with pytest.raises(ValueError, match="not 'fp16'"):
         resolve_runtime("openvino", "cpu", "fp16")
-    monkeypatch.setattr("rerank_plugins.runtime.openvino_available", lambda: False)
+    monkeypatch.setattr(OpenVINORuntime, "available", lambda self: False)
     assert resolve_runtime("auto", "cpu", "bf16") == "torch"
     with pytest.raises(ImportError, match=r"rerank-plugins\[openvino\]"):
         resolve_runtime("openvino", "cpu", "fp32")

@@ -7,7 +7,7 @@ import logging
 import sys
 from collections.abc import Sequence
 
-from rerank_plugins import __version__
+from rerank_plugins._version import __version__
 from rerank_plugins.cli import bench, calibrate, demo, evaluate, rank, serve, train
 from rerank_plugins.cli.options import HelpFormatter
 

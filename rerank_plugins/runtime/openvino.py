@@ -7,12 +7,7 @@ quantises activations on the fly in small groups, so it needs no calibration dat
 
 from __future__ import annotations
 
-import hashlib
-import json
 import logging
-import os
-import shutil
-import tempfile
 import warnings
 from collections.abc import Callable
 from pathlib import Path
@@ -22,8 +17,19 @@ import torch
 from torch import nn
 
 from rerank_plugins._optional import require
+from rerank_plugins.devices import cpu_has_native_bf16
+from rerank_plugins.runtime.exporting import (
+    cache_root,
+    example_inputs,
+    export_key,
+    graph_inputs,
+    save_atomically,
+)
+from rerank_plugins.runtime.forward import Forward
+from rerank_plugins.runtime.interface import ModelRuntime
+from rerank_plugins.runtime.scoring import ScoreTokens, scoring_module
 
-__all__ = ["SHAPE_STEP", "cache_root", "openvino_forward", "openvino_available"]
+__all__ = ["SHAPE_STEP", "OpenVINORuntime", "cache_root", "openvino_available", "openvino_forward"]
 
 logger = logging.getLogger(__name__)
 
@@ -42,30 +48,6 @@ def openvino_available() -> bool:
     except ImportError:
         return False
     return True
-
-
-def cache_root() -> Path:
-    """Where exported models are kept: ``$RERANK_PLUGINS_CACHE`` or ``~/.cache/rerank-plugins``."""
-    configured = os.environ.get("RERANK_PLUGINS_CACHE")
-    return Path(configured).expanduser() if configured else Path.home() / ".cache" / "rerank-plugins"
-
-
-def _fingerprint(source: dict[str, Any], network: Any) -> str:
-    """Identity of the weights: name, revision and commit, plus size and mtime of local weight files."""
-    import openvino
-
-    from rerank_plugins import __version__
-
-    facts = dict(source, openvino=openvino.__version__, package=__version__, format=_FORMAT)
-    facts["config"] = network.config.to_json_string()
-    model_dir = Path(str(source.get("name", "")))
-    if model_dir.is_dir():
-        facts["files"] = sorted(
-            (path.name, path.stat().st_size, path.stat().st_mtime_ns)
-            for path in model_dir.iterdir()
-            if path.suffix in (".safetensors", ".bin")
-        )
-    return hashlib.sha256(json.dumps(facts, sort_keys=True, default=str).encode()).hexdigest()[:24]
 
 
 def _export(module: nn.Module, example: dict[str, torch.Tensor], quantise: bool, target: Path) -> None:
@@ -92,16 +74,11 @@ def _export(module: nn.Module, example: dict[str, torch.Tensor], quantise: bool,
             converted = nncf.compress_weights(converted, mode=nncf.CompressWeightsMode.INT8_ASYM)
         finally:
             nncf_logger.setLevel(level)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=".export-", dir=target.parent))
-    try:
-        ov.save_model(converted, staging / "model.xml", compress_to_fp16=False)
-        os.replace(staging, target)
-    except OSError:
-        if not (target / "model.xml").is_file():
-            raise
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
+
+    def write(path: Path) -> None:
+        ov.save_model(converted, path, compress_to_fp16=False)
+
+    save_atomically(target, "model.xml", write)
 
 
 def openvino_forward(
@@ -121,7 +98,7 @@ def openvino_forward(
     network = getattr(module, "network", module)
     weights = "int8" if quantise else "fp32"
     facts = {**source, "weights": weights, "inputs": input_names, "module": type(module).__name__}
-    key = _fingerprint(facts, network)
+    key = export_key(facts, network, openvino=ov.__version__, format=_FORMAT)
     target = cache_root() / "openvino" / key
     if not (target / "model.xml").is_file():
         logger.info("exporting %s to OpenVINO (%s weights) in %s", source.get("name"), precision, target)
@@ -138,3 +115,38 @@ def openvino_forward(
         return torch.from_numpy(result[compiled.output(0)].copy())
 
     return forward
+
+
+class OpenVINORuntime(ModelRuntime):
+    """OpenVINO on the CPU in fp32, bf16 or int8; batches padded to a multiple of ``SHAPE_STEP`` tokens."""
+
+    name = "openvino"
+    label = "OpenVINO"
+    extra = "openvino"
+    device_types = ("cpu",)
+    precisions = ("fp32", "bf16", "int8")
+
+    def available(self) -> bool:
+        return openvino_available()
+
+    def prepare(
+        self, network: Any, tokenizer: Any, score_tokens: ScoreTokens | None, precision: str, source: dict[str, Any]
+    ) -> Forward:
+        module = scoring_module(network, score_tokens)
+        example = example_inputs(tokenizer, graph_inputs(network, tokenizer, score_tokens))
+        forward = openvino_forward(module, example, precision, cpu_has_native_bf16(), source)
+        network.to("meta")  # OpenVINO holds its own weights; keep the module tree (config, shapes), free the memory
+        return forward
+
+    def width(self, length: int, max_positions: int) -> int:
+        """``length`` rounded up to the next ``SHAPE_STEP``, but not past the model's positions."""
+        return min(-(-length // SHAPE_STEP) * SHAPE_STEP, max(length, max_positions))
+
+    def max_padding(self, config: Any) -> int | None:
+        """OpenVINO's attention gives NaN for a query that sees no key. A pad token further than half a
+        local-attention window (ModernBERT) from every real token sees none, and its NaN values reach the
+        real tokens through the next layer, so batches of such models keep padding within half a window."""
+        window = getattr(config, "local_attention", None)
+        if not isinstance(window, int) or window <= 0:
+            return None
+        return max(0, window // 2 - SHAPE_STEP)
