@@ -1,4 +1,4 @@
-"""How a loaded cross-encoder runs: torch (any device) or OpenVINO (CPU), chosen once at load time."""
+"""How a loaded cross-encoder runs: torch (any device), OpenVINO or ONNX Runtime (CPU), chosen once at load time."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from rerank_plugins.runtime.table import AUTO_ORDER, RUNTIME_TABLE
 
 __all__ = ["RUNTIMES", "Forward", "Runtime", "resolve_runtime", "torch_forward"]
 
-Runtime = Literal["auto", "torch", "openvino"]
+Runtime = Literal["auto", "torch", "openvino", "onnx"]
 RUNTIMES: tuple[str, ...] = ("auto", *RUNTIME_TABLE)
 
 

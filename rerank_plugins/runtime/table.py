@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from rerank_plugins.runtime.interface import ModelRuntime
+from rerank_plugins.runtime.onnx import OnnxRuntime
 from rerank_plugins.runtime.openvino import OpenVINORuntime
 from rerank_plugins.runtime.torch_runtime import TorchRuntime
 
 __all__ = ["AUTO_ORDER", "RUNTIME_TABLE"]
 
 RUNTIME_TABLE: dict[str, ModelRuntime] = {
-    runtime.name: runtime for runtime in (TorchRuntime(), OpenVINORuntime())
+    runtime.name: runtime for runtime in (TorchRuntime(), OpenVINORuntime(), OnnxRuntime())
 }
 """Every runtime ``runtime=`` may name; each is stateless, so one instance serves every model."""
 
