@@ -114,14 +114,16 @@ CORE_OPTIONS: tuple[CoreOption, ...] = (
     CoreOption(
         "precision", Precision, "auto",
         "`auto` = bf16 on CPUs with native bf16 (AVX512-BF16/AMX), fp16 on CUDA, else fp32; or `fp32`, `bf16`, "
-        "`fp16`, `int8` (OpenVINO: int8 weights, activations quantised on the fly, no calibration data). "
+        "`fp16`, `int8` (OpenVINO or ONNX Runtime: int8 weights, activations quantised on the fly, no calibration "
+        "data). "
         "Scores are always fp32.",
         '`"auto"`', "--precision", scores="yes",
     ),
     CoreOption(
         "runtime", Runtime, "auto",
-        "`auto` = OpenVINO on CPU when the `openvino` extra is installed, else torch; or `torch`, `openvino`. "
-        "OpenVINO exports the model on first use and caches it in `$RERANK_PLUGINS_CACHE/openvino/<key>/` "
+        "`auto` = OpenVINO on CPU when the `openvino` extra is installed, else torch; or `torch`, `openvino`, "
+        "`onnx` (ONNX Runtime on the CPU, the `onnx` extra). OpenVINO and ONNX Runtime export the model on first "
+        "use and cache it in `$RERANK_PLUGINS_CACHE/<runtime>/<key>/` "
         "(`RERANK_PLUGINS_CACHE` defaults to `~/.cache/rerank-plugins`), one folder per model, keyed by its name, "
         "revision, config and weight files.",
         '`"auto"`', "--runtime", scores="yes",

@@ -99,6 +99,8 @@ class Embedder:
         refuse_cross_encoder(self.model_name)
         self.device = resolve_device(device)
         self.precision = resolve_precision(precision, self.device)
+        if runtime == "onnx":
+            raise ValueError("the bi-encoder runs on runtime 'torch' or 'openvino'; 'onnx' is for cross-encoders")
         self.runtime = resolve_runtime(runtime, self.device, self.precision)
         self.batch_size = batch_size
         self._model: tuple[Any, EmbedBatches | None] | None = None
