@@ -115,3 +115,31 @@ def test_every_runtime_is_behind_the_interface() -> None:
     assert set(RUNTIME_TABLE) == {"torch", "openvino", "onnx"}
     assert RUNTIME_TABLE["openvino"].width(17, 512) == 32 and RUNTIME_TABLE["onnx"].width(17, 512) == 17
     assert RUNTIME_TABLE["torch"].width(17, 512) == 17
+
+
+def test_bench_measures_the_onnx_runtime_beside_sentence_transformers(
+    trained_model: str,
+    scifact_queries: dict[str, str],
+    scifact_test_qrels: dict[str, set[str]],
+    scifact_slice: dict[str, str],
+) -> None:
+    from rerank_plugins.evaluation.speed import Workload, benchmark
+
+    jobs = _jobs(scifact_queries, scifact_test_qrels, scifact_slice)
+    query_ids = list(scifact_test_qrels)[: len(jobs)]
+    workload = Workload(
+        queries=[query for query, _ in jobs],
+        doc_ids=[[str(index) for index in range(8)] for _ in jobs],
+        texts=[texts[:8] for _, texts in jobs],
+        qrels={query_id: {"0": 1} for query_id in query_ids},
+        query_ids=query_ids,
+    )
+    report = benchmark(workload, trained_model, modes=["onnx-fp32"], batch_size=8, latency_queries=2)
+    baseline, *backends, ours = report.modes
+    assert baseline.name == "sentence-transformers predict fp32" and "(onnx fp32)" in ours.name
+    assert ours.ndcg_at_10 == pytest.approx(baseline.ndcg_at_10, abs=1e-3)  # fp32: the same scores
+    if backends:  # sentence-transformers' ONNX backend loads where optimum-onnx is installed
+        assert [row.name for row in backends] == ["sentence-transformers predict onnx fp32"]
+        assert ours.backend_speedup is not None and ours.backend_speedup > 0
+    else:
+        assert ours.backend_speedup is None

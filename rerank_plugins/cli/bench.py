@@ -29,7 +29,8 @@ def add_parser(commands: Any, name: str) -> None:
         default=["torch-fp32", "auto"],
         choices=MODES,
         help="modes of our core to measure: auto (the default Reranker) or runtime-precision "
-        "(default: torch-fp32 auto)",
+        "(default: torch-fp32 auto); an onnx mode is also compared with sentence-transformers' own ONNX backend "
+        "(needs optimum-onnx)",
     )
     parser.add_argument("--batch-size", type=int, default=32, help="pairs per forward pass, in every mode")
     parser.add_argument("--bi-encoder", default=None, help="bi-encoder (default: bundled all-MiniLM-L6-v2)")
@@ -56,6 +57,7 @@ def _table(report: SpeedReport) -> Table:
         "top-10 overlap",
         "NDCG@10",
         "matmul peak",
+        "x ST backend",
     ):
         table.add_column(column, justify="left" if column == "mode" else "right")
     for mode in report.modes:
@@ -71,12 +73,13 @@ def _table(report: SpeedReport) -> Table:
             f"{mode.top10_overlap:.3f}",
             f"{mode.ndcg_at_10:.4f}",
             _shown(mode.matmul_fraction, "{:.0%}"),
+            _shown(mode.backend_speedup, "{:.2f}"),
         )
     return table
 
 
 def run(args: argparse.Namespace) -> int:
-    console = Console(width=max(Console().width, 150))  # eleven columns
+    console = Console(width=max(Console().width, 165))  # twelve columns
     data = load_beir(args.data, "test")
     query_ids = list(data.queries)[: args.queries]
     retriever = build_retriever(args, data.corpus, console)

@@ -1,12 +1,14 @@
 """CPU speed benchmark: sentence-transformers' ``CrossEncoder.predict`` (fp32) against our core's modes.
 
 Everything runs in one process after warm-up, and results are reported as ratios to the baseline
-measured in the same run, because absolute timings on shared machines are noisy.
+measured in the same run, because absolute timings on shared machines are noisy. A runtime that
+sentence-transformers also offers as a backend (ONNX Runtime) is measured against that backend too.
 """
 
 from __future__ import annotations
 
 import functools
+import logging
 import resource
 import statistics
 import time
@@ -21,10 +23,34 @@ from rerank_plugins.reranker import Reranker
 from rerank_plugins.results import ScoringStats
 from rerank_plugins.runtime.cls_only import supports_cls_only
 
-__all__ = ["MODES", "ModeResult", "SpeedReport", "Workload", "benchmark", "matmul_gflops", "reranker_for_mode"]
+__all__ = [
+    "MODES",
+    "SENTENCE_TRANSFORMERS_BACKENDS",
+    "ModeResult",
+    "SpeedReport",
+    "Workload",
+    "benchmark",
+    "matmul_gflops",
+    "reranker_for_mode",
+]
 
-MODES = ("auto", "torch-fp32", "torch-bf16", "openvino-fp32", "openvino-bf16", "openvino-int8")
+logger = logging.getLogger(__name__)
+
+MODES = (
+    "auto",
+    "torch-fp32",
+    "torch-bf16",
+    "openvino-fp32",
+    "openvino-bf16",
+    "openvino-int8",
+    "onnx-fp32",
+    "onnx-int8",
+)
 """``auto`` is the default ``Reranker``; the others name a runtime and a precision."""
+
+SENTENCE_TRANSFORMERS_BACKENDS = {"onnx": "onnx"}
+"""Our runtimes that sentence-transformers also runs (``CrossEncoder(backend=...)``): a mode on one of
+them is also compared with that backend, measured in the same run."""
 
 
 @dataclass(frozen=True)
@@ -57,6 +83,8 @@ class ModeResult:
     top10_overlap: float = 1.0
     ndcg_at_10: float = 0.0
     matmul_fraction: float | None = None
+    backend_speedup: float | None = None
+    """Throughput over sentence-transformers' own backend of the same runtime (``None``: it has none)."""
 
 
 @dataclass
@@ -152,6 +180,38 @@ def _top10_overlap(rankings: Sequence[Sequence[int]], reference: Sequence[Sequen
     return sum(overlaps) / len(overlaps)
 
 
+def _predict_run(
+    encoder: Any, workload: Workload, pairs: list[tuple[str, str]], batch_size: int, latency_count: int
+) -> tuple[float, dict[str, dict[str, float]], float, float]:
+    """Seconds for all ``pairs``, the run of scores, and p50/p95 latency of ``encoder.predict`` after warm-up."""
+    encoder.predict(pairs[:batch_size], batch_size=batch_size, show_progress_bar=False)
+    started = time.perf_counter()
+    scores = encoder.predict(pairs, batch_size=batch_size, show_progress_bar=False)
+    seconds = time.perf_counter() - started
+    offsets = [0]
+    for texts in workload.texts:
+        offsets.append(offsets[-1] + len(texts))
+    run = {
+        qid: dict(zip(ids, map(float, scores[offsets[i] : offsets[i + 1]]), strict=True))
+        for i, (qid, ids) in enumerate(zip(workload.query_ids, workload.doc_ids, strict=True))
+    }
+    p50, p95 = _latencies(
+        lambda i: encoder.predict(
+            [(workload.queries[i], t) for t in workload.texts[i]], batch_size=batch_size, show_progress_bar=False
+        ),
+        latency_count,
+    )
+    return seconds, run, p50, p95
+
+
+def _run_order(run: dict[str, dict[str, float]], workload: Workload) -> list[list[int]]:
+    """Each query's candidate positions, best score first."""
+    return [
+        sorted(range(len(ids)), key=lambda index: -run[qid][ids[index]])
+        for qid, ids in zip(workload.query_ids, workload.doc_ids, strict=True)
+    ]
+
+
 def benchmark(
     workload: Workload,
     model: str,
@@ -159,36 +219,49 @@ def benchmark(
     batch_size: int = 32,
     latency_queries: int = 10,
 ) -> SpeedReport:
-    """Measure the baseline and each precision mode of our core on ``workload``."""
+    """Measure the baseline, sentence-transformers' backends of the runtimes in ``modes``, and each mode of our
+    core on ``workload``."""
     from sentence_transformers import CrossEncoder
 
     pairs = [(q, t) for q, texts in zip(workload.queries, workload.texts, strict=True) for t in texts]
     latency_count = min(latency_queries, len(workload.queries))
 
-    baseline_model = CrossEncoder(model, device="cpu")
-    baseline_model.predict(pairs[:batch_size], batch_size=batch_size, show_progress_bar=False)
-    started = time.perf_counter()
-    baseline_scores = baseline_model.predict(pairs, batch_size=batch_size, show_progress_bar=False)
-    baseline_seconds = time.perf_counter() - started
-    offsets = [0]
-    for texts in workload.texts:
-        offsets.append(offsets[-1] + len(texts))
-    baseline_run = {
-        qid: dict(zip(ids, map(float, baseline_scores[offsets[i] : offsets[i + 1]]), strict=True))
-        for i, (qid, ids) in enumerate(zip(workload.query_ids, workload.doc_ids, strict=True))
-    }
-    base_p50, base_p95 = _latencies(
-        lambda i: baseline_model.predict(
-            [(workload.queries[i], t) for t in workload.texts[i]], batch_size=batch_size, show_progress_bar=False
-        ),
-        latency_count,
+    baseline_seconds, baseline_run, base_p50, base_p95 = _predict_run(
+        CrossEncoder(model, device="cpu"), workload, pairs, batch_size, latency_count
     )
+    baseline_order = _run_order(baseline_run, workload)
     peaks = {"fp32": matmul_gflops(torch.float32), "bf16": matmul_gflops(torch.bfloat16)}
     baseline = ModeResult(
         "sentence-transformers predict fp32", len(pairs) / baseline_seconds, None, None, base_p50, base_p95
     )
     baseline.ndcg_at_10 = score_run(baseline_run, workload.qrels, 10)["ndcg@10"]
     results = [baseline]
+    backend_seconds: dict[str, float] = {}
+    for runtime in dict.fromkeys(mode.split("-")[0] for mode in modes):
+        backend = SENTENCE_TRANSFORMERS_BACKENDS.get(runtime)
+        if backend is None:
+            continue
+        try:
+            encoder = CrossEncoder(model, device="cpu", backend=backend)
+        except Exception as error:  # an ImportError, or optimum refusing this transformers version
+            logger.warning("sentence-transformers' %s backend did not load, so it is not measured: %s", backend, error)
+            continue
+        seconds, run, p50, p95 = _predict_run(encoder, workload, pairs, batch_size, latency_count)
+        backend_seconds[runtime] = seconds
+        results.append(
+            ModeResult(
+                name=f"sentence-transformers predict {backend} fp32",
+                pairs_per_second=len(pairs) / seconds,
+                tokens_per_second=None,
+                padding_waste=None,
+                latency_p50_ms=p50,
+                latency_p95_ms=p95,
+                speedup=baseline_seconds / seconds,
+                latency_ratio=p50 / base_p50,
+                top10_overlap=_top10_overlap(_run_order(run, workload), baseline_order),
+                ndcg_at_10=score_run(run, workload.qrels, 10)["ndcg@10"],
+            )
+        )
     reference: list[list[int]] | None = None
     for mode in modes:
         reranker = reranker_for_mode(model, mode, batch_size)
@@ -220,6 +293,9 @@ def benchmark(
                 top10_overlap=_top10_overlap(order, reference),
                 ndcg_at_10=score_run(run, workload.qrels, 10)["ndcg@10"],
                 matmul_fraction=_matmul_flops(reranker, stats) / stats.seconds / 1e9 / peak,
+                backend_speedup=backend_seconds[reranker.runtime] / seconds
+                if reranker.runtime in backend_seconds
+                else None,
             )
         )
     peak_rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
