@@ -5,7 +5,7 @@ from __future__ import annotations
 import importlib
 from types import ModuleType
 
-__all__ = ["require"]
+__all__ = ["installed", "require"]
 
 
 def require(module: str, extra: str) -> ModuleType:
@@ -16,3 +16,12 @@ def require(module: str, extra: str) -> ModuleType:
         raise ImportError(
             f'rerank_plugins needs {module.split(".")[0]} for this feature: pip install "rerank-plugins[{extra}]"'
         ) from error
+
+
+def installed(module: str) -> bool:
+    """Whether ``module`` imports: an optional extra's library is there."""
+    try:
+        importlib.import_module(module)
+    except ImportError:
+        return False
+    return True

@@ -15,7 +15,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from rerank_plugins._optional import require
+from rerank_plugins._optional import installed, require
 from rerank_plugins.runtime.exporting import (
     cache_root,
     example_inputs,
@@ -40,11 +40,7 @@ _FORMAT = 1  # bump when the exported graph changes, so old cache entries are no
 
 def onnx_available() -> bool:
     """True when the ``onnx`` extra (ONNX Runtime) is installed."""
-    try:
-        import onnxruntime  # noqa: F401
-    except ImportError:
-        return False
-    return True
+    return installed("onnxruntime")
 
 
 def _export(module: nn.Module, example: dict[str, torch.Tensor], path: Path) -> None:

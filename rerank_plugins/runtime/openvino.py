@@ -16,7 +16,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from rerank_plugins._optional import require
+from rerank_plugins._optional import installed, require
 from rerank_plugins.devices import cpu_has_native_bf16
 from rerank_plugins.runtime.exporting import (
     cache_root,
@@ -43,11 +43,7 @@ _FORMAT = 2  # bump when the exported graph changes, so old cache entries are no
 
 def openvino_available() -> bool:
     """True when the ``openvino`` extra is installed."""
-    try:
-        import openvino  # noqa: F401
-    except ImportError:
-        return False
-    return True
+    return installed("openvino")
 
 
 def _export(module: nn.Module, example: dict[str, torch.Tensor], quantise: bool, target: Path) -> None:
