@@ -244,23 +244,28 @@ def test_malformed_bodies_get_short_422s_never_500(server: ServeProcess, random_
 
 
 def test_retry_after_follows_the_real_backlog(server: ServeProcess) -> None:
-    """Finding 11: with 3 x 195 long pairs queued, Retry-After is the backlog over the measured rate
+    """Finding 11: with 6 x 195 long pairs queued, Retry-After is the backlog over the measured rate
     (within its bounds), once the first passes have measured it, however slow the machine."""
     wait_idle(server)
     body = {"query": "q", "documents": long_docs(195)}  # 99,840 model tokens each
+    one_request = 195 * 512
+    # The probe is refused once the queue (less the running pass) cannot take one more request; wait for
+    # that, and for a measured rate, before sending it: on a slow machine the six are still being costed
+    # long after they are sent, and a probe sent first would be admitted ahead of them.
+    full = 600_000 - one_request + 2 * BATCH_TOKENS
 
     async def flood() -> list[httpx.Response]:
         async with httpx.AsyncClient(timeout=300) as client:
             fill = [asyncio.create_task(client.post(f"{server.url}/rerank", json=body)) for _ in range(6)]
-            for _ in range(300):  # until the first passes have measured the rate (bounded: 60 s)
-                await asyncio.sleep(0.2)
-                if (await client.get(f"{server.url}/info")).json()["tokens_per_second"]:
+            state: dict[str, object] = {}
+            for _ in range(1200):  # bounded: 60 s
+                await asyncio.sleep(0.05)
+                state = (await client.get(f"{server.url}/info")).json()
+                if state["tokens_per_second"] and state["queued"]["tokens"] >= full:  # type: ignore[index]
                     break
-            for _ in range(20):
-                refused = await client.post(f"{server.url}/rerank", json=body)
-                if refused.status_code == 503:
-                    break
-                fill.append(asyncio.create_task(asyncio.sleep(0)))
+            else:
+                raise AssertionError(f"six requests never filled the queue: {state}")
+            refused = await client.post(f"{server.url}/rerank", json=body)
             state = (await client.get(f"{server.url}/info")).json()
             for task in fill:
                 task.cancel()
