@@ -137,7 +137,9 @@ def test_p_any_gets_a_query_level_map_when_some_queries_have_no_relevant_candida
 
 
 def test_the_real_model_calibrated_on_held_out_scifact_claims(trained_model: str, scifact_beir: Path) -> None:
-    core = Reranker(trained_model, calibration=None)
+    # fp32 pinned: the default precision is bf16 on CPUs with native bf16, and on 20 held-out claims the
+    # ECE difference (0.066 against 0.072 in fp32) is within what bf16 scores move it
+    core = Reranker(trained_model, precision="fp32", calibration=None)
     run = calibrate(core, scifact_beir, run=scifact_beir / "run.trec", top_k=8, heldout=0.5, seed=0)
     report = run.calibration.report
     assert report["calibrated"]["ece"] < report["uncalibrated"]["ece"]
