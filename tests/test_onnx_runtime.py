@@ -3,6 +3,7 @@ and refusals. It is the third runtime behind ``runtime.interface.ModelRuntime``.
 
 from __future__ import annotations
 
+import importlib.util
 import logging
 
 import numpy as np
@@ -138,7 +139,7 @@ def test_bench_measures_the_onnx_runtime_beside_sentence_transformers(
     baseline, *backends, ours = report.modes
     assert baseline.name == "sentence-transformers predict fp32" and "(onnx fp32)" in ours.name
     assert ours.ndcg_at_10 == pytest.approx(baseline.ndcg_at_10, abs=1e-3)  # fp32: the same scores
-    if backends:  # sentence-transformers' ONNX backend loads where optimum-onnx is installed
+    if importlib.util.find_spec("optimum") is not None:  # its ONNX backend loads where optimum-onnx is (.ci/run)
         assert [row.name for row in backends] == ["sentence-transformers predict onnx fp32"]
         assert ours.backend_speedup is not None and ours.backend_speedup > 0
     else:

@@ -261,3 +261,30 @@ def test_the_scifact_calibration_figures_are_the_benchmark_s() -> None:
     assert f"ECE 0.{round(platt['p_any_relevant']['calibrated']['ece'] * 1000):03d}" in section
     assert f"ROC AUC {measured['separation']['p_any_auc']:.2f}" in section
     assert not platt["abstention"]["reached"] and not isotonic["abstention"]["reached"]
+
+
+def test_the_onnx_speed_figures_are_the_benchmark_s() -> None:
+    """The README's ONNX Runtime table says what ``rerank-plugins bench`` wrote, in the run that also
+    measured sentence-transformers' own ONNX backend."""
+    measured = json.loads((REPO / "benchmarks" / "results" / "bench_onnx.json").read_text(encoding="utf-8"))
+    text = README.read_text(encoding="utf-8")
+    section = text[text.index('**ONNX Runtime** (`runtime="onnx"`') :].split("\nMemory: ")[0]
+    labels = {
+        "sentence-transformers predict fp32": "`CrossEncoder.predict` fp32 (baseline)",
+        "sentence-transformers predict onnx fp32": '`CrossEncoder(backend="onnx")` fp32',
+        "rerank-plugins onnx-fp32 (onnx fp32)": "ONNX Runtime fp32",
+        "rerank-plugins onnx-int8 (onnx int8)": "ONNX Runtime int8",
+        "rerank-plugins auto (openvino bf16)": "`auto` (OpenVINO bf16 here)",
+    }
+    rows = {row["name"]: row for row in measured["modes"]}
+    assert f"({measured['pairs']:,} pairs)" in section
+    for name, label in labels.items():
+        row = rows[name]
+        ratio = row["backend_speedup"]
+        backend = "1.00 " if "backend=" in label else "" if ratio is None else f"{ratio:.2f} "
+        assert (
+            f"| {label} | {row['pairs_per_second']:.1f} | {row['speedup']:.2f} | {backend}| "
+            f"{row['latency_p50_ms']:.0f} ms | {row['top10_overlap']:.3f} | {row['ndcg_at_10']:.4f} |"
+        ) in section, label
+    ours, baseline = rows["rerank-plugins onnx-fp32 (onnx fp32)"], rows["sentence-transformers predict fp32"]
+    assert ours["backend_speedup"] > 1 and ours["ndcg_at_10"] == baseline["ndcg_at_10"]
