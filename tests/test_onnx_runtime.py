@@ -3,7 +3,6 @@ and refusals. It is the third runtime behind ``runtime.interface.ModelRuntime``.
 
 from __future__ import annotations
 
-import importlib.util
 import logging
 
 import numpy as np
@@ -12,6 +11,7 @@ from scipy.stats import spearmanr
 from sentence_transformers import CrossEncoder
 
 from rerank_plugins import Reranker
+from rerank_plugins._optional import installed
 from rerank_plugins.loading import _REGISTRY
 from rerank_plugins.runtime import resolve_runtime
 from rerank_plugins.runtime.onnx import OnnxRuntime
@@ -139,7 +139,7 @@ def test_bench_measures_the_onnx_runtime_beside_sentence_transformers(
     baseline, *backends, ours = report.modes
     assert baseline.name == "sentence-transformers predict fp32" and "(onnx fp32)" in ours.name
     assert ours.ndcg_at_10 == pytest.approx(baseline.ndcg_at_10, abs=1e-3)  # fp32: the same scores
-    if importlib.util.find_spec("optimum") is not None:  # its ONNX backend loads where optimum-onnx is (.ci/run)
+    if installed("optimum.onnxruntime"):  # what its ONNX backend imports: optimum-onnx (.ci/run installs it)
         assert [row.name for row in backends] == ["sentence-transformers predict onnx fp32"]
         assert ours.backend_speedup is not None and ours.backend_speedup > 0
     else:

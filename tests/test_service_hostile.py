@@ -34,11 +34,12 @@ def long_docs(count: int) -> list[str]:
 
 
 BATCH_TOKENS = 8192  # 16 full pairs per pass
+QUEUED_TOKENS = 600_000
 FLAGS = (
     "--max-body-bytes", "1048576",
     "--max-query-bytes", "4096",
     "--max-request-tokens", "200000",
-    "--max-queued-tokens", "600000",
+    "--max-queued-tokens", str(QUEUED_TOKENS),
     "--max-batch-tokens", str(BATCH_TOKENS),
     "--max-headers", "50",
     "--max-header-bytes", "8192",
@@ -252,7 +253,7 @@ def test_retry_after_follows_the_real_backlog(server: ServeProcess) -> None:
     # The probe is refused once the queue (less the running pass) cannot take one more request; wait for
     # that, and for a measured rate, before sending it: on a slow machine the six are still being costed
     # long after they are sent, and a probe sent first would be admitted ahead of them.
-    full = 600_000 - one_request + 2 * BATCH_TOKENS
+    full = QUEUED_TOKENS - one_request + 2 * BATCH_TOKENS
 
     async def flood() -> list[httpx.Response]:
         async with httpx.AsyncClient(timeout=300) as client:
