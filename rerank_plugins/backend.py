@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from rerank_plugins.fusion import check_fusion, fuse
-from rerank_plugins.results import RankedResult, Ranking, p_any_relevant
+from rerank_plugins.results import RankedResult, Ranking
 from rerank_plugins.validation import (
     check_count,
     check_documents,
@@ -42,6 +42,8 @@ class PairScore:
     """P(any relevant) a service computed for the request this pair was scored in (``RemoteReranker``)."""
     span: tuple[int, int] | None = None
     """(start, end) characters of the document that earned the score (see ``RankedResult.span``)."""
+    abstained: bool = False
+    """A service's abstention rule said "nothing relevant" for the request this pair was scored in."""
 
 
 @dataclass(frozen=True)
@@ -65,13 +67,18 @@ def rank_scored(
     threshold: float | None = None,
     top_n: int | None = None,
     p_any: float | None = None,
+    answer_from: float | None = None,
 ) -> Ranking:
     """One query's documents best first from their scores: the one place results are ordered.
 
     ``fused`` (one blend per document) sets the order when given; ``threshold`` applies to
     ``relevance_score`` before ``top_n``. ``p_any`` (P(at least one candidate is relevant), see
-    ``RerankBackend.any_relevant``) rides along on the ranking.
+    ``RerankBackend.any_relevant``) rides along on the ranking; below ``answer_from`` (the abstention
+    rule's level) the ranking is empty and says it abstained.
     """
+    below = answer_from is not None and p_any is not None and p_any < answer_from
+    if documents and (below or (scored and all(s.abstained for s in scored))):
+        return Ranking([], p_any, len(documents), abstained=True)
     blends: Sequence[float | None] = fused if fused is not None else [None] * len(documents)
     results = [
         RankedResult(index, s.score, s.relevance_score, text, s.truncated_tokens, s.windows, blend, s.span)
@@ -96,12 +103,15 @@ class RerankBackend(ABC):
         """``_score_pairs`` without blocking the event loop (a worker thread unless a backend is async)."""
         return await asyncio.to_thread(self._score_pairs, pairs)
 
+    def answer_from(self) -> float | None:
+        """The P(any relevant) below which a ranking abstains (``None``: never; a local core with ``abstain``)."""
+        return None
+
     def any_relevant(self, scored: Sequence[PairScore]) -> float | None:
-        """P(at least one of one query's candidates is relevant): ``1 - prod(1 - p)`` over calibrated scores,
-        ``None`` when they are not calibrated (a sigmoid of a raw score is not a probability to multiply)."""
-        if not scored or not all(s.calibrated for s in scored):
-            return None
-        return p_any_relevant(s.relevance_score for s in scored)
+        """P(at least one of one query's candidates is relevant), ``None`` (unknown) unless the backend has a
+        query-level map fitted on unanswerable queries: ``1 - prod(1 - p)`` is no substitute (it nears 1 for
+        any few dozen candidates), so none is guessed here."""
+        return None
 
     @abstractmethod
     def options(self) -> dict[str, Any]:
@@ -276,5 +286,6 @@ class RerankBackend(ABC):
             first_stage = job.retrieval_scores[position]
             if first_stage is not None and job.fusion_weight is not None:
                 fused = list(fuse([s.score for s in own], first_stage, float(job.fusion_weight)))
-            rankings.append(rank_scored(docs, own, fused, job.threshold, job.top_n, self.any_relevant(own)))
+            p_any = self.any_relevant(own)
+            rankings.append(rank_scored(docs, own, fused, job.threshold, job.top_n, p_any, self.answer_from()))
         return rankings

@@ -23,6 +23,7 @@ __all__ = [
     "DEFAULT_MODEL",
     "CoreOption",
     "LongDocuments",
+    "MetadataMode",
     "WindowAggregation",
     "check_options",
     "docstring_args",
@@ -34,6 +35,7 @@ DEFAULT_MODEL = "cross-encoder/ms-marco-MiniLM-L6-v2"
 LongDocuments = Literal["truncate", "window"]
 WindowAggregation = Literal["max", "mean"]
 Scores = Literal["no", "yes", "windowed"]
+MetadataMode = Literal["none", "embed", "llm", "all"]
 
 
 @dataclass(frozen=True)
@@ -187,6 +189,21 @@ CORE_OPTIONS: tuple[CoreOption, ...] = (
         "one (and logs it); `None` (`none` on the command line): the sigmoid of the raw score; a file made for "
         "another configuration is refused, naming the difference",
         '`"auto"`', "--calibration",
+    ),
+    CoreOption(
+        "abstain", bool, False,
+        "apply the calibration's recommended \"nothing relevant\" rule: a query whose P(any relevant) is below "
+        "the rule's level gets no results (`Ranking.abstained`, with `p_any_relevant` kept); needs a calibration "
+        "fitted with unanswerable queries (see \"Calibrated relevance\")",
+        "`False`", "--abstain",
+    ),
+    CoreOption(
+        "metadata_mode", MetadataMode, "none",
+        'what the adapters score: `"none"` the text alone (LangChain `page_content`, LlamaIndex node text); '
+        '`"embed"`, `"llm"`, `"all"` put `key: value` metadata lines before it, as LlamaIndex does for that mode '
+        "(LangChain documents have no excluded keys, so there all three mean every key); the reranker's own "
+        "keys never count. A calibration records it",
+        '`"none"`', None, scores="yes",
     ),
 )  # fmt: skip
 

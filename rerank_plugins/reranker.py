@@ -12,6 +12,7 @@ from typing import Any
 from rerank_plugins.backend import PairScore, RerankBackend
 from rerank_plugins.cache import ScoreCache, pair_digest
 from rerank_plugins.calibration.calibrator import Calibration
+from rerank_plugins.calibration.drift import DriftWatch
 from rerank_plugins.calibration.identity import weights_digest
 from rerank_plugins.calibration.resolve import resolve_calibration
 from rerank_plugins.devices import Precision, resolve_device, resolve_precision
@@ -22,6 +23,7 @@ from rerank_plugins.options import (
     CORE_OPTIONS,
     DEFAULT_MODEL,
     LongDocuments,
+    MetadataMode,
     WindowAggregation,
     check_options,
     docstring_args,
@@ -112,6 +114,8 @@ class Reranker(RerankBackend):
         show_progress_bar: bool | None = None,
         instruction: str | None = None,
         calibration: str | os.PathLike[str] | None = "auto",
+        abstain: bool = False,
+        metadata_mode: MetadataMode = "none",
     ) -> None:
         given = {name: value for name, value in locals().items() if name in OPTION_NAMES}
         checked = check_options(given)  # every value checked against the table before anything resolves
@@ -132,10 +136,13 @@ class Reranker(RerankBackend):
         self.trust_remote_code = trust_remote_code
         self.show_progress_bar = show_progress_bar
         self.instruction = instruction
+        self.abstain = abstain
+        self.metadata_mode: MetadataMode = metadata_mode
         option = checked["calibration"]
         self._calibration_option: str | None = option
         self._given_calibration = Calibration.load(option) if option is not None and option != "auto" else None
         self._calibration: Calibration | None = None
+        self._drift: DriftWatch | None = None
         self._cache: ScoreCache[PairScore] = ScoreCache(cache_size)
         self._loaded: LoadedModel | None = None
         self._encoder: Encoder | None = None
@@ -200,6 +207,9 @@ class Reranker(RerankBackend):
                     self.model_name,
                     lambda: self._score_configuration(loaded),
                 )
+                self._check_abstain()
+                if self._calibration is not None:
+                    self._drift = DriftWatch(self._calibration.report, str(self._calibration_option))
                 self._loaded, self._encoder = loaded, encoder
             return self._loaded, self._encoder
 
@@ -232,11 +242,34 @@ class Reranker(RerankBackend):
         """
         return self._score_configuration(self._model()[0])
 
-    def any_relevant(self, scored: Sequence[PairScore]) -> float | None:
-        """P(at least one of one query's candidates is relevant), through the calibration's query-level map."""
-        if self._calibration is None or not scored or not all(s.calibrated for s in scored):
+    def _check_abstain(self) -> None:
+        """``abstain=True`` needs a rule to apply: refused at load, naming what is missing, never ignored."""
+        if not self.abstain:
+            return
+        if self._calibration is None:
+            raise ValueError(
+                "abstain=True applies a calibration's \"nothing relevant\" rule, and this Reranker has no "
+                "calibration: pass calibration=FILE from 'rerank-plugins calibrate --unanswerable ...'"
+            )
+        if self._calibration.answer_from is None:
+            raise ValueError(
+                f"abstain=True: the calibration {self._calibration_option} has no abstention rule (it was fitted "
+                "without unanswerable queries); calibrate again with --unanswerable"
+            )
+
+    def answer_from(self) -> float | None:
+        """The calibration's rule level when ``abstain`` is on: rankings below it in P(any relevant) are empty."""
+        if not self.abstain:
             return None
-        return self._calibration.p_any([s.relevance_score for s in scored])
+        self._model()
+        return None if self._calibration is None else self._calibration.answer_from
+
+    def any_relevant(self, scored: Sequence[PairScore]) -> float | None:
+        """P(at least one of one query's candidates is relevant), from the calibration's query-level map on the
+        best raw margin; ``None`` (unknown) without a calibration fitted on unanswerable queries."""
+        if self._calibration is None or not scored or any(s.margin is None for s in scored):
+            return None
+        return self._calibration.p_any([float(s.margin) for s in scored if s.margin is not None])
 
     @property
     def calibration(self) -> Calibration | None:
@@ -409,6 +442,8 @@ class Reranker(RerankBackend):
         spans = [None] * pairs if plan.spans is None else plan.spans.of(best)
         scores, relevance = scores_and_relevance(margins, loaded, self._calibration)
         calibrated = self._calibration is not None
+        if self._drift is not None:
+            self._drift.observe(margins.tolist())
         spent = ScoringStats(pairs, len(plan.units), scored.tokens, scored.padded_tokens, seconds)
         with self._stats_lock:
             self._stats = self._stats + spent

@@ -66,15 +66,27 @@ class Ranking(list[RankedResult]):
             ``relevance_score`` before ``score_threshold`` and ``top_n`` cut the list; ``None`` when the
             scores are not calibrated (a sigmoid of a raw score is not a probability to multiply).
         candidates: How many documents were ranked before the cut.
+        abstained: Whether the calibration's "nothing relevant" rule emptied the list (``abstain=True`` and
+            ``p_any_relevant`` below the rule's level), as opposed to ``score_threshold`` or no documents.
     """
 
-    def __init__(self, results: Iterable[RankedResult] = (), p_any_relevant: float | None = None, candidates: int = 0):
+    def __init__(
+        self,
+        results: Iterable[RankedResult] = (),
+        p_any_relevant: float | None = None,
+        candidates: int = 0,
+        abstained: bool = False,
+    ):
         super().__init__(results)
         self.p_any_relevant = p_any_relevant
         self.candidates = candidates
+        self.abstained = abstained
 
     def __repr__(self) -> str:
-        return f"Ranking({list.__repr__(self)}, p_any_relevant={self.p_any_relevant}, candidates={self.candidates})"
+        return (
+            f"Ranking({list.__repr__(self)}, p_any_relevant={self.p_any_relevant}, candidates={self.candidates}, "
+            f"abstained={self.abstained})"
+        )
 
 
 @dataclass(frozen=True, slots=True)

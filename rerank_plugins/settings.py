@@ -9,7 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, create_model, mode
 from typing_extensions import Self
 
 from rerank_plugins.backend import RerankBackend
-from rerank_plugins.options import CORE_OPTIONS, DEFAULT_MODEL, CoreOption, option
+from rerank_plugins.options import CORE_OPTIONS, DEFAULT_MODEL, CoreOption, MetadataMode, option
 from rerank_plugins.reranker import Reranker
 from rerank_plugins.results import RankedResult
 
@@ -17,6 +17,8 @@ __all__ = ["RerankSettings"]
 
 CORE_NAMES = tuple(o.name for o in CORE_OPTIONS)
 """Every ``Reranker`` option: the adapters carry them all, so a serialised adapter rebuilds the same core."""
+LOCAL_ONLY = tuple(name for name in CORE_NAMES[1:] if name != "metadata_mode")
+"""Options of a local core, refused beside ``url=``; ``metadata_mode`` (what the adapter scores) works with both."""
 
 
 def _field(core: CoreOption) -> tuple[Any, Any]:
@@ -28,7 +30,12 @@ def _field(core: CoreOption) -> tuple[Any, Any]:
 
 
 if TYPE_CHECKING:
-    _CoreSettings = BaseModel
+
+    class _CoreSettings(BaseModel):
+        """The generated core-option fields, as the type checker sees those the adapters read themselves."""
+
+        metadata_mode: MetadataMode = "none"
+
 else:
     _CoreSettings = create_model("CoreSettings", **{o.name: _field(o) for o in CORE_OPTIONS if o.name != "model"})
 
@@ -112,7 +119,7 @@ class RerankSettings(_CoreSettings):
     def _remote(self) -> RerankBackend:
         """A ``RemoteReranker`` for ``url``; ``url`` then loses any ``user:password@`` (used, never stored)."""
         defaults = type(self).model_fields
-        local_options = [n for n in CORE_NAMES[1:] if getattr(self, n) != defaults[n].default]
+        local_options = [n for n in LOCAL_ONLY if getattr(self, n) != defaults[n].default]
         if local_options:
             raise ValueError(f"url= runs the model on the service; drop {', '.join(local_options)}")
         from rerank_plugins.remote import RemoteReranker

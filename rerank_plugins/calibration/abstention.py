@@ -1,68 +1,129 @@
-"""Does "nothing relevant" work? Held-out queries, half with their relevant candidates removed, under one rule.
+"""Does "nothing relevant" work? Unanswerable queries (real, or made from answerable ones), the query-level rule
+recommended for them, and what a rule does on held-out queries: abstention, answers, answer-triggering F1.
 
-Two rules a chain can branch on: no candidate reaches a ``score_threshold`` (per document), or the
-query's P(at least one candidate is relevant) is below a level (per query).
+A query is answerable when one of its candidates is judged relevant. Unanswerable queries come from the data
+(a run's queries with no qrels row, when the user says they are unanswerable), or are synthesised from an
+answerable query: its relevant candidates removed (``removed``), or its text against another query's candidates
+(``swapped``). A query whose candidate list would be empty is never made: an empty list abstains by itself and
+says nothing about the rule.
 """
 
 from __future__ import annotations
 
-import random
-from collections.abc import Callable
-from typing import Any
+import math
+from typing import Any, Literal
 
 import numpy as np
 
-from rerank_plugins.calibration.candidates import LabelledScores
+from rerank_plugins.calibration.candidates import LabelledScores, QueryRows
 
-__all__ = ["abstention_by_p_any", "abstention_test"]
+__all__ = [
+    "ANSWER_RATE",
+    "SYNTHETIC",
+    "by_source",
+    "UnanswerableSource",
+    "outcomes",
+    "recommend_rule",
+    "removed_twins",
+    "synthetic_id",
+    "table",
+    "wilson_lower",
+]
 
-Answers = Callable[[LabelledScores, np.ndarray], dict[str, bool]]
-"""Given rows and their calibrated probabilities: per query, whether the chain answers."""
+UnanswerableSource = Literal["unjudged", "removed", "swapped"]
+SYNTHETIC = "\x1f"
+"""Separates an answerable query's id from the kind of unanswerable twin made from it."""
+ANSWER_RATE = 0.9
+"""The share of answerable queries the recommended rule keeps answering, by default (a one-sided 95 % bound)."""
+Z_ONE_SIDED_95 = 1.645
 
 
-def _by_threshold(threshold: float) -> Answers:
-    def answers(rows: LabelledScores, probabilities: np.ndarray) -> dict[str, bool]:
-        passed = set(rows.queries[probabilities >= threshold].tolist())
-        return {q: q in passed for q in np.unique(rows.queries).tolist()}
-
-    return answers
+def synthetic_id(query: str, kind: str) -> str:
+    """The id of the unanswerable twin of ``query`` made by ``kind`` (``removed`` or ``swapped``)."""
+    return f"{query}{SYNTHETIC}{kind}"
 
 
-def _by_p_any(p_any: Callable[[list[float]], float], level: float) -> Answers:
-    def answers(rows: LabelledScores, probabilities: np.ndarray) -> dict[str, bool]:
-        return {q: p_any(probabilities[positions].tolist()) >= level for q, positions in rows.groups()}
+def removed_twins(rows: LabelledScores) -> LabelledScores:
+    """For each answerable query with a non-relevant candidate: a twin with its relevant candidates removed."""
+    answerable = set(rows.queries[rows.labels == 1].tolist())
+    keep = np.isin(rows.queries, np.asarray(sorted(answerable), dtype=object)) & (rows.labels == 0)
+    twins = rows.where(keep)
+    ids = np.array([synthetic_id(q, "removed") for q in twins.queries.tolist()], dtype=object)
+    return LabelledScores(ids, twins.documents, twins.margins, twins.labels)
 
-    return answers
+
+def wilson_lower(successes: int, trials: int, z: float = Z_ONE_SIDED_95) -> float:
+    """The Wilson score lower bound of a binomial proportion."""
+    if trials == 0:
+        return 0.0
+    p = successes / trials
+    centre = p + z * z / (2 * trials)
+    spread = z * math.sqrt(p * (1 - p) / trials + z * z / (4 * trials * trials))
+    return (centre - spread) / (1 + z * z / trials)
 
 
-def _mixed_test(rows: LabelledScores, probabilities: np.ndarray, answers: Answers, seed: int) -> dict[str, Any]:
-    queries = sorted(set(rows.queries.tolist()))
-    random.Random(seed).shuffle(queries)
-    removed, kept = set(queries[: len(queries) // 2]), set(queries[len(queries) // 2 :])
-    relevant = rows.labels == 1
-    keep = ~(np.isin(rows.queries, list(removed)) & relevant)
-    unanswerable = answers(rows.where(keep), probabilities[keep])  # a query left with no candidate answers nothing
-    answerable = answers(rows, probabilities)
-    with_relevant = set(rows.queries[relevant].tolist())
-    answerable_with = [answerable[q] for q in kept if q in with_relevant]
+def recommend_rule(p_any: np.ndarray, has_relevant: np.ndarray, answer_rate: float = ANSWER_RATE) -> dict[str, Any]:
+    """The recommended rule: answer when P(any relevant) reaches the highest level that still answers
+    ``answer_rate`` of the fitted answerable queries, by a one-sided 95 % lower bound (so held-out queries
+    of the same kind are answered at that rate too, not just the fitted ones)."""
+    if not 0.0 < answer_rate < 1.0:
+        raise ValueError(f"the answer rate must be between 0 and 1, got {answer_rate}")
+    answerable = np.sort(np.asarray(p_any, float)[np.asarray(has_relevant) == 1])[::-1]
+    if not len(answerable):
+        raise ValueError("no answerable query to fit the abstention rule on")
+    n = len(answerable)
+    k = next((k for k in range(1, n + 1) if wilson_lower(k, n) >= answer_rate), n)
     return {
-        "unanswerable_queries": len(removed),
-        "abstained_on_unanswerable": sum(not unanswerable.get(q, False) for q in removed) / max(1, len(removed)),
-        "answerable_queries": len(kept),
-        "answered_answerable": sum(answerable[q] for q in kept) / max(1, len(kept)),
-        "answerable_with_a_relevant_candidate": len(answerable_with),
-        "answered_those": sum(answerable_with) / max(1, len(answerable_with)),
+        "answer_from": float(answerable[k - 1]),
+        "answer_rate": answer_rate,
+        "rule": "answer when P(any relevant) >= answer_from; else say nothing relevant",
+        "fitted_answerable_queries": n,
+        "fitted_answered_share": k / n,
     }
 
 
-def abstention_test(rows: LabelledScores, probabilities: np.ndarray, threshold: float, seed: int = 0) -> dict[str, Any]:
-    """Split ``rows``' queries 50/50 (seeded); remove every relevant candidate of one half ("unanswerable"),
-    leave the other unchanged ("answerable"); a query answers when a candidate reaches ``threshold``."""
-    return {"threshold": threshold, **_mixed_test(rows, probabilities, _by_threshold(threshold), seed)}
+def _share(count: int, total: int) -> float | None:
+    return count / total if total else None
 
 
-def abstention_by_p_any(
-    rows: LabelledScores, probabilities: np.ndarray, p_any: Callable[[list[float]], float], level: float, seed: int = 0
-) -> dict[str, Any]:
-    """The same test, where a query answers when its P(at least one candidate is relevant) reaches ``level``."""
-    return {"p_any_level": level, **_mixed_test(rows, probabilities, _by_p_any(p_any, level), seed)}
+def outcomes(queries: QueryRows, answers: np.ndarray) -> dict[str, Any]:
+    """What a rule that answers ``answers`` (one bool per query) does: abstention on unanswerable queries,
+    answers on answerable ones, and answer-triggering precision, recall and F1 (an answer counts as right when
+    the query's best candidate is relevant; recall is over the answerable queries, as in WikiQA)."""
+    answers = np.asarray(answers, bool)
+    answerable = queries.has_relevant == 1
+    right = answers & (queries.top_relevant == 1)
+    precision = _share(int(right.sum()), int(answers.sum()))
+    recall = _share(int(right.sum()), int(answerable.sum()))
+    f1 = 2 * precision * recall / (precision + recall) if precision and recall else 0.0
+    return {
+        "unanswerable_queries": int((~answerable).sum()),
+        "abstained_on_unanswerable": _share(int((~answers & ~answerable).sum()), int((~answerable).sum())),
+        "answerable_queries": int(answerable.sum()),
+        "answered_answerable": _share(int((answers & answerable).sum()), int(answerable.sum())),
+        "answer_precision": precision,
+        "answer_recall": recall,
+        "answer_f1": f1,
+    }
+
+
+def by_source(queries: QueryRows, answers: np.ndarray) -> dict[str, Any]:
+    """``outcomes`` over all queries, then with the unanswerable ones of each source alone (beside the answerable)."""
+    kinds = np.array([q.split(SYNTHETIC)[1] if SYNTHETIC in q else "data" for q in queries.ids.tolist()], dtype=object)
+    result = {"all": outcomes(queries, answers)}
+    answerable = queries.has_relevant == 1
+    for kind in sorted(set(kinds[~answerable].tolist())):
+        keep = answerable | (kinds == kind)
+        result[kind] = outcomes(_where(queries, keep), np.asarray(answers)[keep])
+    return result
+
+
+def _where(queries: QueryRows, keep: np.ndarray) -> QueryRows:
+    return QueryRows(queries.ids[keep], queries.best_margins[keep], queries.has_relevant[keep],
+                     queries.top_relevant[keep])  # fmt: skip
+
+
+def table(queries: QueryRows, values: np.ndarray, levels: tuple[float, ...], key: str) -> list[dict[str, Any]]:
+    """``outcomes`` of "answer when ``values`` (per query) reaches the level", for each level."""
+    return [{key: level, **outcomes(queries, np.asarray(values) >= level)} for level in levels]
+

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import math
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
@@ -16,8 +17,6 @@ from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
-
-from rerank_plugins.results import p_any_relevant
 
 __all__ = [
     "CALIBRATION_FILE",
@@ -31,9 +30,11 @@ __all__ = [
 
 CALIBRATION_FILE = "rerank-calibration.json"
 """The name under which a calibration saved in a model's directory is found and used by default."""
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+"""2: the query-level map reads the best candidate's raw margin and an abstention rule may be saved."""
 Method = Literal["platt", "isotonic"]
 METHODS: tuple[Method, ...] = ("platt", "isotonic")
+logger = logging.getLogger(__name__)
 MIN_KEPT = 10
 """Fewest held-out documents a threshold must keep before its precision counts (below, it is noise)."""
 
@@ -67,9 +68,11 @@ class Calibration:
         parameters: ``{"slope", "intercept"}`` (Platt) or ``{"x": [...], "y": [...]}`` (isotonic knots).
         belongs_to: The model (name, weights digest, revision) and every option that changes scores.
         report: What fitting measured on held-out queries (ECE, Brier, log-loss, thresholds).
-        any_parameters: Platt ``{"slope", "intercept"}`` on the log-odds of ``1 - prod(1 - p)``, fitted on
-            whether a query has a relevant candidate: P(at least one relevant) without assuming the
-            candidates independent. ``None`` leaves ``1 - prod(1 - p)`` as it is.
+        any_parameters: Platt ``{"slope", "intercept"}`` on a query's best raw margin, fitted on answerable
+            and unanswerable queries: P(at least one candidate is relevant), a feature that does not grow
+            with the number of candidates. ``None`` when no unanswerable query was fitted: P(any) unknown.
+        abstention: The recommended "nothing relevant" rule, ``{"answer_from": level, ...}``: answer when
+            P(any relevant) reaches ``level`` (``abstain=True`` applies it); ``None`` without a query-level map.
     """
 
     method: Method
@@ -77,6 +80,7 @@ class Calibration:
     belongs_to: dict[str, Any]
     report: dict[str, Any] = field(default_factory=dict)
     any_parameters: dict[str, float] | None = None
+    abstention: dict[str, Any] | None = None
 
     def __post_init__(self) -> None:
         if self.method == "platt":
@@ -92,6 +96,13 @@ class Calibration:
             raise ValueError(f"calibration method must be one of {METHODS}, got {self.method!r}")
         if self.any_parameters is not None and not _is_platt(self.any_parameters):
             raise ValueError(f"'any_parameters' needs finite 'slope' and 'intercept', got {self.any_parameters}")
+        if self.abstention is not None:
+            level = self.abstention.get("answer_from")
+            if self.any_parameters is None or not isinstance(level, (int, float)) or not 0.0 <= level <= 1.0:
+                raise ValueError(
+                    "an abstention rule needs a query-level map ('any_parameters') and an 'answer_from' level "
+                    f"in [0, 1], got {self.abstention}"
+                )
 
     def apply(self, margins: np.ndarray) -> np.ndarray:
         """Calibrated P(relevant) for each raw margin, as float32 in [0, 1]."""
@@ -103,24 +114,30 @@ class Calibration:
         result: np.ndarray = np.asarray(probabilities, dtype=np.float32)
         return result
 
-    def p_any(self, probabilities: Sequence[float]) -> float:
-        """P(at least one of a query's candidates is relevant), from their calibrated probabilities."""
-        independent = p_any_relevant(probabilities)
-        if self.any_parameters is None:
-            return independent
-        return float(self.apply_any(np.array([independent]))[0])
+    def p_any(self, margins: Sequence[float]) -> float | None:
+        """P(at least one of a query's candidates is relevant), from their raw margins (their best one);
+        ``None`` when no query-level map was fitted or there is no candidate: unknown, never a guess."""
+        if self.any_parameters is None or not len(margins):
+            return None
+        return float(self.apply_any(np.array([max(margins)]))[0])
 
-    def apply_any(self, independent: np.ndarray) -> np.ndarray:
-        """The query-level map from ``1 - prod(1 - p)`` to a calibrated P(any relevant) (identity without one)."""
+    def apply_any(self, best_margins: np.ndarray) -> np.ndarray:
+        """The query-level map from each query's best raw margin to P(any relevant) (needs ``any_parameters``)."""
         if self.any_parameters is None:
-            return np.asarray(independent, dtype=np.float64)
-        return sigmoid(self.any_parameters["slope"] * log_odds(independent) + self.any_parameters["intercept"])
+            raise ValueError("this calibration has no query-level map: it was fitted without unanswerable queries")
+        slope, intercept = self.any_parameters["slope"], self.any_parameters["intercept"]
+        return sigmoid(slope * np.asarray(best_margins, dtype=np.float64) + intercept)
+
+    @property
+    def answer_from(self) -> float | None:
+        """The recommended rule's level: answer when P(any relevant) reaches it (``None``: no rule fitted)."""
+        return None if self.abstention is None else float(self.abstention["answer_from"])
 
     @property
     def digest(self) -> str:
         """A short content hash: two calibrations with the same digest give the same probabilities."""
-        payload = json.dumps([self.method, self.parameters, self.any_parameters], sort_keys=True).encode()
-        return hashlib.sha256(payload).hexdigest()[:16]
+        payload = json.dumps([self.method, self.parameters, self.any_parameters, self.abstention], sort_keys=True)
+        return hashlib.sha256(payload.encode()).hexdigest()[:16]
 
     def threshold_for_precision(self, precision: float) -> float | None:
         """The lowest threshold whose held-out precision reached ``precision`` (most recall for it), if any.
@@ -155,16 +172,24 @@ class Calibration:
             data = json.loads(source.read_text(encoding="utf-8"))
         except (UnicodeDecodeError, json.JSONDecodeError) as error:
             raise ValueError(f"{source} is not a calibration file (not JSON: {error})") from error
-        if not isinstance(data, dict) or data.get("format_version") != FORMAT_VERSION:
+        version = data.get("format_version") if isinstance(data, dict) else None
+        if version not in (1, FORMAT_VERSION):
             raise ValueError(f"{source} is not a rerank-plugins calibration file (format_version {FORMAT_VERSION})")
+        if version == 1 and data.get("any_parameters") is not None:
+            logger.warning(
+                "%s: its P(any relevant) map (format 1) was fitted without unanswerable queries and is not used: "
+                "P(any relevant) is unknown until you calibrate again with --unanswerable", source
+            )
         try:
-            any_parameters = data.get("any_parameters")
+            any_parameters = data.get("any_parameters") if version == FORMAT_VERSION else None
+            abstention = data.get("abstention") if version == FORMAT_VERSION else None
             return cls(
                 data["method"],
                 dict(data["parameters"]),
                 dict(data["belongs_to"]),
                 dict(data.get("report", {})),
                 None if any_parameters is None else dict(any_parameters),
+                None if abstention is None else dict(abstention),
             )
         except (KeyError, TypeError, ValueError) as error:
             raise ValueError(f"{source} is not a valid calibration file: {error}") from error
@@ -184,12 +209,15 @@ def check_belongs_to(calibration: Calibration, actual: dict[str, Any], source: s
     """Refuse ``calibration`` unless it was made for the model and options in ``actual``, naming each difference.
 
     The weights digest identifies the model (the same weights under another path or name are the same
-    model); the name is compared only where a digest is missing on either side.
+    model); the name is compared only where a digest is missing on either side. The runtime is not compared
+    when both sides run fp32, whose scores agree across runtimes (tests/test_onnx_runtime.py, test_runtimes.py).
     """
     expected = calibration.belongs_to
     differences = []
     by_digest = bool(expected.get("weights_digest") and actual.get("weights_digest"))
     skipped = {"model", "revision"} if by_digest else {"weights_digest"}
+    if expected.get("precision") == actual.get("precision") == "fp32":
+        skipped.add("runtime")  # fp32 scores agree across runtimes: one calibration serves all
     for key, value in actual.items():
         if key in skipped:
             continue

@@ -10,13 +10,12 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from rerank_plugins._optional import require
-from rerank_plugins.results import p_any_relevant
 
 if TYPE_CHECKING:
     from rerank_plugins.backend import RerankBackend
     from rerank_plugins.retrieval import FaissRetriever
 
-__all__ = ["LabelledScores", "read_run", "retrieve_candidates", "score_candidates"]
+__all__ = ["LabelledScores", "QueryRows", "read_run", "retrieve_candidates", "score_candidates"]
 
 Candidates = dict[str, list[str]]
 """Query id -> candidate document ids, best first."""
@@ -52,12 +51,37 @@ class LabelledScores:
         for start, positions in zip(starts, np.split(order, starts[1:]), strict=True):
             yield str(ordered[start]), positions
 
-    def per_query(self, probabilities: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Per query (in ``groups`` order): ``1 - prod(1 - p)`` over its candidates, and whether one is relevant."""
-        rows = list(self.groups())
-        independent = np.array([p_any_relevant(probabilities[positions].tolist()) for _, positions in rows])
-        has_relevant = np.array([int(self.labels[positions].max()) for _, positions in rows])
-        return independent, has_relevant
+    def per_query(self) -> QueryRows:
+        """One row per query (in ``groups`` order): what the query-level map and the abstention rule read."""
+        ids, best, has_relevant, top_relevant = [], [], [], []
+        for query, positions in self.groups():
+            top = positions[int(np.argmax(self.margins[positions]))]
+            ids.append(query)
+            best.append(self.margins[top])
+            has_relevant.append(int(self.labels[positions].max()))
+            top_relevant.append(int(self.labels[top]))
+        return QueryRows(np.array(ids, dtype=object), np.array(best, float), np.array(has_relevant, int),
+                         np.array(top_relevant, int))  # fmt: skip
+
+    def concat(self, other: LabelledScores) -> LabelledScores:
+        """These rows, then ``other``'s."""
+        return LabelledScores(*(np.concatenate([mine, theirs]) for mine, theirs in zip(
+            (self.queries, self.documents, self.margins, self.labels),
+            (other.queries, other.documents, other.margins, other.labels), strict=True)))  # fmt: skip
+
+
+@dataclass(frozen=True)
+class QueryRows:
+    """Per query: its id, its best candidate's raw margin, whether any candidate is relevant (answerable), and
+    whether the best one is (the answer a chain would give is right)."""
+
+    ids: np.ndarray
+    best_margins: np.ndarray
+    has_relevant: np.ndarray
+    top_relevant: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.ids)
 
 
 def retrieve_candidates(retriever: FaissRetriever, queries: Mapping[str, str], top_k: int) -> Candidates:

@@ -52,15 +52,26 @@ def expected_calibration_error(probabilities: np.ndarray, labels: np.ndarray, bi
     )
 
 
-def calibration_errors(probabilities: np.ndarray, labels: np.ndarray) -> dict[str, float]:
-    """ECE (10 bins), Brier score and log-loss of ``probabilities`` against 0/1 ``labels``."""
+def calibration_errors(probabilities: np.ndarray, labels: np.ndarray) -> dict[str, float | None]:
+    """ECE (10 bins), Brier score, Brier skill, log-loss and ROC AUC of ``probabilities`` against 0/1 ``labels``.
+
+    Brier skill is ``1 - Brier / Brier of always saying the base rate``: 0 is no better than knowing how often
+    things are relevant, 1 is perfect; a low ECE with a skill near 0 is calibrated but useless. ROC AUC says
+    how well the scores separate the two classes at all (``None`` when only one class is present).
+    """
     metrics = require("sklearn.metrics", "eval")
     p = np.clip(np.asarray(probabilities, float), 1e-7, 1 - 1e-7)
     y = np.asarray(labels, int)
+    brier = float(metrics.brier_score_loss(y, p))
+    base = float(y.mean()) if len(y) else 0.0
+    reference = base * (1 - base)
+    both = 0 < y.sum() < len(y)
     return {
         "ece": expected_calibration_error(p, y),
-        "brier": float(metrics.brier_score_loss(y, p)),
+        "brier": brier,
+        "brier_skill": 1 - brier / reference if reference else None,
         "log_loss": float(metrics.log_loss(y, p, labels=[0, 1])),
+        "roc_auc": float(metrics.roc_auc_score(y, p)) if both else None,
     }
 
 

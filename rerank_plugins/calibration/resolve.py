@@ -18,8 +18,9 @@ def resolve_calibration(
     option: str | None, given: Calibration | None, model: str, configuration: Callable[[], dict[str, Any]]
 ) -> Calibration | None:
     """``given`` (read from the path ``option``) when it belongs to ``configuration()``, else refused by name;
-    for ``option="auto"``, the model directory's ``rerank-calibration.json`` when it belongs (a warning when
-    not); ``None`` for ``option=None``. ``configuration`` is called only when there is a file to check."""
+    for ``option="auto"``, the model directory's ``rerank-calibration.json``, refused the same way when it does
+    not belong (a silent switch of ``score_threshold``'s scale is worse than an error); ``None`` for
+    ``option=None``. ``configuration`` is called only when there is a file to check."""
     if given is not None:
         check_belongs_to(given, configuration(), str(option))
         return given
@@ -28,10 +29,6 @@ def resolve_calibration(
         return None
     found = directory / CALIBRATION_FILE
     calibration = Calibration.load(found)
-    try:
-        check_belongs_to(calibration, configuration(), str(found))
-    except ValueError as mismatch:
-        logger.warning("not using the calibration found in the model directory: %s", mismatch)
-        return None
+    check_belongs_to(calibration, configuration(), str(found))
     logger.info("using the calibration found in the model directory: %s (%s)", found, calibration.method)
     return calibration

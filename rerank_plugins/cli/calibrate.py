@@ -11,6 +11,7 @@ from rich.console import Console
 from rich.table import Table
 
 from rerank_plugins.calibration import CALIBRATION_FILE, Calibration, calibrate, write_reliability_diagram
+from rerank_plugins.calibration.abstention import ANSWER_RATE
 from rerank_plugins.cli.evaluate import build_retriever
 from rerank_plugins.cli.options import add_reranker_options, check_ready, reranker_from
 from rerank_plugins.evaluation.beir import check_beir_directory, load_corpus
@@ -39,6 +40,17 @@ def add_parser(commands: Any, name: str) -> None:
     parser.add_argument("--min-grade", type=int, default=0, help="a qrels grade above this is relevant")
     parser.add_argument("--top-k", type=int, default=50, help="first-stage candidates per query")
     parser.add_argument("--run", default=None, help="TREC run file of your own first stage (default: FAISS retrieval)")
+    parser.add_argument("--heldout-run", default=None, help="TREC run file of the --heldout-split queries, when "
+                        "they are not in --run")  # fmt: skip
+    parser.add_argument(
+        "--unanswerable", nargs="+", default=[], choices=["unjudged", "removed", "swapped"],
+        help="where queries with no relevant candidate come from, to fit P(any relevant) and a 'nothing relevant' "
+        "rule: unjudged = the run's queries with no qrels row (real unanswerable questions); removed = answerable "
+        "queries with their relevant candidates removed; swapped = a query against another query's candidates. "
+        "Without it no rule is fitted and P(any relevant) is unknown",
+    )  # fmt: skip
+    parser.add_argument("--answer-rate", type=float, default=ANSWER_RATE, help="share of answerable queries the "
+                        "recommended rule keeps answering (a one-sided 95%% bound on the fitted ones)")  # fmt: skip
     parser.add_argument("--bi-encoder", default=None, help="bi-encoder (default: bundled all-MiniLM-L6-v2)")
     parser.add_argument("--index-dir", default=None, help="save the FAISS index here, or load it if present")
     parser.add_argument("--max-queries", type=int, default=None, help="a seeded sample of at most N queries per side")
@@ -52,12 +64,17 @@ def _errors_table(report: dict[str, Any]) -> Table:
     held = report["heldout"]
     title = f"held-out: {held['queries']} queries, {held['pairs']} pairs, {held['relevant_pairs']} relevant"
     table = Table(title=title)
-    for column in ("", "ECE", "Brier", "log-loss"):
+    for column in ("", "ECE", "Brier", "Brier skill", "log-loss", "ROC AUC"):
         table.add_column(column, justify="right" if column else "left")
     for name, label in (("uncalibrated", "sigmoid(raw score)"), ("calibrated", "calibrated")):
         row = report[name]
-        table.add_row(label, f"{row['ece']:.4f}", f"{row['brier']:.4f}", f"{row['log_loss']:.4f}")
+        table.add_row(label, f"{row['ece']:.4f}", f"{row['brier']:.4f}", _number(row.get("brier_skill")),
+                      f"{row['log_loss']:.4f}", _number(row.get("roc_auc")))  # fmt: skip
     return table
+
+
+def _number(value: float | None) -> str:
+    return "-" if value is None else f"{value:.3f}"
 
 
 def _percent(value: float | None) -> str:
@@ -82,21 +99,35 @@ def show(calibration: Calibration, console: Console) -> None:
         threshold = calibration.threshold_for_precision(precision)
         said = "not reached on the held-out queries" if threshold is None else f"score_threshold={threshold:.2f}"
         console.print(f"precision {precision:.0%}: {said}")
-    query_level = calibration.report.get("p_any_relevant")
-    if query_level:
+    show_abstention(calibration.report, console)
+    for warning in calibration.report.get("warnings", []):
+        console.print(f"[bold yellow]warning:[/bold yellow] {warning}")
+
+
+def show_abstention(report: dict[str, Any], console: Console) -> None:
+    """Print P(any relevant)'s held-out figures and the recommended rule, or say plainly that there is none."""
+    query_level = report.get("p_any_relevant") or {}
+    if not query_level.get("fitted"):
+        why = query_level.get("why", "P(any relevant) unknown")
+        console.print(f"[bold]no abstention rule was fitted[/bold]: {why}")
+        return
+    errors = query_level["errors"]
+    console.print(
+        f"P(at least one relevant) on {query_level['queries']} held-out queries ({query_level['answerable_queries']} "
+        f"answerable): ECE {errors['ece']:.4f}, Brier skill {_number(errors['brier_skill'])}, "
+        f"ROC AUC {_number(errors['roc_auc'])}"
+    )
+    rule = query_level.get("rule")
+    if rule:
+        result = rule["all"]
         console.print(
-            f"P(at least one relevant) per query, ECE: {query_level['independent']['ece']:.4f} as 1 - prod(1 - p), "
-            f"{query_level['calibrated']['ece']:.4f} through the query-level map "
-            f"({query_level['with_relevant_candidate']} of {query_level['queries']} held-out queries have a relevant "
-            "candidate)"
-        )
-    test = calibration.report.get("abstention", {})
-    if test.get("reached"):
-        console.print(
-            f"'nothing relevant' test at score_threshold={test['threshold']:.2f} (precision {test['precision']:.0%}): "
-            f"abstains on {test['abstained_on_unanswerable']:.1%} of {test['unanswerable_queries']} held-out queries "
-            f"whose relevant candidates were removed, answers {test['answered_answerable']:.1%} of "
-            f"{test['answerable_queries']} unchanged ones"
+            f"recommended rule: answer when P(any relevant) >= {rule['answer_from']:.3f} (answers "
+            f"{rule['answer_rate']:.0%} of answerable queries by design); held out it abstains on "
+            f"{_percent(result['abstained_on_unanswerable'])} of {result['unanswerable_queries']} unanswerable "
+            f"queries and answers {_percent(result['answered_answerable'])} of {result['answerable_queries']} "
+            f"answerable ones; answer-triggering precision {_percent(result['answer_precision'])}, recall "
+            f"{_percent(result['answer_recall'])}, F1 {100 * result['answer_f1']:.1f}. Apply it with abstain=True "
+            "(--abstain)"
         )
 
 
@@ -116,8 +147,9 @@ def run(args: argparse.Namespace) -> int:
     console.print("Scoring the candidates (the core's bar counts the pairs), then fitting")
     result = calibrate(
         reranker, args.data, split=args.split, heldout=args.heldout, heldout_split=args.heldout_split,
-        top_k=args.top_k, retriever=retriever, run=args.run, method=args.method, min_grade=args.min_grade,
-        max_queries=args.max_queries, seed=args.seed,
+        top_k=args.top_k, retriever=retriever, run=args.run, heldout_run=args.heldout_run, method=args.method,
+        min_grade=args.min_grade, max_queries=args.max_queries, seed=args.seed, unanswerable=args.unanswerable,
+        answer_rate=args.answer_rate,
     )  # fmt: skip
     calibration = result.calibration
     out = Path(args.out)

@@ -157,7 +157,10 @@ def run(args: argparse.Namespace) -> int:
     else:
         for result in ranking:
             sys.stdout.write(json.dumps(_row(result, p_any, documents[result.index]), ensure_ascii=False) + "\n")
-    if p_any is not None:
+    if ranking.abstained:
+        print(f"nothing relevant: P(at least one document is relevant) = {p_any:.3f} is below the calibration's "
+              "abstention rule (--abstain)", file=sys.stderr)  # fmt: skip
+    elif p_any is not None:
         kept = f"{len(ranking)} of {ranking.candidates} documents kept"
         print(f"P(at least one document is relevant) = {p_any:.3f}; {kept}", file=sys.stderr)
     elif not ranking:

@@ -84,6 +84,7 @@ def parse_response(api: Api, payload: Any, lengths: list[int]) -> list[PairScore
         size = f"{len(rows)} rows" if isinstance(rows, list) else type(rows).__name__
         raise MalformedAnswer(f"answered {size} for {count} documents")
     p_any = _p_any(payload) if api != "tei" else None
+    abstained = api == "rerank-plugins" and payload.get("abstained") is True
     scores: list[PairScore | None] = [None] * count
     for position, row in enumerate(rows):
         where = f"results[{position}]"
@@ -104,5 +105,5 @@ def parse_response(api: Api, payload: Any, lengths: list[int]) -> list[PairScore
         truncated = _count(row, "truncated_tokens", 0, 0, where)
         windows = _count(row, "windows", 1, 1, where)
         span = _span(row, lengths[index], where)
-        scores[index] = PairScore(raw, relevance, truncated, windows, None, p_any is not None, p_any, span)
+        scores[index] = PairScore(raw, relevance, truncated, windows, None, p_any is not None, p_any, span, abstained)
     return [score for score in scores if score is not None]

@@ -125,8 +125,13 @@ def render(
     request_id: str,
     tokens: int,
     warnings: list[str],
+    answer_from: float | None = None,
 ) -> Any:
     """The answer to ``ask`` in its API's shape, from ``ranking`` (best first, every document).
+
+    With ``answer_from`` (``serve --abstain``: the calibration's rule) a request whose P(any relevant) is below
+    it abstains: other APIs get no results (Cohere's ``meta.abstained`` says why); ours keeps every row, so
+    ``RemoteReranker`` has each score, and says ``"abstained": true``, which the client applies.
 
     ``tokens`` is the model tokens the request ran (reported as usage); ``warnings`` go where the API
     has room for them (Cohere's ``meta.warnings``; ours reports ``truncated_tokens`` per result). With a
@@ -135,6 +140,9 @@ def render(
     kept = ranking[: ask.top_n] if ask.top_n is not None else ranking
     echo = ask.return_documents
     p_any = getattr(ranking, "p_any_relevant", None)  # from every document, before top_n
+    abstained = answer_from is not None and p_any is not None and p_any < answer_from
+    if abstained and ask.api != "rerank-plugins":
+        kept = []
 
     def text(result: RankedResult) -> str:
         return ask.documents[result.index]  # the caller's text, not the cut one that was scored
@@ -167,6 +175,7 @@ def render(
             ],
             usage=Usage(pairs=len(ask.documents)),
             p_any_relevant=p_any,
+            abstained=True if abstained else None,
         ).model_dump(exclude_none=True)
     results = []
     for result in kept:
@@ -184,4 +193,6 @@ def render(
         meta["warnings"] = warnings
     if p_any is not None:
         meta["p_any_relevant"] = p_any
+    if abstained:
+        meta["abstained"] = True
     return {"id": request_id, "results": results, "meta": meta, "model": model, "usage": usage}

@@ -48,3 +48,4 @@ class RerankResponse(BaseModel):
     results: list[ResultRow]
     usage: Usage
     p_any_relevant: float | None = None
+    abstained: bool | None = None

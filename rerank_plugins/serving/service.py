@@ -275,7 +275,8 @@ class RerankService:
         if ranking is None:  # the client has gone: nobody reads this
             return None
         tokens = sum(cost.pair_tokens)
-        return render(ask, ranking, model=self.name, request_id=request_id, tokens=tokens, warnings=warnings)
+        return render(ask, ranking, model=self.name, request_id=request_id, tokens=tokens, warnings=warnings,
+                      answer_from=self.reranker.answer_from())  # fmt: skip
 
     # -- describing ------------------------------------------------------------------------------------
 
