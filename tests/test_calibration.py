@@ -13,7 +13,8 @@ import numpy as np
 import pytest
 
 from rerank_plugins import Reranker
-from rerank_plugins.calibration import Calibration, calibrate
+from rerank_plugins.calibration import Calibration, calibrate, split_queries
+from rerank_plugins.calibration.job import fit_and_report
 from rerank_plugins.cli import main
 
 DOCUMENTS = [
@@ -25,7 +26,9 @@ QUERY = "Vitamin B12 deficiency raises homocysteine levels in the blood."
 
 
 def _platt(core: Reranker, slope: float = 0.5, intercept: float = -1.0) -> Calibration:
-    return Calibration("platt", {"slope": slope, "intercept": intercept}, core.score_configuration())
+    """A Platt calibration with a query-level map on the best margin and a rule answering from P(any) 0.5."""
+    return Calibration("platt", {"slope": slope, "intercept": intercept}, core.score_configuration(), {},
+                       {"slope": slope, "intercept": intercept}, {"answer_from": 0.5})  # fmt: skip
 
 
 @pytest.fixture(scope="module")
@@ -50,7 +53,8 @@ def test_relevance_becomes_the_calibrated_probability_and_the_raw_score_stays(
         expected = 1 / (1 + np.exp(-(0.5 * raw[result.index].score - 1.0)))
         assert result.relevance_score == pytest.approx(expected, abs=1e-6)
         assert result.relevance_score != pytest.approx(raw[result.index].relevance_score, abs=1e-3)
-    assert ranking.p_any_relevant == pytest.approx(1 - np.prod([1 - r.relevance_score for r in ranking]))
+    best = max(r.score for r in ranking)  # the query-level map reads the best raw margin
+    assert ranking.p_any_relevant == pytest.approx(1 / (1 + np.exp(-(0.5 * best - 1.0))), abs=1e-6)
     assert random_core.rank(QUERY, DOCUMENTS).p_any_relevant is None
     assert calibrated.calibration is not None and calibrated.options()["calibration"] == str(calibration_file)
     assert Reranker(**calibrated.options()).rank(QUERY, DOCUMENTS) == ranking
@@ -100,11 +104,10 @@ def test_the_model_directory_calibration_is_used_by_default_and_said_so(
     assert auto.rank(QUERY, DOCUMENTS).p_any_relevant is not None
     off = Reranker(str(copy), precision="fp32", runtime="torch", calibration=None)
     assert off.calibration is None and off.rank(QUERY, DOCUMENTS).p_any_relevant is None
-    caplog.clear()
-    with caplog.at_level(logging.WARNING, logger="rerank_plugins"):
-        mismatched = Reranker(str(copy), precision="fp32", runtime="torch", max_length=64)
-        assert mismatched.calibration is None  # another configuration: not used, and said so
-    assert "not using the calibration found in the model directory" in caplog.text and "max_length" in caplog.text
+    mismatched = Reranker(str(copy), precision="fp32", runtime="torch", max_length=64)
+    with pytest.raises(ValueError, match="max_length: calibrated with"):  # refused, not a silent change of scale
+        mismatched.load()
+    assert Reranker(str(copy), precision="fp32", runtime="torch", max_length=64, calibration=None).rank(QUERY, DOCUMENTS)
 
 
 def test_calibrate_fits_on_some_queries_and_reports_on_the_others(random_core: Reranker, scifact_beir: Path) -> None:
@@ -125,29 +128,44 @@ def test_calibrate_fits_on_some_queries_and_reports_on_the_others(random_core: R
 def test_p_any_gets_a_query_level_map_when_some_queries_have_no_relevant_candidate(
     random_core: Reranker, random_model: str, scifact_beir: Path, tmp_path: Path
 ) -> None:
+    # top 2 of the run: the first stage missed the judged abstracts of some claims, which are then unanswerable
     run = calibrate(random_core, scifact_beir, run=scifact_beir / "run.trec", top_k=2, heldout=0.5, seed=1)
     fitted = run.calibration
     assert 0 < len(set(run.fit.queries[run.fit.labels == 1])) < 20  # some fitted queries lost their relevant ones
-    assert fitted.any_parameters is not None
-    assert set(fitted.report["p_any_relevant"]) == {"queries", "with_relevant_candidate", "independent", "calibrated"}
+    assert fitted.any_parameters is not None and fitted.answer_from is not None
+    assert {"fitted", "errors", "rule", "by_level"} <= set(fitted.report["p_any_relevant"])
     core = Reranker(random_model, precision="fp32", runtime="torch", calibration=fitted.save(tmp_path / "c.json"))
     ranking = core.rank(QUERY, DOCUMENTS)
-    assert ranking.p_any_relevant == pytest.approx(fitted.p_any([r.relevance_score for r in ranking]))
+    assert ranking.p_any_relevant == pytest.approx(fitted.p_any([r.score for r in ranking]))
     assert ranking.p_any_relevant != pytest.approx(1 - np.prod([1 - r.relevance_score for r in ranking]), abs=1e-4)
+    strict = Reranker(random_model, precision="fp32", runtime="torch", calibration=tmp_path / "c.json", abstain=True)
+    assert strict.answer_from() == fitted.answer_from
+    for question in (QUERY, "Who won the 1966 football world cup?"):
+        answer = strict.rank(question, DOCUMENTS)
+        assert answer.abstained == (answer.p_any_relevant < fitted.answer_from)  # type: ignore[operator]
+        assert answer.abstained == (answer == [])
 
 
-def test_the_real_model_calibrated_on_held_out_scifact_claims(trained_model: str, scifact_beir: Path) -> None:
-    # fp32 pinned: the default precision is bf16 on CPUs with native bf16, and on 20 held-out claims the
-    # ECE difference (0.066 against 0.072 in fp32) is within what bf16 scores move it
+def test_the_real_model_calibrated_on_held_out_scifact_claims_for_any_split(
+    trained_model: str, scifact_beir: Path
+) -> None:
+    """What holds for every seeded split of 40 claims (scored once, fitted ten times): the fitted map is
+    increasing, separates, and its probabilities have skill. Whether it also beats the sigmoid's ECE on 20
+    claims depends on the split (this model's sigmoid is close on easy candidates), so that is measured on
+    300 held-out claims instead (benchmarks/calibration_scifact.py, in the README)."""
     core = Reranker(trained_model, precision="fp32", calibration=None)
-    run = calibrate(core, scifact_beir, run=scifact_beir / "run.trec", top_k=8, heldout=0.5, seed=0)
-    report = run.calibration.report
-    assert report["calibrated"]["ece"] < report["uncalibrated"]["ece"]
-    assert report["calibrated"]["log_loss"] < report["uncalibrated"]["log_loss"]
-    held = run.heldout
-    probabilities = run.probabilities(held)
-    assert probabilities[held.labels == 1].mean() > 3 * probabilities[held.labels == 0].mean()
-    assert run.calibration.parameters["slope"] > 0  # higher raw score, higher probability
+    scored = calibrate(core, scifact_beir, run=scifact_beir / "run.trec", top_k=8, heldout=0.5, seed=0)
+    rows = scored.fit.concat(scored.heldout)
+    for seed in range(10):
+        fit, held = split_queries(sorted(set(rows.queries.tolist())), 0.5, seed)
+        calibration = fit_and_report(rows.subset(fit), rows.subset(held), "platt", scored.calibration.belongs_to,
+                                     {"seed": seed}).calibration  # fmt: skip
+        report, heldout = calibration.report, rows.subset(held)
+        probabilities = calibration.apply(heldout.margins)
+        assert calibration.parameters["slope"] > 0, seed  # higher raw score, higher probability
+        assert report["calibrated"]["roc_auc"] > 0.9 and report["calibrated"]["brier_skill"] > 0.45, seed
+        assert report["calibrated"]["ece"] < 0.08, seed
+        assert probabilities[heldout.labels == 1].mean() > 5 * probabilities[heldout.labels == 0].mean(), seed
 
 
 def test_calibrate_command_writes_the_file_report_and_diagram_then_rank_uses_it(

@@ -158,29 +158,29 @@ class _Scores(RerankBackend):
         return {}
 
 
-def test_a_ranking_reports_p_any_from_every_candidate_only_when_calibrated() -> None:
+def test_a_ranking_reports_p_any_only_from_a_query_level_map() -> None:
     documents = ["a", "b", "c"]
     calibrated = [PairScore(s, p, margin=s, calibrated=True) for s, p in [(2.0, 0.6), (1.0, 0.3), (-1.0, 0.05)]]
-    backend = _Scores(calibrated)
-    ranking = backend.rank("q", documents, score_threshold=0.9)
+    ranking = _Scores(calibrated).rank("q", documents, score_threshold=0.9)
     assert isinstance(ranking, Ranking) and ranking == [] and ranking.candidates == 3
-    assert ranking.p_any_relevant == pytest.approx(1 - 0.4 * 0.7 * 0.95)  # nothing passed, yet it says how likely
-    top = backend.rank("q", documents, top_n=1)
-    assert [r.index for r in top] == [0] and top.p_any_relevant == ranking.p_any_relevant
+    assert ranking.p_any_relevant is None  # calibrated documents alone do not make 1 - prod(1 - p) a probability
+    assert rank_scored(documents, calibrated, p_any=0.25).p_any_relevant == 0.25
     raw = _Scores([PairScore(s.score, s.relevance_score) for s in calibrated]).rank("q", documents)
     assert raw.p_any_relevant is None and len(raw) == 3
     assert math.isclose(sum(r.relevance_score for r in raw), 0.95)
-    assert rank_scored(documents, calibrated, p_any=0.25).p_any_relevant == 0.25
 
 
-def test_the_query_level_map_corrects_p_any_and_survives_the_file(tmp_path: Path) -> None:
-    calibration = Calibration("platt", {"slope": 1.0, "intercept": 0.0}, BELONGS, {}, {"slope": 1.0, "intercept": 1.0})
-    independent = 1 - 0.4 * 0.7 * 0.95
-    expected = 1 / (1 + math.exp(-(math.log(independent / (1 - independent)) + 1.0)))
-    assert calibration.p_any([0.6, 0.3, 0.05]) == pytest.approx(expected)
-    assert Calibration.load(calibration.save(tmp_path / "c.json")).p_any([0.6, 0.3, 0.05]) == pytest.approx(expected)
+def test_the_query_level_map_reads_the_best_margin_and_survives_the_file(tmp_path: Path) -> None:
+    rule = {"answer_from": 0.5}
+    calibration = Calibration("platt", {"slope": 1.0, "intercept": 0.0}, BELONGS, {}, {"slope": 2.0, "intercept": -1.0},
+                              rule)  # fmt: skip
+    expected = 1 / (1 + math.exp(-(2.0 * 2.0 - 1.0)))
+    assert calibration.p_any([2.0, 1.0, -1.0]) == pytest.approx(expected)
+    loaded = Calibration.load(calibration.save(tmp_path / "c.json"))
+    assert loaded.p_any([2.0, 1.0, -1.0]) == pytest.approx(expected) and loaded.answer_from == 0.5
     plain = Calibration("platt", {"slope": 1.0, "intercept": 0.0}, BELONGS)
-    assert plain.p_any([0.6, 0.3, 0.05]) == pytest.approx(independent) and plain.digest != calibration.digest
+    assert plain.p_any([2.0, 1.0, -1.0]) is None and plain.digest != calibration.digest
+    assert calibration.p_any([]) is None
     with pytest.raises(ValueError, match="any_parameters"):
         Calibration("platt", {"slope": 1.0, "intercept": 0.0}, BELONGS, {}, {"slope": float("nan"), "intercept": 0})
 
