@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import logging
-import sys
-from functools import lru_cache
 from typing import Literal
 
 import torch
+
+from rerank_plugins.cpu import cpu_flags
 
 __all__ = ["Precision", "PRECISIONS", "resolve_device", "resolve_precision", "cpu_has_native_bf16"]
 
@@ -37,17 +37,9 @@ def resolve_device(device: str | None) -> str:
     return str(parsed)
 
 
-@lru_cache(maxsize=1)
 def cpu_has_native_bf16() -> bool:
     """True when the CPU executes bf16 matmuls natively (AVX512-BF16 or AMX), where bf16 is a real speed-up."""
-    if not sys.platform.startswith("linux"):
-        return False
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as cpuinfo:
-            flags = next((line for line in cpuinfo if line.startswith("flags")), "")
-    except OSError:
-        return False
-    return any(flag in flags.split() for flag in ("avx512_bf16", "amx_bf16"))
+    return bool(cpu_flags() & {"avx512_bf16", "amx_bf16"})
 
 
 def resolve_precision(precision: str, device: str) -> str:

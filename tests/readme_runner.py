@@ -136,7 +136,8 @@ def _calibration(setup: Setup) -> None:
     qrels = {q: {d for d, grade in judged.items() if grade > 0} for q, judged in graded.items()}
     write_scifact_slice(root, load_corpus(scifact / "corpus.jsonl"), load_queries(scifact / "queries.jsonl"), qrels)
     reranker = Reranker("cross-encoder/ms-marco-MiniLM-L6-v2", calibration=None)
-    path = calibrate(reranker, root, run=root / "run.trec", top_k=8).calibration.save(root / "calibration.json")
+    fitted = calibrate(reranker, root, run=root / "run.trec", top_k=8, unanswerable=["removed", "swapped"])
+    path = fitted.calibration.save(root / "calibration.json")
     setup.replacements["runs/scifact-calibration.json"] = str(path)
     _langchain(setup)
     _llama_index(setup)
