@@ -42,17 +42,16 @@ def cpu_has_native_bf16() -> bool:
     return bool(cpu_flags() & {"avx512_bf16", "amx_bf16"})
 
 
-def resolve_precision(precision: str, device: str) -> str:
-    """Map ``"auto"`` to the fastest safe precision for ``device``; check explicit choices."""
+def resolve_precision(precision: str, device: str, supported: tuple[str, ...] | None = None) -> str:
+    """Map ``"auto"`` to the fastest safe precision for ``device`` that the runtime runs (``supported``; fp32
+    where it runs neither fp16 nor bf16, as ONNX Runtime does), so every runtime works with no precision given;
+    check explicit choices."""
     if precision not in PRECISIONS:
         raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
     kind = torch.device(device).type
     if precision == "auto":
-        if kind == "cuda":
-            return "fp16"
-        if kind == "cpu" and cpu_has_native_bf16():
-            return "bf16"
-        return "fp32"
+        fastest = "fp16" if kind == "cuda" else "bf16" if kind == "cpu" and cpu_has_native_bf16() else "fp32"
+        return fastest if supported is None or fastest in supported else "fp32"
     if kind == "cpu" and precision == "bf16" and not cpu_has_native_bf16():
         logger.warning("precision='bf16' on a CPU without native bf16: scores are right but it may be slow")
     if kind == "cpu" and precision == "fp16":

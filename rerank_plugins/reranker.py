@@ -32,7 +32,7 @@ from rerank_plugins.pipeline import pipelined
 from rerank_plugins.progress import tqdm
 from rerank_plugins.prompting import PromptEncoder
 from rerank_plugins.results import RankedResult, ScoringStats
-from rerank_plugins.runtime import Runtime, resolve_runtime
+from rerank_plugins.runtime import Runtime, resolve_runtime, runtime_precisions
 from rerank_plugins.scores import aggregate_windows, scores_and_relevance
 from rerank_plugins.units import ChunkPlan
 from rerank_plugins.validation import check_count, check_documents
@@ -121,8 +121,9 @@ class Reranker(RerankBackend):
         checked = check_options(given)  # every value checked against the table before anything resolves
         self.model_name = check_cross_encoder_reference(model, revision)
         self.device = resolve_device(device)
-        self.precision = resolve_precision(precision, self.device)
-        self.runtime = resolve_runtime(runtime, self.device, self.precision)
+        chosen = resolve_runtime(runtime, self.device, precision)  # the runtime first: auto precision is per runtime
+        self.precision = resolve_precision(precision, self.device, runtime_precisions(chosen))
+        self.runtime = resolve_runtime(chosen, self.device, self.precision)
         default_size, default_tokens = BATCH_DEFAULTS["cuda" if self.device.startswith("cuda") else "other"]
         self.batch_size: int = default_size if batch_size is None else batch_size
         self.max_batch_tokens: int = default_tokens if max_batch_tokens is None else max_batch_tokens

@@ -122,6 +122,30 @@ def core(trained_model: str):  # type: ignore[no-untyped-def]
     return Reranker(trained_model, precision="fp32")
 
 
+OFF_TOPIC_QUESTION = "Who won the 2014 FIFA World Cup final in football?"
+"""A question no SciFact abstract answers: the trained model scores every abstract far below 0 for it."""
+
+
+@pytest.fixture(scope="session")
+def abstaining_core(trained_model: str, tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
+    """The fp32 core of ``core`` with abstain=True and a hand-made calibration holding a "nothing relevant" rule:
+    P(any relevant) = sigmoid(best raw margin), answered from 0.5. A SciFact claim's relevant abstract scores
+    far above 0 and an off-topic question's best far below, so the rule answers the one and abstains on the other."""
+    from rerank_plugins import Reranker
+    from rerank_plugins.calibration import Calibration
+
+    plain = Reranker(trained_model, precision="fp32", calibration=None)
+    calibration = Calibration(
+        "platt",
+        {"slope": 1.0, "intercept": 0.0},
+        plain.score_configuration(),
+        any_parameters={"slope": 1.0, "intercept": 0.0},
+        abstention={"answer_from": 0.5},
+    )
+    path = calibration.save(tmp_path_factory.mktemp("abstaining-calibration") / "calibration.json")
+    return Reranker(trained_model, precision="fp32", calibration=str(path), abstain=True)
+
+
 @pytest.fixture(scope="session")
 def claim(scifact_queries: dict[str, str]) -> str:
     """A SciFact test claim whose one relevant abstract the bi-encoder ranks 6th and the reranker 1st."""

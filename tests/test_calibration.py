@@ -107,7 +107,8 @@ def test_the_model_directory_calibration_is_used_by_default_and_said_so(
     mismatched = Reranker(str(copy), precision="fp32", runtime="torch", max_length=64)
     with pytest.raises(ValueError, match="max_length: calibrated with"):  # refused, not a silent change of scale
         mismatched.load()
-    assert Reranker(str(copy), precision="fp32", runtime="torch", max_length=64, calibration=None).rank(QUERY, DOCUMENTS)
+    plain = Reranker(str(copy), precision="fp32", runtime="torch", max_length=64, calibration=None)
+    assert plain.rank(QUERY, DOCUMENTS)
 
 
 def test_calibrate_fits_on_some_queries_and_reports_on_the_others(random_core: Reranker, scifact_beir: Path) -> None:

@@ -203,3 +203,97 @@ def test_fusion_with_any_vector_store_through_the_scored_retriever(store, core, 
     assert fused[0].metadata["fused_score"] >= fused[-1].metadata["fused_score"]
     distances = ScoredVectorStoreRetriever(vector_store=store, k=8, scores="distance").invoke(claim)
     assert [d.metadata["retrieval_score"] for d in distances] == [-d.metadata["retrieval_score"] for d in candidates]
+
+
+class VerdictRecorder(BaseCallbackHandler):
+    """Keeps the custom events and the retriever runs a LangChain run reports."""
+
+    def __init__(self) -> None:
+        self.events: list[tuple[str, Any, Any]] = []
+        self.retriever_runs: list[Any] = []
+
+    def on_custom_event(self, name: str, data: Any, *, run_id: Any, **kwargs: Any) -> None:
+        self.events.append((name, data, run_id))
+
+    def on_retriever_start(self, serialized: Any, query: str, *, run_id: Any, **kwargs: Any) -> None:
+        self.retriever_runs.append(run_id)
+
+
+async def test_with_verdict_tells_nothing_relevant_from_an_answer(
+    store: InMemoryVectorStore, abstaining_core: Reranker, claim: str, relevant_id: str
+) -> None:
+    from tests.conftest import OFF_TOPIC_QUESTION
+
+    retriever = RerankRetriever(base_retriever=store.as_retriever(search_kwargs={"k": 10}), reranker=abstaining_core)
+    with_verdict = retriever.with_verdict()
+
+    nothing = with_verdict.invoke(OFF_TOPIC_QUESTION)
+    assert nothing["documents"] == [] and nothing["abstained"] is True
+    assert isinstance(nothing["p_any_relevant"], float) and nothing["p_any_relevant"] < 0.5
+    assert await with_verdict.ainvoke(OFF_TOPIC_QUESTION) == nothing
+
+    answer = await with_verdict.ainvoke(claim)
+    assert answer["abstained"] is False and answer["p_any_relevant"] > 0.5
+    assert [d.id for d in answer["documents"]] == [d.id for d in retriever.invoke(claim)]
+    assert answer["documents"][0].id == relevant_id and len(answer["documents"]) == 3
+    assert {d.metadata["rerank_p_any_relevant"] for d in answer["documents"]} == {answer["p_any_relevant"]}
+    assert len(retriever.with_verdict(k=1).invoke(claim)["documents"]) == 1
+
+    def reply(verdict: dict[str, Any]) -> str:
+        if verdict["abstained"]:
+            return f"Nothing relevant in the abstracts (P = {verdict['p_any_relevant']:.2f})."
+        return f"Top abstract: {verdict['documents'][0].id}"
+
+    chain = with_verdict | RunnableLambda(reply)  # an LCEL chain routes on the verdict
+    assert chain.batch([OFF_TOPIC_QUESTION, claim]) == [
+        f"Nothing relevant in the abstracts (P = {nothing['p_any_relevant']:.2f}).",
+        f"Top abstract: {relevant_id}",
+    ]
+
+
+def test_with_verdict_without_abstention_carries_the_ranking_p_any(store: InMemoryVectorStore, core: Reranker) -> None:
+    from tests.conftest import OFF_TOPIC_QUESTION
+
+    base = store.as_retriever(search_kwargs={"k": 10})
+    retriever = RerankRetriever(base_retriever=base, reranker=core, score_threshold=0.5)
+    verdict = retriever.with_verdict().invoke(OFF_TOPIC_QUESTION)
+    assert verdict == {"documents": [], "p_any_relevant": None, "abstained": False}  # uncalibrated: no P(any)
+
+
+async def test_the_verdict_event_reaches_handlers_and_astream_events_when_nothing_is_kept(
+    store: InMemoryVectorStore, abstaining_core: Reranker
+) -> None:
+    from langchain_classic.retrievers import ContextualCompressionRetriever
+
+    from tests.conftest import OFF_TOPIC_QUESTION
+
+    base = store.as_retriever(search_kwargs={"k": 10})
+    retriever = RerankRetriever(base_retriever=base, reranker=abstaining_core)
+    recorder = VerdictRecorder()
+    assert retriever.invoke(OFF_TOPIC_QUESTION, config={"callbacks": [recorder]}) == []
+    ((name, data, run_id),) = recorder.events
+    p_any = data["p_any_relevant"]
+    assert name == "rerank_verdict" and data == {"p_any_relevant": p_any, "abstained": True} and p_any < 0.5
+    assert run_id == recorder.retriever_runs[0]  # attached to the rerank retriever's own run
+
+    events = [event async for event in retriever.astream_events(OFF_TOPIC_QUESTION, version="v2")]
+    (custom,) = [event for event in events if event["event"] == "on_custom_event"]
+    (start,) = [e for e in events if e["event"] == "on_retriever_start" and e["name"] == "RerankRetriever"]
+    assert custom["name"] == "rerank_verdict" and custom["data"] == data and custom["run_id"] == start["run_id"]
+
+    compressor = RerankCompressor(reranker=abstaining_core)
+    pipeline = ContextualCompressionRetriever(base_compressor=compressor, base_retriever=base)
+    recorders = [VerdictRecorder(), VerdictRecorder()]
+    assert pipeline.invoke(OFF_TOPIC_QUESTION, config={"callbacks": [recorders[0]]}) == []
+    assert await pipeline.ainvoke(OFF_TOPIC_QUESTION, config={"callbacks": [recorders[1]]}) == []
+    for recorder in recorders:  # sync and async: attached to the compression retriever's run
+        assert [(name, data) for name, data, _ in recorder.events] == [("rerank_verdict", data)]
+        assert recorder.events[0][2] == recorder.retriever_runs[0]
+
+    candidates = base.invoke(OFF_TOPIC_QUESTION)
+    assert compressor.compress_documents(candidates, OFF_TOPIC_QUESTION) == []  # outside any run: no event, no error
+    assert await compressor.acompress_documents(candidates, OFF_TOPIC_QUESTION) == []
+    recorder = VerdictRecorder()
+    inside = RunnableLambda(lambda query: compressor.compress_documents(candidates, query))
+    assert inside.invoke(OFF_TOPIC_QUESTION, config={"callbacks": [recorder]}) == []
+    assert [(name, data) for name, data, _ in recorder.events] == [("rerank_verdict", data)]  # the lambda's run

@@ -19,7 +19,7 @@ from llama_index.core.schema import MetadataMode, NodeWithScore, QueryBundle, Te
 from llama_index.embeddings.huggingface import HuggingFaceEmbedding
 
 from rerank_plugins import Reranker
-from rerank_plugins.llama_index import RerankPostprocessor
+from rerank_plugins.llama_index import RerankPostprocessor, RerankVerdictEvent
 
 
 @pytest.fixture(scope="module")
@@ -212,3 +212,44 @@ def test_using_the_adapter_without_llama_index_says_how_to_install() -> None:
 def test_unknown_keyword_is_refused_not_replaced_by_the_default_model(trained_model: str) -> None:
     with pytest.raises(TypeError, match=r"unknown option 'model_name'; did you mean 'model'\?"):
         RerankPostprocessor(model_name=trained_model)
+
+
+class VerdictEvents(BaseEventHandler):
+    """Collects the verdict events the dispatcher sends."""
+
+    events: list[Any] = []
+
+    def handle(self, event: Any, **kwargs: Any) -> None:
+        if isinstance(event, RerankVerdictEvent):
+            self.events.append(event)
+
+
+async def test_the_verdict_event_reaches_the_root_dispatcher_even_when_no_node_is_kept(
+    index: VectorStoreIndex, abstaining_core: Reranker, core: Reranker, claim: str, relevant_id: str
+) -> None:
+    from tests.conftest import OFF_TOPIC_QUESTION
+
+    handler = VerdictEvents(events=[])
+    root = get_dispatcher()
+    root.add_event_handler(handler)
+    postprocessor = RerankPostprocessor(reranker=abstaining_core, top_n=3)
+    engine = index.as_query_engine(similarity_top_k=10, node_postprocessors=[postprocessor], llm=MockLLM())
+    try:
+        nothing = engine.query(OFF_TOPIC_QUESTION)
+        answered = await engine.aquery(claim)
+        nodes = index.as_retriever(similarity_top_k=10).retrieve(OFF_TOPIC_QUESTION)
+        kept = RerankPostprocessor(reranker=core, score_threshold=0.5).postprocess_nodes(
+            nodes, query_str=OFF_TOPIC_QUESTION
+        )
+    finally:
+        root.event_handlers.remove(handler)
+
+    abstained, verdict, uncalibrated = handler.events
+    assert nothing.source_nodes == [] and abstained.abstained is True
+    assert abstained.kept == 0 and abstained.candidates == 10 and abstained.model_name == abstaining_core.model_name
+    assert isinstance(abstained.p_any_relevant, float) and abstained.p_any_relevant < 0.5
+    assert answered.source_nodes[0].node.node_id == relevant_id
+    assert verdict.abstained is False and verdict.kept == 3 and verdict.p_any_relevant > 0.5
+    assert {n.node.metadata["p_any_relevant"] for n in answered.source_nodes} == {verdict.p_any_relevant}
+    assert kept == [] and uncalibrated.p_any_relevant is None and uncalibrated.abstained is False
+    assert uncalibrated.kept == 0 and uncalibrated.model_dump()["class_name"] == "RerankVerdictEvent"

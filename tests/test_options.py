@@ -41,8 +41,13 @@ NON_DEFAULT: dict[str, Any] = {
     "show_progress_bar": False,
     "instruction": "Given a health claim, find the abstract that supports or refutes it",
     "calibration": None,
+    "abstain": True,
+    "metadata_mode": "embed",
 }
 """A value other than the default for every option but ``model`` (a test's own path is never the default)."""
+NEEDS_A_RULE = {"abstain": False}
+"""``abstain=True`` is refused at load without a calibration holding an abstention rule (``calibration`` is None
+here): the scoring round trips leave it off; its own round trip is in the adapter tests."""
 
 
 def test_every_option_has_a_non_default_value_here() -> None:
@@ -96,7 +101,8 @@ def test_every_flag_reaches_the_core() -> None:
             argv += [o.flag, "none" if value is None else str(value)]
     expected = {"model": "m", **{o.name: NON_DEFAULT[o.name] for o in CORE_OPTIONS if o.flag and o.name != "model"}}
     assert core_options(parser.parse_args(argv)) == expected
-    assert [o.name for o in CORE_OPTIONS if o.flag is None] == ["show_progress_bar"]  # the command decides it
+    # the command decides the one; the other says what the adapters score (the command scores plain texts)
+    assert [o.name for o in CORE_OPTIONS if o.flag is None] == ["show_progress_bar", "metadata_mode"]
 
 
 @pytest.mark.parametrize(
@@ -148,7 +154,7 @@ def test_every_option_round_trips_through_both_adapters_with_equal_scores(
     trained_model: str, scifact_corpus: dict[str, str]
 ) -> None:
     options = {name: value for name, value in NON_DEFAULT.items() if name != "instruction"}  # a classifier refuses it
-    core = Reranker(trained_model, **options)
+    core = Reranker(trained_model, **{**options, **NEEDS_A_RULE})
     documents = _documents(scifact_corpus)
     original, langchain, llama = _scores_through_both_adapters(core, documents)
     assert original == langchain == llama
@@ -160,7 +166,7 @@ def test_instruction_round_trips_with_every_other_option(
     tmp_path_factory: pytest.TempPathFactory, scifact_corpus: dict[str, str]
 ) -> None:
     model = str(qwen3_reranker(tmp_path_factory.mktemp("qwen3"), layers=1))
-    core = Reranker(model, **{**NON_DEFAULT, "max_length": 320})
+    core = Reranker(model, **{**NON_DEFAULT, **NEEDS_A_RULE, "max_length": 320})
     original, langchain, llama = _scores_through_both_adapters(core, _documents(scifact_corpus))
     assert original == langchain == llama
     assert option("instruction").scores == "yes" and core.options()["instruction"] == NON_DEFAULT["instruction"]

@@ -22,6 +22,7 @@ from rerank_plugins.langchain.documents import (  # noqa: E402
 from rerank_plugins.langchain.faiss_retriever import FaissDocumentRetriever  # noqa: E402
 from rerank_plugins.langchain.retriever import RerankRetriever  # noqa: E402
 from rerank_plugins.langchain.scored_store import ScoredVectorStoreRetriever  # noqa: E402
+from rerank_plugins.langchain.verdict import VERDICT_EVENT, RerankVerdict  # noqa: E402
 
 __all__ = [
     "FUSED_SCORE_KEY",
@@ -32,9 +33,11 @@ __all__ = [
     "RERANK_SCORE_KEY",
     "RETRIEVAL_RANK_KEY",
     "TRUNCATED_TOKENS_KEY",
+    "VERDICT_EVENT",
     "WINDOWS_KEY",
     "RerankCompressor",
     "RerankCrossEncoder",
     "RerankRetriever",
+    "RerankVerdict",
     "ScoredVectorStoreRetriever",
 ]

@@ -18,7 +18,9 @@ class RerankCompressor(LangChainRerankSettings, BaseDocumentCompressor):
 
     Returned documents are new objects with the same ``page_content`` and ``id``; their metadata is a
     copy with ``relevance_score`` (0-1), ``rerank_score`` (raw) and ``retrieval_rank`` (1-based input
-    position) added. The caller's documents are never changed.
+    position) added. The caller's documents are never changed. Inside a LangChain run (a
+    ``ContextualCompressionRetriever``, a runnable) the ``rerank_verdict`` custom event carries
+    P(any relevant) and whether the core abstained to the run's handlers, also when nothing is kept.
 
     Example:
         >>> compressor = RerankCompressor(model="../shared/models/minilm-l6-scifact-ce", top_n=3)  # doctest: +SKIP
@@ -32,10 +34,10 @@ class RerankCompressor(LangChainRerankSettings, BaseDocumentCompressor):
         self, documents: Sequence[Document], query: str, callbacks: Callbacks | None = None
     ) -> Sequence[Document]:
         """Rerank ``documents`` for ``query``; best first, at most ``top_n``."""
-        return self.rerank(documents, query, self.top_n)
+        return self.rerank(documents, query, self.top_n, callbacks)
 
     async def acompress_documents(
         self, documents: Sequence[Document], query: str, callbacks: Callbacks | None = None
     ) -> Sequence[Document]:
         """Like ``compress_documents``; the model runs in a worker thread so the event loop stays free."""
-        return await self.arerank(documents, query, self.top_n)
+        return await self.arerank(documents, query, self.top_n, callbacks)

@@ -20,6 +20,8 @@ from rerank_plugins.metadata_keys import (
     TRUNCATED_TOKENS_KEY,
     WINDOWS_KEY,
 )
+from rerank_plugins.metadata_text import ScoredText, format_metadata, scored_text, text_span
+from rerank_plugins.options import MetadataMode
 from rerank_plugins.results import RankedResult, Ranking
 
 __all__ = [
@@ -34,6 +36,7 @@ __all__ = [
     "SPAN_KEY",
     "TRUNCATED_TOKENS_KEY",
     "WINDOWS_KEY",
+    "document_texts",
     "page_contents",
     "reranked_documents",
 ]
@@ -54,13 +57,28 @@ def page_contents(documents: Any) -> list[str]:
     return texts
 
 
+def document_texts(documents: Any, mode: MetadataMode) -> list[ScoredText]:
+    """What the model reads of each document: ``page_content`` alone (``"none"``), or every metadata key but the
+    reranker's own as ``key: value`` lines before it, with LlamaIndex's default templates (a ``Document`` has no
+    excluded keys, so ``"embed"``, ``"llm"`` and ``"all"`` are the same); a LlamaIndex node with the same text
+    and metadata reads the same."""
+    texts = page_contents(documents)
+    if mode == "none":
+        return [ScoredText(text, 0) for text in texts]
+    return [scored_text(text, format_metadata(doc.metadata)) for text, doc in zip(texts, documents, strict=True)]
+
+
 def reranked_documents(
-    documents: Sequence[Document], ranking: list[RankedResult], passages: Sequence[tuple[int, int]] | None = None
+    documents: Sequence[Document],
+    ranking: list[RankedResult],
+    passages: Sequence[tuple[int, int]] | None = None,
+    offsets: Sequence[int | None] | None = None,
 ) -> list[Document]:
     """New documents in ranked order: same content and id, metadata copied with the scores added.
 
-    With ``passages`` (one (start, end) per result) each ``page_content`` is that passage of the text, and
-    the metadata says which part of which whole text it is.
+    With ``passages`` (one (start, end) of the scored text per result) each ``page_content`` is that passage
+    of the text, and the metadata says which part of which whole text it is. ``offsets`` (one per input
+    document) say where ``page_content`` starts in the scored text; without them the two are the same.
     """
     reranked = []
     for position, result in enumerate(ranking):
@@ -80,7 +98,8 @@ def reranked_documents(
             metadata[LANGCHAIN_P_ANY_RELEVANT_KEY] = p_any
         update: dict[str, Any] = {"metadata": metadata}
         if passages is not None:
-            start, end = passages[position]
+            offset = offsets[result.index] if offsets is not None else 0
+            start, end = text_span(passages[position], offset, len(original.page_content))
             metadata[SPAN_KEY] = [start, end]
             metadata[DOCUMENT_LENGTH_KEY] = len(original.page_content)
             metadata[DOCUMENT_ID_KEY] = original.id

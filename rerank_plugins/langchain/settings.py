@@ -5,13 +5,17 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from langchain_core.callbacks import Callbacks
 from langchain_core.documents import Document
 from pydantic import ConfigDict, Field, model_validator
 from typing_extensions import Self
 
 from rerank_plugins.backend import RerankBackend
-from rerank_plugins.langchain.documents import RETRIEVAL_SCORE_KEY, page_contents, reranked_documents
+from rerank_plugins.langchain.documents import RETRIEVAL_SCORE_KEY, document_texts, reranked_documents
+from rerank_plugins.langchain.verdict import RerankVerdict, adispatch_verdict, dispatch_verdict, verdict
+from rerank_plugins.metadata_text import ScoredText
 from rerank_plugins.remote.credentials import API_KEY_ENV
+from rerank_plugins.results import RankedResult
 from rerank_plugins.settings import RerankSettings
 
 __all__ = ["LangChainRerankSettings"]
@@ -57,17 +61,42 @@ class LangChainRerankSettings(RerankSettings):
             "documents",
         )
 
-    def rerank(self, documents: Sequence[Document], query: str, top_n: int | None) -> list[Document]:
-        """New documents for ``query``, best first, at most ``top_n``."""
-        texts = page_contents(documents)
-        ranking = self.core.rank(query, texts, **self._rank_arguments(documents, top_n))
-        return reranked_documents(documents, ranking, self.passages(ranking))
+    def _verdict(
+        self, documents: Sequence[Document], scored: list[ScoredText], ranking: list[RankedResult]
+    ) -> RerankVerdict:
+        passages = self.passages(ranking)
+        return verdict(reranked_documents(documents, ranking, passages, [s.offset for s in scored]), ranking)
 
-    async def arerank(self, documents: Sequence[Document], query: str, top_n: int | None) -> list[Document]:
+    def rerank_with_verdict(
+        self, documents: Sequence[Document], query: str, top_n: int | None, callbacks: Callbacks = None
+    ) -> RerankVerdict:
+        """New documents for ``query``, best first, at most ``top_n``, with P(any relevant) and whether the core
+        abstained; the same verdict goes to the current run's handlers as the ``rerank_verdict`` event."""
+        scored = document_texts(documents, self.metadata_mode)
+        ranking = self.core.rank(query, [s.text for s in scored], **self._rank_arguments(documents, top_n))
+        dispatch_verdict(ranking, callbacks)
+        return self._verdict(documents, scored, ranking)
+
+    async def arerank_with_verdict(
+        self, documents: Sequence[Document], query: str, top_n: int | None, callbacks: Callbacks = None
+    ) -> RerankVerdict:
+        """``rerank_with_verdict`` with the model in a worker thread, off the event loop."""
+        scored = document_texts(documents, self.metadata_mode)
+        ranking = await self.core.arank(query, [s.text for s in scored], **self._rank_arguments(documents, top_n))
+        await adispatch_verdict(ranking, callbacks)
+        return self._verdict(documents, scored, ranking)
+
+    def rerank(
+        self, documents: Sequence[Document], query: str, top_n: int | None, callbacks: Callbacks = None
+    ) -> list[Document]:
+        """New documents for ``query``, best first, at most ``top_n``."""
+        return self.rerank_with_verdict(documents, query, top_n, callbacks)["documents"]
+
+    async def arerank(
+        self, documents: Sequence[Document], query: str, top_n: int | None, callbacks: Callbacks = None
+    ) -> list[Document]:
         """``rerank`` with the model in a worker thread, off the event loop."""
-        texts = page_contents(documents)
-        ranking = await self.core.arank(query, texts, **self._rank_arguments(documents, top_n))
-        return reranked_documents(documents, ranking, self.passages(ranking))
+        return (await self.arerank_with_verdict(documents, query, top_n, callbacks))["documents"]
 
     def __repr_args__(self) -> Any:
         return [(name, value) for name, value in super().__repr_args__() if name != "reranker"] + [

@@ -10,9 +10,10 @@ from llama_index.core.callbacks import CBEventType, EventPayload
 from llama_index.core.instrumentation import get_dispatcher  # type: ignore[attr-defined]
 from llama_index.core.instrumentation.events.rerank import ReRankEndEvent, ReRankStartEvent
 from llama_index.core.postprocessor.types import BaseNodePostprocessor
-from llama_index.core.schema import MetadataMode, NodeWithScore, QueryBundle, TextNode
+from llama_index.core.schema import BaseNode, MetadataMode, NodeWithScore, QueryBundle, TextNode
 
 from rerank_plugins.backend import RerankBackend
+from rerank_plugins.llama_index.events import RerankVerdictEvent
 from rerank_plugins.metadata_keys import (
     FUSED_SCORE_KEY,
     LLAMA_INDEX_P_ANY_RELEVANT_KEY,
@@ -23,6 +24,8 @@ from rerank_plugins.metadata_keys import (
     TRUNCATED_TOKENS_KEY,
     WINDOWS_KEY,
 )
+from rerank_plugins.metadata_text import DEFAULT_TEXT_TEMPLATE, ScoredText, format_metadata, scored_text, text_span
+from rerank_plugins.options import MetadataMode as MetadataModeName
 from rerank_plugins.results import RankedResult, Ranking
 from rerank_plugins.settings import RerankSettings
 
@@ -44,14 +47,28 @@ P_ANY_RELEVANT_KEY = LLAMA_INDEX_P_ANY_RELEVANT_KEY
 """This adapter's key of P(at least one candidate is relevant) (``metadata_keys.LLAMA_INDEX_P_ANY_RELEVANT_KEY``)."""
 
 
-def _node_texts(nodes: Any) -> list[str]:
-    """The text LlamaIndex embeds for each node, with a clear error for anything that is not a node."""
+_EXCLUDED = {"embed": "excluded_embed_metadata_keys", "llm": "excluded_llm_metadata_keys"}
+"""The node field naming the keys each ``metadata_mode`` leaves out (``"all"`` leaves none out)."""
+
+
+def _check_nodes(nodes: Any) -> None:
+    """A clear error for anything that is not a list of ``NodeWithScore``."""
     if not isinstance(nodes, (list, tuple)):
         raise TypeError(f"nodes must be a list of NodeWithScore, got {type(nodes).__name__}")
     for position, node in enumerate(nodes):
         if not isinstance(node, NodeWithScore):
             raise TypeError(f"nodes[{position}] must be a NodeWithScore, got {type(node).__name__}")
-    return [node.node.get_content(metadata_mode=MetadataMode.EMBED) for node in nodes]
+
+
+def _scored_text(node: BaseNode, mode: MetadataModeName) -> ScoredText:
+    """What the model reads for ``node`` under ``mode``: its text alone (``"none"``), or LlamaIndex's own
+    formatting for that ``MetadataMode`` with the node's templates, less the reranker's keys."""
+    content = node.text if isinstance(node, TextNode) else node.get_content(metadata_mode=MetadataMode.NONE)
+    if mode == "none":
+        return ScoredText(content, 0)
+    excluded = getattr(node, _EXCLUDED[mode]) if mode in _EXCLUDED else ()
+    metadata = format_metadata(node.metadata, excluded, node.metadata_template, node.metadata_separator)
+    return scored_text(content, metadata, getattr(node, "text_template", DEFAULT_TEXT_TEMPLATE))
 
 
 def _node_score(result: RankedResult) -> float:
@@ -74,17 +91,13 @@ def _with_metadata(node: Any, added: dict[str, Any]) -> Any:
     )
 
 
-def _passage_node(node: Any, scored: str, span: tuple[int, int]) -> tuple[Any, dict[str, Any]]:
-    """A copy of ``node`` whose text is the passage ``span`` of ``scored`` (the text it was ranked by, metadata
-    included), with the metadata that places it in the whole text; ``node`` itself when it has no text."""
+def _passage_node(node: Any, offset: int | None, span: tuple[int, int]) -> tuple[Any, dict[str, Any]]:
+    """A copy of ``node`` whose text is the passage ``span`` of the text it was ranked by (which holds the node
+    text at ``offset``), with the metadata that places it in the whole text; ``node`` itself when it has no text."""
     if not isinstance(node, TextNode):
         return node, {}
     text = node.text
-    offset = scored.rfind(text) if text else -1  # templates put the text after the metadata
-    start, end = (0, len(text)) if offset < 0 else (span[0] - offset, span[1] - offset)
-    start, end = max(start, 0), min(end, len(text))
-    if start >= end:  # the evidence lay in the metadata alone: keep the whole text
-        start, end = 0, len(text)
+    start, end = text_span(span, offset, len(text))
     update: dict[str, Any] = {"text": text[start:end]}
     if node.start_char_idx is not None:  # the passage's place in the source document
         update["start_char_idx"] = node.start_char_idx + start
@@ -104,7 +117,9 @@ def _refuse_unknown(cls: type[BaseNodePostprocessor], data: dict[str, Any]) -> N
 class RerankPostprocessor(RerankSettings, BaseNodePostprocessor):
     """Reranks retrieved nodes with a cross-encoder; node scores become 0-1 relevance scores.
 
-    Returns new ``NodeWithScore`` objects, best first; the caller's nodes are never changed.
+    Returns new ``NodeWithScore`` objects, best first; the caller's nodes are never changed. The model reads
+    what ``metadata_mode`` says (the node text alone by default). Every call sends a ``RerankVerdictEvent``
+    (P(any relevant), whether the core abstained) to the dispatcher, also when no node is kept.
 
     Example:
         >>> engine = index.as_query_engine(similarity_top_k=20, node_postprocessors=[
@@ -130,14 +145,16 @@ class RerankPostprocessor(RerankSettings, BaseNodePostprocessor):
         """The scoring core in use."""
         return self._reranker
 
-    def _start(self, nodes: list[NodeWithScore], query_bundle: QueryBundle | None) -> tuple[str, list[str]]:
-        texts = _node_texts(nodes)
+    def _start(self, nodes: list[NodeWithScore], query_bundle: QueryBundle | None) -> tuple[str, list[ScoredText]]:
+        """The query and what the model reads of each node (``metadata_mode``), after the start event."""
+        _check_nodes(nodes)
+        scored = [_scored_text(node.node, self.metadata_mode) for node in nodes]
         dispatcher.event(
             ReRankStartEvent(query=query_bundle, nodes=nodes, top_n=self.top_n or len(nodes), model_name=self.model)
         )
         if query_bundle is None:
             raise ValueError("RerankPostprocessor needs a query: pass query_bundle or query_str")
-        return query_bundle.query_str, texts
+        return query_bundle.query_str, scored
 
     def _rank_arguments(self, nodes: list[NodeWithScore]) -> dict[str, Any]:
         return self.rank_arguments(self.top_n, (node.score for node in nodes), "each node's retrieval score", "nodes")
@@ -150,7 +167,9 @@ class RerankPostprocessor(RerankSettings, BaseNodePostprocessor):
             EventPayload.TOP_K: self.top_n,
         }
 
-    def _reranked(self, nodes: list[NodeWithScore], ranking: list[RankedResult]) -> list[NodeWithScore]:
+    def _reranked(
+        self, nodes: list[NodeWithScore], scored: list[ScoredText], ranking: list[RankedResult]
+    ) -> list[NodeWithScore]:
         """New nodes, best first. With fusion the node score is the fused score the order follows, and the
         relevance is kept in metadata; the added keys are hidden from the LLM and embedder. With
         ``compress="passage"`` each node's text is its evidence passage (same id, the rest a copy)."""
@@ -162,7 +181,7 @@ class RerankPostprocessor(RerankSettings, BaseNodePostprocessor):
             node = original.node
             added: dict[str, Any] = {TRUNCATED_TOKENS_KEY: result.truncated_tokens, WINDOWS_KEY: result.windows}
             if passages is not None:
-                node, placed = _passage_node(node, result.document, passages[position])
+                node, placed = _passage_node(node, scored[result.index].offset, passages[position])
                 added.update(placed)
             if self.keep_retrieval_score:
                 added[RETRIEVAL_SCORE_KEY] = original.score
@@ -174,24 +193,30 @@ class RerankPostprocessor(RerankSettings, BaseNodePostprocessor):
             reranked.append(NodeWithScore(node=_with_metadata(node, added), score=_node_score(result)))
         return reranked
 
+    def _end(self, candidates: int, ranking: list[RankedResult], reranked: list[NodeWithScore]) -> None:
+        """The verdict event (sent even when no node is kept, so "nothing relevant" reaches handlers), then
+        LlamaIndex's own end event."""
+        dispatcher.event(RerankVerdictEvent.of(ranking, candidates, self.model))
+        dispatcher.event(ReRankEndEvent(nodes=reranked))
+
     def _postprocess_nodes(
         self, nodes: list[NodeWithScore], query_bundle: QueryBundle | None = None
     ) -> list[NodeWithScore]:
-        query, texts = self._start(nodes, query_bundle)
+        query, scored = self._start(nodes, query_bundle)
         with self.callback_manager.event(CBEventType.RERANKING, payload=self._payload(nodes, query)) as event:
-            ranking = self._reranker.rank(query, texts, **self._rank_arguments(nodes))
-            reranked = self._reranked(nodes, ranking)
+            ranking = self._reranker.rank(query, [s.text for s in scored], **self._rank_arguments(nodes))
+            reranked = self._reranked(nodes, scored, ranking)
             event.on_end(payload={EventPayload.NODES: reranked})
-        dispatcher.event(ReRankEndEvent(nodes=reranked))
+        self._end(len(nodes), ranking, reranked)
         return reranked
 
     async def _apostprocess_nodes(
         self, nodes: list[NodeWithScore], query_bundle: QueryBundle | None = None
     ) -> list[NodeWithScore]:
-        query, texts = self._start(nodes, query_bundle)
+        query, scored = self._start(nodes, query_bundle)
         with self.callback_manager.event(CBEventType.RERANKING, payload=self._payload(nodes, query)) as event:
-            ranking = await self._reranker.arank(query, texts, **self._rank_arguments(nodes))
-            reranked = self._reranked(nodes, ranking)
+            ranking = await self._reranker.arank(query, [s.text for s in scored], **self._rank_arguments(nodes))
+            reranked = self._reranked(nodes, scored, ranking)
             event.on_end(payload={EventPayload.NODES: reranked})
-        dispatcher.event(ReRankEndEvent(nodes=reranked))
+        self._end(len(nodes), ranking, reranked)
         return reranked
