@@ -115,16 +115,20 @@ CORE_OPTIONS: tuple[CoreOption, ...] = (
                "cuda, then mps, then cpu", "--device"),
     CoreOption(
         "precision", Precision, "auto",
-        "`auto` = bf16 on CPUs with native bf16 (AVX512-BF16/AMX), fp16 on CUDA, else fp32; or `fp32`, `bf16`, "
-        "`fp16`, `int8` (OpenVINO or ONNX Runtime: int8 weights, activations quantised on the fly, no calibration "
-        "data). "
+        "`auto` = bf16 on CPUs with native bf16 (AVX512-BF16/AMX), fp16 on CUDA, else fp32, among the precisions "
+        "the runtime runs; or `fp32`, `bf16`, `fp16`, `int8` (OpenVINO or ONNX Runtime: int8 weights, activations "
+        "quantised on the fly, no calibration data; not always faster than bf16: `rerank-plugins bench` measures "
+        "both on your CPU). "
         "Scores are always fp32.",
         '`"auto"`', "--precision", scores="yes",
     ),
     CoreOption(
         "runtime", Runtime, "auto",
         "`auto` = OpenVINO on CPU when the `openvino` extra is installed, else torch; or `torch`, `openvino`, "
-        "`onnx` (ONNX Runtime on the CPU, the `onnx` extra). OpenVINO and ONNX Runtime export the model on first "
+        "`onnx` (ONNX Runtime on the CPU, the `onnx` extra; fp32 or int8 only, so `precision=\"auto\"` is fp32 "
+        "there; its fp32 can be slower than `CrossEncoder.predict` fp32 on CPUs with AMX, where torch's matmuls "
+        "use AMX and its do not: `rerank-plugins bench` flags any mode slower than that baseline on your CPU). "
+        "OpenVINO and ONNX Runtime export the model on first "
         "use and cache it in `$RERANK_PLUGINS_CACHE/<runtime>/<key>/` "
         "(`RERANK_PLUGINS_CACHE` defaults to `~/.cache/rerank-plugins`), one folder per model, keyed by its name, "
         "revision, config and weight files.",

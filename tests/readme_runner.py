@@ -120,25 +120,25 @@ def _serving(setup: Setup) -> None:
 
 
 def _calibration(setup: Setup) -> None:
-    """The calibration file the README's ``calibrate`` command makes, here fitted quickly on 40 SciFact claims."""
+    """The calibration file the README's ``calibrate`` command makes: the one ``benchmarks/calibration_scifact.py``
+    fitted with that command's settings (300 train claims, FAISS top 50, unanswerable claims synthesised), for
+    the core the README builds on this machine."""
+    import json
     import tempfile
 
     from langchain_core.language_models.fake_chat_models import FakeListChatModel
 
     from rerank_plugins import Reranker
-    from rerank_plugins.calibration import calibrate
-    from rerank_plugins.evaluation.beir import load_qrels, load_queries
-    from tests.calibration_parts import write_scifact_slice
+    from rerank_plugins.calibration import Calibration
 
-    scifact = Path(setup.context["shared"]) / "data" / "scifact"
+    results = Path(__file__).resolve().parents[1] / "benchmarks" / "results"
+    measured = json.loads((results / "calibration_scifact.json").read_text(encoding="utf-8"))
+    platt = measured["platt"]
+    core = Reranker("cross-encoder/ms-marco-MiniLM-L6-v2", calibration=None)
+    calibration = Calibration("platt", platt["parameters"], core.score_configuration(), {},
+                              platt["any_parameters"], platt["abstention"])  # fmt: skip
     root = Path(setup._stack.enter_context(tempfile.TemporaryDirectory()))
-    graded = load_qrels(scifact / "qrels" / "test.tsv")
-    qrels = {q: {d for d, grade in judged.items() if grade > 0} for q, judged in graded.items()}
-    write_scifact_slice(root, load_corpus(scifact / "corpus.jsonl"), load_queries(scifact / "queries.jsonl"), qrels)
-    reranker = Reranker("cross-encoder/ms-marco-MiniLM-L6-v2", calibration=None)
-    fitted = calibrate(reranker, root, run=root / "run.trec", top_k=8, unanswerable=["removed", "swapped"])
-    path = fitted.calibration.save(root / "calibration.json")
-    setup.replacements["runs/scifact-calibration.json"] = str(path)
+    setup.replacements["runs/scifact-calibration.json"] = str(calibration.save(root / "calibration.json"))
     _langchain(setup)
     _llama_index(setup)
     setup.namespace["chat_model"] = FakeListChatModel(responses=["B12 deficiency raises homocysteine."] * 4)
@@ -212,6 +212,9 @@ def observe(section: str, namespace: dict[str, Any]) -> dict[str, Any]:
     if section == CALIBRATION_SECTION:
         facts["replies"] = namespace.get("replies")
         facts["answers"] = namespace.get("answers")
+        facts["nothing"] = namespace.get("nothing")
+        verdict = namespace.get("verdict") or {}
+        facts["verdict"] = {"p_any_relevant": verdict.get("p_any_relevant"), "abstained": verdict.get("abstained")}
     if section == PASSAGES_SECTION and "passage_nodes" in namespace:
         whole = {d.id: d.page_content for d in namespace["documents"]}
         facts["passages"] = [(whole[d.id], d.page_content, d.metadata["rerank_span"]) for d in namespace["passages"]]

@@ -212,7 +212,15 @@ def test_bench_smoke_reports_every_mode(trained_model, small_beir, index_dir, tm
     assert 0.0 <= fp32["padding_waste"] < 1.0 and fp32["speedup"] > 0
     assert report["matmul_gflops"]["fp32"] > 0 and report["peak_rss_mb"] > 0
     assert baseline["tokens_per_second"] is None and baseline["padding_waste"] is None  # not measured by predict
+    # the roofline: this CPU named with its flags, each mode's FLOPs from its real tokens against the measured rate
+    assert report["cpu"]["name"] and isinstance(report["cpu"]["flags"], list) and "amx" in report["cpu"]
+    assert report["matmul_gflops"]["bf16"] > 0 and fp32["model_gflop"] >= fp32["useful_gflop"] > 0
+    assert 0.0 < fp32["rate_fraction"] < 1.5 and fp32["gflops_per_second"] > 0
+    assert int8["rate_fraction"] is None  # no int8 rate is measured: no fraction is made up
+    assert all(isinstance(mode["slower_than_baseline"], bool) for mode in report["modes"])
+    assert (output / "roofline.png").stat().st_size > 10_000
     table = capsys.readouterr().out
+    assert "GFLOP/s" in table and "CPU: " in table
     assert "x base" in table  # the table prints wide enough for every column
     baseline_row = next(line for line in table.splitlines() if "sentence-transformers" in line)
     assert " 0 " not in baseline_row and "0.0%" not in baseline_row and " 0%" not in baseline_row  # blanks, not 0

@@ -75,6 +75,7 @@ def test_subpackage_surfaces_are_pinned() -> None:
         "RUNTIMES",
         "Runtime",
         "resolve_runtime",
+        "runtime_precisions",
         "torch_forward",
     ]
     assert sorted(rerank_plugins.serving.__all__) == [

@@ -114,7 +114,7 @@ def test_llama_index_blocks_run_with_an_llm_and_rerank_without_one(results) -> N
 
 
 def test_calibration_blocks_answer_the_answerable_and_say_nothing_for_the_rest(results) -> None:
-    core_block, _, _ = SECTIONS['Calibrated relevance and "nothing relevant"']
+    core_block, *_ = SECTIONS['Calibrated relevance and "nothing relevant"']
     answered, nothing = results[str(core_block.line)]["stdout"].splitlines()
     assert answered.startswith("Does B12 deficiency raise homocysteine? -> ") and "homocysteine" in answered
     assert nothing.startswith("Is the Great Wall of China visible from space? -> nothing relevant (P(any relevant) ")
@@ -122,6 +122,7 @@ def test_calibration_blocks_answer_the_answerable_and_say_nothing_for_the_rest(r
     assert facts["replies"][1] == facts["answers"][1] == "I found nothing about that in the documents."
     assert facts["replies"][0] == "B12 deficiency raises homocysteine."  # the chat model answered from documents
     assert facts["answers"][0] != "I found nothing about that in the documents."
+    assert facts["nothing"] is True and 0.0 <= facts["verdict"]["p_any_relevant"] < 0.5
 
 
 def test_passage_blocks_point_at_the_text_that_earned_each_score(results) -> None:
@@ -288,3 +289,17 @@ def test_the_onnx_speed_figures_are_the_benchmark_s() -> None:
         ) in section, label
     ours, baseline = rows["rerank-plugins onnx-fp32 (onnx fp32)"], rows["sentence-transformers predict fp32"]
     assert ours["backend_speedup"] > 1 and ours["ndcg_at_10"] == baseline["ndcg_at_10"]
+
+
+def test_the_metadata_mode_figures_are_the_benchmark_s() -> None:
+    """The README's reason for the default ``metadata_mode`` is what ``benchmarks/metadata_mode.py`` wrote."""
+    measured = json.loads((REPO / "benchmarks" / "results" / "metadata_mode.json").read_text(encoding="utf-8"))
+    rows = {row["metadata_mode"]: row for row in measured["results"].values() if not row["title_in_text"]}
+    none, embed = rows["none"]["ndcg@10"], rows["embed"]["ndcg@10"]
+    per_claim = [(rows["none"]["ndcg@10_per_claim"][q], rows["embed"]["ndcg@10_per_claim"][q])
+                 for q in rows["none"]["ndcg@10_per_claim"]]  # fmt: skip
+    equal = sum(1 for a, b in per_claim if abs(a - b) < 1e-9)
+    text = " ".join(README.read_text(encoding="utf-8").split())
+    assert (f"NDCG@10 {none:.3f} text alone, {embed:.3f} with the metadata lines; {equal} of {len(per_claim)} "
+            "claims equal") in text  # fmt: skip
+    assert abs(embed - none) < 0.02  # "rank alike": the reason the text alone is the default

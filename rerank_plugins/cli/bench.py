@@ -11,6 +11,7 @@ from rich.console import Console
 from rich.table import Table
 
 from rerank_plugins.cli.evaluate import build_retriever
+from rerank_plugins.cpu import SPEED_FLAGS
 from rerank_plugins.evaluation import load_beir
 from rerank_plugins.evaluation.speed import MODES, SpeedReport, Workload, benchmark
 
@@ -57,12 +58,14 @@ def _table(report: SpeedReport) -> Table:
         "top-10 overlap",
         "NDCG@10",
         "matmul peak",
+        "GFLOP/s",
+        "of rate",
         "x ST backend",
     ):
         table.add_column(column, justify="left" if column == "mode" else "right")
     for mode in report.modes:
         table.add_row(
-            mode.name,
+            f"{mode.name} [bold red](slower than the baseline)[/bold red]" if mode.slower_than_baseline else mode.name,
             f"{mode.pairs_per_second:.1f}",
             f"{mode.speedup:.2f}",
             _shown(mode.tokens_per_second, "{:.0f}"),
@@ -73,6 +76,8 @@ def _table(report: SpeedReport) -> Table:
             f"{mode.top10_overlap:.3f}",
             f"{mode.ndcg_at_10:.4f}",
             _shown(mode.matmul_fraction, "{:.0%}"),
+            _shown(mode.gflops_per_second, "{:.0f}"),
+            _shown(mode.rate_fraction, "{:.0%}"),
             _shown(mode.backend_speedup, "{:.2f}"),
         )
     return table
@@ -96,10 +101,38 @@ def run(args: argparse.Namespace) -> int:
     output = Path(args.output)
     output.mkdir(parents=True, exist_ok=True)
     (output / "bench.json").write_text(json.dumps(report.to_dict(), indent=2), encoding="utf-8")
+    plot = write_roofline(report, output / "roofline.png")
     console.print(_table(report))
+    cpu = report.cpu
     console.print(
-        f"matmul on this machine: fp32 {report.matmul_gflops['fp32']:.0f} GFLOP/s, "
+        f"CPU: {cpu['name']} ({', '.join(cpu['flags']) or 'none of ' + '/'.join(SPEED_FLAGS)}"
+        f"{'' if cpu['amx'] else '; no AMX'}); "
+        f"matmul at the model's shapes: fp32 {report.matmul_gflops['fp32']:.0f} GFLOP/s, "
         f"bf16 {report.matmul_gflops['bf16']:.0f} GFLOP/s; peak RSS {report.peak_rss_mb:.0f} MB; "
-        f"report in {output}/bench.json"
+        f"report in {output}/bench.json, roofline in {plot.name}"
     )
+    for name in report.slower_than_baseline:
+        console.print(f"[bold red]{name} is slower than CrossEncoder.predict fp32 on this CPU[/bold red]")
     return 0
+
+
+def write_roofline(report: SpeedReport, path: Path) -> Path:
+    """Each mode's achieved GFLOP/s against this machine's fp32 and bf16 matmul rates, as a PNG."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    modes = [mode for mode in report.modes if mode.gflops_per_second is not None]
+    figure, axis = plt.subplots(figsize=(7, 3.8))
+    axis.barh([mode.name.replace("rerank-plugins ", "") for mode in modes], [m.gflops_per_second for m in modes])
+    for precision, style in (("fp32", ":"), ("bf16", "--")):
+        rate = report.matmul_gflops[precision]
+        axis.axvline(rate, color="black", ls=style, lw=1)
+        axis.text(rate, len(modes) - 0.5, f" {precision} matmul {rate:.0f}", fontsize=8, va="top")
+    axis.set_xlabel("model GFLOP/s achieved (linear layers and attention, padding included)")
+    axis.set_title(f"{report.cpu.get('name', 'CPU')}: each mode against this machine's matmul rate", fontsize=9)
+    figure.tight_layout()
+    figure.savefig(path, dpi=110)
+    plt.close(figure)
+    return path

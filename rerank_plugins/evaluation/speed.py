@@ -29,7 +29,10 @@ __all__ = [
     "ModeResult",
     "SpeedReport",
     "Workload",
+    "attention_flops",
     "benchmark",
+    "cpu_description",
+    "machine_rates",
     "matmul_gflops",
     "reranker_for_mode",
 ]
@@ -85,20 +88,42 @@ class ModeResult:
     matmul_fraction: float | None = None
     backend_speedup: float | None = None
     """Throughput over sentence-transformers' own backend of the same runtime (``None``: it has none)."""
+    model_gflop: float | None = None
+    """The model's FLOPs for the whole workload as run (linear layers and attention, padding included)."""
+    useful_gflop: float | None = None
+    """The same without the padding tokens: the work the pairs needed."""
+    gflops_per_second: float | None = None
+    """``model_gflop`` over the seconds spent scoring: the rate the mode achieved."""
+    rate_fraction: float | None = None
+    """``gflops_per_second`` over this machine's matmul rate in the mode's precision (``None``: not measured)."""
+
+    @property
+    def slower_than_baseline(self) -> bool:
+        """Whether this mode is slower than ``CrossEncoder.predict`` fp32 on this machine: ``bench`` says so."""
+        return self.speedup < 1.0
 
 
 @dataclass
 class SpeedReport:
-    """All modes of one run, the machine's matmul rates, and the process's peak memory."""
+    """All modes of one run, the machine (CPU name, flags, matmul rates at the model's shapes), peak memory."""
 
     modes: list[ModeResult]
     matmul_gflops: dict[str, float]
     peak_rss_mb: float
     pairs: int
     settings: dict[str, Any] = field(default_factory=dict)
+    cpu: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        result = asdict(self)
+        for row, mode in zip(result["modes"], self.modes, strict=True):
+            row["slower_than_baseline"] = mode.slower_than_baseline
+        return result
+
+    @property
+    def slower_than_baseline(self) -> list[str]:
+        """The modes slower than ``CrossEncoder.predict`` fp32 here (flagged, never hidden)."""
+        return [mode.name for mode in self.modes[1:] if mode.slower_than_baseline]
 
 
 def matmul_gflops(
@@ -115,6 +140,46 @@ def matmul_gflops(
         left @ right
         done += 1
     return 2 * rows * inner * cols * done / (time.perf_counter() - started) / 1e9
+
+
+def machine_rates(hidden: int, intermediate: int, tokens: int = 8192) -> dict[str, float]:
+    """This machine's matmul GFLOP/s in fp32 and bf16 at one BERT layer's own shapes (``tokens`` rows: four
+    hidden x hidden projections, the feed-forward up and down), FLOP-weighted: the roofline a mode is held to,
+    measured in the same run rather than read from a spec sheet."""
+    shapes = ((hidden, hidden, 4), (hidden, intermediate, 1), (intermediate, hidden, 1))
+    rates = {}
+    for name, dtype in (("fp32", torch.float32), ("bf16", torch.bfloat16)):
+        flops = seconds = 0.0
+        for inner, cols, count in shapes:
+            product = 2.0 * tokens * inner * cols * count
+            flops += product
+            seconds += product / (matmul_gflops(dtype, tokens, inner, cols, repeats=5, budget_s=0.5) * 1e9)
+        rates[name] = flops / seconds / 1e9
+    return rates
+
+
+def cpu_description() -> dict[str, Any]:
+    """The CPU's name and the flags that decide its bf16 and int8 rates, for every report."""
+    from rerank_plugins.cpu import SPEED_FLAGS, cpu_flags, cpu_name
+
+    flags = cpu_flags()
+    return {"name": cpu_name(), "flags": [flag for flag in SPEED_FLAGS if flag in flags],
+            "amx": "amx_bf16" in flags}  # fmt: skip
+
+
+def attention_flops(reranker: Reranker, workload: Workload) -> float:
+    """FLOPs of attention (scores and weighted sum, ``4 L^2 H`` a layer for a sequence of ``L`` tokens) over the
+    workload's pairs as the core tokenises them; the [CLS]-only last layer attends from one token (``4 L H``)."""
+    loaded = reranker._model()[0]
+    config = loaded.network.config
+    hidden, layers = int(config.hidden_size), int(config.num_hidden_layers)
+    last = 4 * hidden if supports_cls_only(loaded.network) and not loaded.is_causal else None
+    total = 0.0
+    for query, texts in zip(workload.queries, workload.texts, strict=True):
+        for length in reranker.token_cost(query, texts).pair_tokens:
+            full = 4.0 * length * length * hidden
+            total += (layers - 1) * full + (last * length if last is not None else full)
+    return total
 
 
 def reranker_for_mode(model: str, mode: str, batch_size: int) -> Reranker:
@@ -226,11 +291,13 @@ def benchmark(
     pairs = [(q, t) for q, texts in zip(workload.queries, workload.texts, strict=True) for t in texts]
     latency_count = min(latency_queries, len(workload.queries))
 
+    baseline_encoder = CrossEncoder(model, device="cpu")
     baseline_seconds, baseline_run, base_p50, base_p95 = _predict_run(
-        CrossEncoder(model, device="cpu"), workload, pairs, batch_size, latency_count
+        baseline_encoder, workload, pairs, batch_size, latency_count
     )
     baseline_order = _run_order(baseline_run, workload)
-    peaks = {"fp32": matmul_gflops(torch.float32), "bf16": matmul_gflops(torch.bfloat16)}
+    config = baseline_encoder.model.config
+    peaks = machine_rates(int(config.hidden_size), int(getattr(config, "intermediate_size", 4 * config.hidden_size)))
     baseline = ModeResult(
         "sentence-transformers predict fp32", len(pairs) / baseline_seconds, None, None, base_p50, base_p95
     )
@@ -280,6 +347,12 @@ def benchmark(
         }
         tokens_per_second = stats.tokens / seconds
         peak = peaks["fp32" if reranker.precision == "fp32" else "bf16"]
+        linear = _matmul_flops(reranker, stats)
+        attention = attention_flops(reranker, workload)
+        model_flops = linear + attention
+        useful_flops = linear * stats.tokens / max(1, stats.padded_tokens) + attention
+        rate = model_flops / stats.seconds / 1e9
+        own_peak = peaks.get(reranker.precision)  # int8 has no rate measured here
         results.append(
             ModeResult(
                 name=f"rerank-plugins {mode} ({reranker.runtime} {reranker.precision})",
@@ -292,11 +365,19 @@ def benchmark(
                 latency_ratio=p50 / base_p50,
                 top10_overlap=_top10_overlap(order, reference),
                 ndcg_at_10=score_run(run, workload.qrels, 10)["ndcg@10"],
-                matmul_fraction=_matmul_flops(reranker, stats) / stats.seconds / 1e9 / peak,
+                matmul_fraction=linear / stats.seconds / 1e9 / peak,
                 backend_speedup=backend_seconds[reranker.runtime] / seconds
                 if reranker.runtime in backend_seconds
                 else None,
+                model_gflop=model_flops / 1e9,
+                useful_gflop=useful_flops / 1e9,
+                gflops_per_second=rate,
+                rate_fraction=rate / own_peak if own_peak else None,
             )
         )
     peak_rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    return SpeedReport(results, peaks, peak_rss_mb, len(pairs), {"model": model, "batch_size": batch_size})
+    report = SpeedReport(results, peaks, peak_rss_mb, len(pairs), {"model": model, "batch_size": batch_size},
+                         cpu_description())  # fmt: skip
+    for name in report.slower_than_baseline:
+        logger.warning("%s is slower than CrossEncoder.predict fp32 on this machine (%s)", name, report.cpu["name"])
+    return report
