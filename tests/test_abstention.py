@@ -104,8 +104,9 @@ def test_reports_carry_skill_separation_and_say_when_the_model_cannot_separate()
 class _Fake:
     """A core stand-in for ``calibrate``: margin 3 for a judged pair, -3 otherwise, from a fixed table."""
 
-    def __init__(self, relevant: set[tuple[str, str]]) -> None:
+    def __init__(self, relevant: set[tuple[str, str]], model_name: str = "fake") -> None:
         self.relevant = relevant
+        self.model_name = model_name
         self.seen: list[tuple[str, str]] = []
 
     def pair_scores(self, pairs: list[tuple[str, str]]) -> list[PairScore]:
@@ -243,3 +244,18 @@ def test_a_service_abstains_in_every_api_and_ours_keeps_the_scores_for_the_clien
     answered = render(Ask("cohere-v2", "q", ["a", "b"], None, False, None), ranking, model="m", request_id="r",
                       tokens=4, warnings=[], answer_from=0.1)  # fmt: skip
     assert len(answered["results"]) == 2 and "abstained" not in answered["meta"]
+
+
+def test_calibrate_leaves_out_the_queries_the_model_was_fine_tuned_on(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    root, relevant = _beir(tmp_path / "data")
+    model = tmp_path / "model"
+    model.mkdir()
+    (model / "training.json").write_text(json.dumps({"trained_query_ids": [f"q{i}" for i in range(20)]}))
+    with caplog.at_level(logging.WARNING):
+        run = calibrate(_Fake(relevant, str(model)), root, split="train", run=root / "run.trec",  # type: ignore[arg-type]
+                        unanswerable=["unjudged"])  # fmt: skip
+    used = set(run.fit.queries.tolist()) | set(run.heldout.queries.tolist())
+    assert not used & {f"q{i}" for i in range(20)} and len(used) == 40
+    assert "left out 20 queries" in caplog.text and "fine-tuned on" in caplog.text

@@ -303,3 +303,29 @@ def test_the_metadata_mode_figures_are_the_benchmark_s() -> None:
     assert (f"NDCG@10 {none:.3f} text alone, {embed:.3f} with the metadata lines; {equal} of {len(per_claim)} "
             "claims equal") in text  # fmt: skip
     assert abs(embed - none) < 0.02  # "rank alike": the reason the text alone is the default
+
+
+def wikiqa_rows(measured: dict[str, Any]) -> list[str]:
+    """The README's WikiQA table rows, from ``benchmarks/results/wikiqa_abstention.json``."""
+    order = measured["page_order"]
+    rows = [f"| page order (the first stage) | {order['map']:.3f} | {order['mrr']:.3f} | | | | | | | | |"]
+    for key, label in (("unchanged", "SciFact model, unchanged"), ("fine_tuned", "fine-tuned on WikiQA train")):
+        row, rule = measured[key], measured[key]["rule"]["all"]
+        rows.append(
+            f"| {label} | {row['answer_selection']['map']:.3f} | {row['answer_selection']['mrr']:.3f} | "
+            f"{100 * rule['answer_precision']:.1f} % | {100 * rule['answer_recall']:.1f} % | "
+            f"{100 * rule['answer_f1']:.1f} | {100 * rule['abstained_on_unanswerable']:.1f} % | "
+            f"{100 * rule['answered_answerable']:.1f} % | {row['p_any']['ece']:.3f} | "
+            f"{row['p_any']['brier_skill']:.3f} | {100 * row['off_topic']['abstained']:.1f} % |"
+        )
+    return rows
+
+
+def test_the_wikiqa_figures_are_the_benchmark_s() -> None:
+    """The README's WikiQA table says what ``benchmarks/wikiqa_abstention.py`` last wrote, on the CPU it names."""
+    measured = json.loads((REPO / "benchmarks" / "results" / "wikiqa_abstention.json").read_text(encoding="utf-8"))
+    text = README.read_text(encoding="utf-8")
+    section = text[text.index('### "Nothing relevant" on real unanswerable questions') :].split("\n## ")[0]
+    for row in wikiqa_rows(measured):
+        assert row in section
+    assert measured["cpu"] in section

@@ -29,6 +29,7 @@ from rerank_plugins.calibration.candidates import (
 )
 from rerank_plugins.calibration.fitting import fit_parameters
 from rerank_plugins.calibration.report import fit_summary, heldout_report
+from rerank_plugins.calibration.trained import trained_queries
 
 if TYPE_CHECKING:
     from rerank_plugins.reranker import Reranker
@@ -145,6 +146,9 @@ def calibrate(
     such as WikiQA's); ``"removed"``, each answerable query again with its relevant candidates removed;
     ``"swapped"``, each answerable query against another one's candidates. Without any, no rule is fitted and
     P(any relevant) is unknown. The rule answers ``answer_rate`` of the fitted answerable queries.
+
+    Queries the model was fine-tuned on (``training.json`` beside a model from ``rerank-plugins train``) are
+    left out, with a warning: calibrate on queries the model has not seen.
     """
     from rerank_plugins.evaluation.beir import check_beir_directory, load_corpus, load_qrels, load_queries
 
@@ -183,6 +187,17 @@ def calibrate(
             fit_none, held_none = split_queries(fit_none, heldout, seed)
         if not fit_none:
             raise ValueError("unanswerable=('unjudged',): every query of the run has a qrels row; none is unanswerable")
+    trained = trained_queries(reranker.model_name)
+    if trained:
+        dropped = sum(q in trained for q in (*fitted, *held, *fit_none, *held_none))
+        if dropped:
+            logger.warning(
+                "left out %d queries %s was fine-tuned on (its training.json lists them): the model scores "
+                "questions it learned higher than new ones, so fitting or measuring on them would make the "
+                "probabilities and the abstention rule too confident", dropped, reranker.model_name,
+            )
+        fitted, held = [q for q in fitted if q not in trained], [q for q in held if q not in trained]
+        fit_none, held_none = [q for q in fit_none if q not in trained], [q for q in held_none if q not in trained]
     fitted, held = _sample(fitted, max_queries, seed), _sample(held, max_queries, seed + 1)
     fit_none, held_none = _sample(fit_none, max_queries, seed + 2), _sample(held_none, max_queries, seed + 3)
     if not fitted or not held:

@@ -125,7 +125,7 @@ def write_roofline(report: SpeedReport, path: Path) -> Path:
 
     modes = [mode for mode in report.modes if mode.gflops_per_second is not None]
     figure, axis = plt.subplots(figsize=(7, 3.8))
-    axis.barh([mode.name.replace("rerank-plugins ", "") for mode in modes], [m.gflops_per_second for m in modes])
+    axis.barh([m.name.replace("rerank-plugins ", "") for m in modes], [float(m.gflops_per_second or 0) for m in modes])
     for precision, style in (("fp32", ":"), ("bf16", "--")):
         rate = report.matmul_gflops[precision]
         axis.axvline(rate, color="black", ls=style, lw=1)

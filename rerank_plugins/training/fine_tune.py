@@ -66,6 +66,8 @@ class TrainingReport:
     autocast: str
     config: dict[str, Any] = field(default_factory=dict)
     mining_precision: str = "fp32"
+    trained_query_ids: list[str] = field(default_factory=list)
+    """The queries the model was trained on: ``calibrate`` leaves them out (their scores run high)."""
     """The bi-encoder precision the hard negatives were mined in (fp32 unless a retriever was passed)."""
 
     @property
@@ -252,6 +254,7 @@ def fine_tune(
         autocast=str(autocast).removeprefix("torch.") if autocast else "fp32",
         config=config.to_dict(),
         mining_precision=retriever.embedder.precision,
+        trained_query_ids=sorted(data.train.queries),
     )
     (output / "training.json").write_text(json.dumps(result.to_dict(), indent=2), encoding="utf-8")
     write_model_card(output / "README.md", result, retriever.model_name)
