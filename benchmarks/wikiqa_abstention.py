@@ -1,7 +1,8 @@
 """"Nothing relevant" on real unanswerable questions: WikiQA, calibrated on train, measured on test.
 
-For each model (the shared SciFact model unchanged, and the same model fine-tuned on WikiQA train with
-``rerank-plugins train``), the same steps as
+For each model (the shared SciFact model unchanged, and the same model fine-tuned on 500 WikiQA train
+questions with ``rerank-plugins train``; ``calibrate`` leaves those out and fits on the other train questions),
+the same steps as
 
     rerank-plugins calibrate --data ../shared/data/wikiqa --model MODEL --split train --heldout-split test \\
         --run ../shared/data/wikiqa/runs/train.run --heldout-run ../shared/data/wikiqa/runs/test.run \\
@@ -15,7 +16,7 @@ WikiQA test question's candidates), the share the rule abstains on. Writes
 ``results/wikiqa_abstention.json`` and ``docs/wikiqa-abstention.png``.
 
     rerank-plugins train --data ../shared/data/wikiqa --base ../shared/models/minilm-l6-scifact-ce \\
-        --out runs/wikiqa-ce --index-dir .cache/wikiqa-index
+        --out runs/wikiqa-ce --index-dir .cache/wikiqa-index --max-train-queries 500
     HF_HUB_OFFLINE=1 PYTHONPATH=. .venv/bin/python benchmarks/wikiqa_abstention.py --fine-tuned runs/wikiqa-ce
 """
 

@@ -84,7 +84,7 @@ def _table(report: SpeedReport) -> Table:
 
 
 def run(args: argparse.Namespace) -> int:
-    console = Console(width=max(Console().width, 165))  # twelve columns
+    console = Console(width=max(Console().width, 215))  # fourteen columns
     data = load_beir(args.data, "test")
     query_ids = list(data.queries)[: args.queries]
     retriever = build_retriever(args, data.corpus, console)
