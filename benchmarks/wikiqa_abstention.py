@@ -134,7 +134,7 @@ def _plot(results: dict[str, Any]) -> None:
     axis.axhline(0.7, color="grey", lw=0.8, ls="--")
     axis.set_xlabel("answerable test questions answered")
     axis.set_ylabel("unanswerable test questions abstained on")
-    axis.set_title("WikiQA test: P(any relevant) levels 0.1-0.9; dot = recommended rule")
+    axis.set_title("WikiQA test: P(any relevant) levels 0.1-0.9; dot: the recommended rule", fontsize=9)
     axis.legend(loc="lower left")
     figure.tight_layout()
     PLOT.parent.mkdir(exist_ok=True)
