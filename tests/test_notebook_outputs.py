@@ -11,7 +11,12 @@ import pytest
 from tests.conftest import REPO
 
 NOISE = ("Loading weights", "LOAD REPORT", "IProgress not found", "loss_type=")
-OURS_ONLY = ["01_langchain_rerank.ipynb", "03_evaluation.ipynb", "04_calibration.ipynb", "05_wikiqa_nothing_relevant.ipynb"]
+OURS_ONLY = [
+    "01_langchain_rerank.ipynb",
+    "03_evaluation.ipynb",
+    "04_calibration.ipynb",
+    "05_wikiqa_nothing_relevant.ipynb",
+]
 """Notebooks whose models are all loaded by rerank-plugins (02 also loads LlamaIndex's HuggingFaceEmbedding,
 whose own load output is LlamaIndex's and the reader's to quiet)."""
 

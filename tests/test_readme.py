@@ -310,7 +310,8 @@ def wikiqa_rows(measured: dict[str, Any]) -> list[str]:
     """The README's WikiQA table rows, from ``benchmarks/results/wikiqa_abstention.json``."""
     order = measured["page_order"]
     rows = [f"| page order (the first stage) | {order['map']:.3f} | {order['mrr']:.3f} | | | | | | | | |"]
-    for key, label in (("unchanged", "SciFact model, unchanged"), ("fine_tuned", "fine-tuned on 500 WikiQA train questions")):
+    labels = (("unchanged", "SciFact model, unchanged"), ("fine_tuned", "fine-tuned on 500 WikiQA train questions"))
+    for key, label in labels:
         row, rule = measured[key], measured[key]["rule"]["all"]
         rows.append(
             f"| {label} | {row['answer_selection']['map']:.3f} | {row['answer_selection']['mrr']:.3f} | "
