@@ -338,3 +338,19 @@ def test_the_wikiqa_figures_are_the_benchmark_s() -> None:
     assert not [row for row in tuned["by_level"]
                 if row["abstained_on_unanswerable"] >= 0.7 and row["answered_answerable"] >= 0.65]  # fmt: skip
     assert any("barely separates relevant" in warning for warning in measured["unchanged"]["warnings"])
+
+
+def test_the_roofline_figures_are_the_benchmark_s() -> None:
+    """The README's roofline table says what ``rerank-plugins bench`` wrote, on the CPU it names."""
+    measured = json.loads((REPO / "benchmarks" / "results" / "bench_roofline.json").read_text(encoding="utf-8"))
+    text = README.read_text(encoding="utf-8")
+    section = text[text.index("**Roofline.**") :].split("**ONNX Runtime**")[0]
+    flat = " ".join(section.split())
+    assert measured["cpu"]["name"] in flat and not measured["cpu"]["amx"]
+    rates = measured["matmul_gflops"]
+    assert f"fp32 matmul {rates['fp32']:.0f} GFLOP/s, bf16 {rates['bf16']:.0f}" in flat
+    for mode in measured["modes"][1:]:
+        share = "–" if mode["rate_fraction"] is None else f"{100 * mode['rate_fraction']:.0f} %"
+        assert f"| {mode['speedup']:.2f} | {mode['gflops_per_second']:.0f} | {share} |" in flat
+        assert not mode["slower_than_baseline"]
+    assert (REPO / "docs" / "roofline-epyc.png").stat().st_size > 10_000
