@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-__all__ = ["RankedResult", "Ranking", "ScoringStats", "p_any_relevant"]
+__all__ = ["RankedResult", "Ranking", "ScoringStats"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,20 +41,6 @@ class RankedResult:
     def passage(self) -> str:
         """The text of ``span`` (the whole document when there is no span): what to hand an LLM."""
         return self.document if self.span is None else self.document[self.span[0] : self.span[1]]
-
-
-def p_any_relevant(probabilities: Iterable[float]) -> float:
-    """P(at least one of the candidates is relevant) from calibrated per-document probabilities.
-
-    ``1 - prod(1 - p)``: exact when the documents' relevance is independent given their scores, and an
-    upper bound on ``max(p)`` otherwise. Computed in log space so fifty small terms do not lose precision.
-    """
-    total = 0.0
-    for p in probabilities:
-        if p >= 1.0:
-            return 1.0
-        total += math.log1p(-p)
-    return -math.expm1(total)
 
 
 class Ranking(list[RankedResult]):

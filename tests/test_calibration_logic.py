@@ -20,7 +20,7 @@ from rerank_plugins.calibration.measures import (
     expected_calibration_error,
     threshold_table,
 )
-from rerank_plugins.results import Ranking, p_any_relevant
+from rerank_plugins.results import Ranking
 
 BELONGS = {"model": "m", "weights_digest": "abc", "revision": None, "max_length": 256, "precision": "fp32"}
 
@@ -134,13 +134,6 @@ def test_held_out_queries_never_share_a_query_with_the_fitted_ones() -> None:
     assert split_queries(ids, 0.3, seed=8) != (fit, held)
     with pytest.raises(ValueError, match="between 0 and 1"):
         split_queries(ids, 1.0, seed=0)
-
-
-def test_p_any_relevant_is_one_minus_the_product_of_the_misses() -> None:
-    assert p_any_relevant([0.5, 0.5]) == pytest.approx(0.75)
-    assert p_any_relevant([0.01] * 50) == pytest.approx(1 - 0.99**50)
-    assert p_any_relevant([]) == 0.0 and p_any_relevant([0.2, 1.0]) == 1.0
-    assert p_any_relevant([1e-12] * 3) == pytest.approx(3e-12, rel=1e-6)  # no precision lost on tiny terms
 
 
 class _Scores(RerankBackend):

@@ -23,6 +23,7 @@ __all__ = [
     "by_source",
     "UnanswerableSource",
     "outcomes",
+    "real_rows",
     "recommend_rule",
     "removed_twins",
     "synthetic_id",
@@ -41,6 +42,11 @@ Z_ONE_SIDED_95 = 1.645
 def synthetic_id(query: str, kind: str) -> str:
     """The id of the unanswerable twin of ``query`` made by ``kind`` (``removed`` or ``swapped``)."""
     return f"{query}{SYNTHETIC}{kind}"
+
+
+def real_rows(rows: LabelledScores) -> LabelledScores:
+    """The rows of real queries only: synthetic twins repeat real candidates, so per-document figures leave them out."""
+    return rows.where(np.array([SYNTHETIC not in q for q in rows.queries.tolist()], dtype=bool))
 
 
 def removed_twins(rows: LabelledScores) -> LabelledScores:
@@ -114,13 +120,8 @@ def by_source(queries: QueryRows, answers: np.ndarray) -> dict[str, Any]:
     answerable = queries.has_relevant == 1
     for kind in sorted(set(kinds[~answerable].tolist())):
         keep = answerable | (kinds == kind)
-        result[kind] = outcomes(_where(queries, keep), np.asarray(answers)[keep])
+        result[kind] = outcomes(queries.where(keep), np.asarray(answers)[keep])
     return result
-
-
-def _where(queries: QueryRows, keep: np.ndarray) -> QueryRows:
-    return QueryRows(queries.ids[keep], queries.best_margins[keep], queries.has_relevant[keep],
-                     queries.top_relevant[keep])  # fmt: skip
 
 
 def table(queries: QueryRows, values: np.ndarray, levels: tuple[float, ...], key: str) -> list[dict[str, Any]]:

@@ -23,7 +23,6 @@ __all__ = [
     "Calibration",
     "Method",
     "check_belongs_to",
-    "log_odds",
     "sigmoid",
     "threshold_for_precision",
 ]
@@ -42,13 +41,6 @@ MIN_KEPT = 10
 def sigmoid(z: np.ndarray) -> np.ndarray:
     """The logistic function in float64, without overflow for large margins."""
     result: np.ndarray = 0.5 * (1.0 + np.tanh(0.5 * np.asarray(z, dtype=np.float64)))
-    return result
-
-
-def log_odds(p: np.ndarray) -> np.ndarray:
-    """``log(p / (1 - p))``, with ``p`` clipped away from 0 and 1 so certainty stays finite."""
-    clipped = np.clip(np.asarray(p, dtype=np.float64), 1e-12, 1 - 1e-12)
-    result: np.ndarray = np.log(clipped / (1 - clipped))
     return result
 
 

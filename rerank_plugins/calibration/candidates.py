@@ -83,6 +83,10 @@ class QueryRows:
     def __len__(self) -> int:
         return len(self.ids)
 
+    def where(self, keep: np.ndarray) -> QueryRows:
+        """The queries where the boolean mask ``keep`` is true."""
+        return QueryRows(self.ids[keep], self.best_margins[keep], self.has_relevant[keep], self.top_relevant[keep])
+
 
 def retrieve_candidates(retriever: FaissRetriever, queries: Mapping[str, str], top_k: int) -> Candidates:
     """Each query's ``top_k`` documents from the FAISS retriever."""

@@ -13,8 +13,8 @@ import numpy as np
 
 from rerank_plugins.calibration.abstention import (
     ANSWER_RATE,
-    SYNTHETIC,
     UnanswerableSource,
+    real_rows,
     recommend_rule,
     removed_twins,
     synthetic_id,
@@ -23,6 +23,7 @@ from rerank_plugins.calibration.calibrator import Calibration, Method
 from rerank_plugins.calibration.candidates import (
     Candidates,
     LabelledScores,
+    QueryRows,
     read_run,
     retrieve_candidates,
     score_candidates,
@@ -65,10 +66,9 @@ def split_queries(query_ids: Sequence[str], heldout: float, seed: int) -> tuple[
     return sorted(ordered[cut:]), sorted(ordered[:cut])
 
 
-def _fit_any(rows: LabelledScores) -> dict[str, float] | None:
+def _fit_any(queries: QueryRows) -> dict[str, float] | None:
     """Platt on each query's best raw margin against "has a relevant candidate"; ``None`` (said loudly) when the
     fitted queries hold no unanswerable one: P(any relevant) is then unknown, never a guess."""
-    queries = rows.per_query()
     if queries.has_relevant.min() == queries.has_relevant.max():
         logger.warning(
             "every fitted query has %s relevant candidate: no abstention rule was fitted and P(any relevant) is "
@@ -216,12 +216,10 @@ def calibrate(
     if "removed" in unanswerable:
         fit_rows, held_rows = fit_rows.concat(removed_twins(fit_rows)), held_rows.concat(removed_twins(held_rows))
     if "swapped" in unanswerable:
-        for side, ids, offset in (("fit", fitted, 0), ("held", held, 1)):
-            twins = _swapped_twins(reranker, ids, queries, corpus, pooled, qrels, seed + offset)
-            if twins is not None and side == "fit":
-                fit_rows = fit_rows.concat(twins)
-            elif twins is not None:
-                held_rows = held_rows.concat(twins)
+        fit_twins = _swapped_twins(reranker, fitted, queries, corpus, pooled, qrels, seed)
+        held_twins = _swapped_twins(reranker, held, queries, corpus, pooled, qrels, seed + 1)
+        fit_rows = fit_rows if fit_twins is None else fit_rows.concat(fit_twins)
+        held_rows = held_rows if held_twins is None else held_rows.concat(held_twins)
     settings = {"data": str(data), "split": split, "heldout_split": heldout_split, "heldout_share": heldout,
                 "top_k": top_k, "candidates": "run file" if run is not None else "faiss", "min_grade": min_grade,
                 "seed": seed, "unanswerable": sorted(unanswerable), "answer_rate": answer_rate}  # fmt: skip
@@ -241,16 +239,16 @@ def fit_and_report(
     The per-document map is fitted on real candidates only (synthetic twins repeat them); the query-level map
     and the recommended rule on every fitted query.
     """
-    real = fit.where(np.array([SYNTHETIC not in q for q in fit.queries.tolist()], dtype=bool))
+    real = real_rows(fit)
     parameters = fit_parameters(real.margins, real.labels, method)
-    any_parameters = _fit_any(fit)
+    queries = fit.per_query()
+    any_parameters = _fit_any(queries)
     fitted = Calibration(method, parameters, belongs_to, any_parameters=any_parameters)
     if any_parameters is not None:
-        queries = fit.per_query()
         rule = recommend_rule(fitted.apply_any(queries.best_margins), queries.has_relevant,
                               settings.get("answer_rate", ANSWER_RATE))  # fmt: skip
         fitted = replace(fitted, abstention=rule)
     report = {"settings": {**settings, "method": method}, "fit": fit_summary(real, settings),
               **heldout_report(heldout, fitted)}  # fmt: skip
-    report["fit"]["queries_with_synthetic"] = len(fit.per_query())
+    report["fit"]["queries_with_synthetic"] = len(queries)
     return CalibrationRun(replace(fitted, report=report), fit, heldout)

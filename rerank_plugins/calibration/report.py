@@ -7,9 +7,9 @@ from typing import Any
 
 import numpy as np
 
-from rerank_plugins.calibration.abstention import SYNTHETIC, by_source, outcomes, table
+from rerank_plugins.calibration.abstention import by_source, outcomes, real_rows, table
 from rerank_plugins.calibration.calibrator import Calibration, sigmoid
-from rerank_plugins.calibration.candidates import LabelledScores
+from rerank_plugins.calibration.candidates import LabelledScores, QueryRows
 from rerank_plugins.calibration.drift import margin_quantiles
 from rerank_plugins.calibration.measures import (
     TABLE_THRESHOLDS,
@@ -26,8 +26,7 @@ SEPARATION_AUC = 0.75
 calibration makes its probabilities useful, and fine-tuning comes first."""
 
 
-def _counts(rows: LabelledScores) -> dict[str, int]:
-    queries = rows.per_query()
+def _counts(rows: LabelledScores, queries: QueryRows) -> dict[str, int]:
     return {
         "queries": len(queries),
         "answerable_queries": int(queries.has_relevant.sum()),
@@ -38,12 +37,11 @@ def _counts(rows: LabelledScores) -> dict[str, int]:
 
 def fit_summary(rows: LabelledScores, settings: dict[str, Any]) -> dict[str, Any]:
     """What the calibration was fitted on: the data, its counts, and its margins' quantiles (for drift)."""
-    return {**settings, **_counts(rows), "margin_quantiles": margin_quantiles(rows.margins)}
+    return {**settings, **_counts(rows, rows.per_query()), "margin_quantiles": margin_quantiles(rows.margins)}
 
 
-def _query_level(queries_rows: LabelledScores, calibration: Calibration) -> dict[str, Any]:
+def _query_level(queries: QueryRows, calibration: Calibration) -> dict[str, Any]:
     """P(any relevant) on held-out queries, and what the recommended rule and other levels do with it."""
-    queries = queries_rows.per_query()
     if calibration.any_parameters is None:
         return {
             "fitted": False,
@@ -92,11 +90,11 @@ def heldout_report(rows: LabelledScores, calibration: Calibration) -> dict[str, 
     Per-document figures use the real candidates only; the query-level ones use every query, synthetic
     unanswerable twins included.
     """
-    real = rows.where(np.array([SYNTHETIC not in q for q in rows.queries.tolist()], dtype=bool))
+    real, queries = real_rows(rows), rows.per_query()
     raw = sigmoid(real.margins)
     calibrated = calibration.apply(real.margins).astype(np.float64)
     report: dict[str, Any] = {
-        "heldout": _counts(rows),
+        "heldout": _counts(rows, queries),
         "uncalibrated": calibration_errors(raw, real.labels),
         "calibrated": calibration_errors(calibrated, real.labels),
         "reliability": {
@@ -105,7 +103,7 @@ def heldout_report(rows: LabelledScores, calibration: Calibration) -> dict[str, 
         },
         "thresholds": threshold_table(calibrated, real.labels, real.queries),
         "precision_curve": precision_curve(calibrated, real.labels, real.queries),
-        "p_any_relevant": _query_level(rows, calibration),
+        "p_any_relevant": _query_level(queries, calibration),
     }
     report["warnings"] = separation_warnings(report)
     return report
