@@ -26,14 +26,14 @@ from typing import Any
 import numpy as np
 
 from rerank_plugins import Reranker
-from rerank_plugins.calibration import (
+from rerank_plugins.calibrating import (
     CalibrationRun,
     LabelledScores,
     calibrate,
     split_queries,
     write_reliability_diagram,
 )
-from rerank_plugins.calibration.job import fit_and_report
+from rerank_plugins.calibrating.job import fit_and_report
 from rerank_plugins.evaluation.beir import load_corpus
 from rerank_plugins.retrieval import FaissRetriever
 from tests.conftest import SCIFACT, TRAINED_MODEL

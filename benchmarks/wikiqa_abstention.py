@@ -32,7 +32,7 @@ import ir_measures
 import numpy as np
 
 from rerank_plugins import Reranker
-from rerank_plugins.calibration import CalibrationRun, LabelledScores, calibrate
+from rerank_plugins.calibrating import CalibrationRun, LabelledScores, calibrate
 from rerank_plugins.cpu import cpu_name
 from rerank_plugins.evaluation.beir import load_corpus, load_qrels, load_queries
 

@@ -1,13 +1,16 @@
-"""Choosing the device and the numeric precision a model runs in."""
+"""Choosing the device and the numeric precision a model runs in.
+
+Torch-free until a device other than the CPU is asked about, so the light install (no torch) runs here too.
+"""
 
 from __future__ import annotations
 
 import logging
 from typing import Literal
 
-import torch
-
+from rerank_plugins._optional import installed
 from rerank_plugins.cpu import cpu_flags
+from rerank_plugins.runtime.interface import device_type
 
 __all__ = ["Precision", "PRECISIONS", "resolve_device", "resolve_precision", "cpu_has_native_bf16"]
 
@@ -15,19 +18,26 @@ logger = logging.getLogger(__name__)
 
 Precision = Literal["auto", "fp32", "bf16", "fp16", "int8"]
 PRECISIONS: tuple[str, ...] = ("auto", "fp32", "bf16", "fp16", "int8")
-DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 
 
 def resolve_device(device: str | None) -> str:
     """``None``/``"auto"`` picks cuda, then mps, then cpu; anything else must parse as a torch device."""
+    if device in (None, "auto", "cpu") and not installed("torch"):
+        return "cpu"  # the light install runs on the CPU only
+    if not isinstance(device, str) and device is not None:
+        raise TypeError(f"device must be a str such as 'cpu' or 'cuda:0', got {type(device).__name__}")
+    if not installed("torch"):
+        raise ImportError(
+            f'device {device!r} needs PyTorch; without it only the CPU is used: pip install "rerank-plugins[torch]"'
+        )
+    import torch
+
     if device is None or device == "auto":
         if torch.cuda.is_available():
             return "cuda"
         if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
             return "mps"
         return "cpu"
-    if not isinstance(device, str):
-        raise TypeError(f"device must be a str such as 'cpu' or 'cuda:0', got {type(device).__name__}")
     try:
         parsed = torch.device(device)
     except RuntimeError as error:
@@ -48,7 +58,7 @@ def resolve_precision(precision: str, device: str, supported: tuple[str, ...] | 
     check explicit choices."""
     if precision not in PRECISIONS:
         raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
-    kind = torch.device(device).type
+    kind = device_type(device)
     if precision == "auto":
         fastest = "fp16" if kind == "cuda" else "bf16" if kind == "cpu" and cpu_has_native_bf16() else "fp32"
         return fastest if supported is None or fastest in supported else "fp32"

@@ -1,4 +1,8 @@
-"""Loading a cross-encoder once per process, with clear errors for anything that is not one."""
+"""Loading a cross-encoder once per process, with clear errors for anything that is not one.
+
+A PyTorch checkpoint loads through sentence-transformers; an exported artefact (``rerank-plugins export``), or
+a hub model's own ONNX or OpenVINO graph where torch is not installed, loads with no torch at all.
+"""
 
 from __future__ import annotations
 
@@ -10,18 +14,31 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import torch
+import numpy as np
 
+from rerank_plugins._optional import installed
+from rerank_plugins.artefact import (
+    ACTIVATIONS,
+    HUB_GRAPHS,
+    MANIFEST_FILE,
+    ArtefactTokenizer,
+    Manifest,
+    find_manifest,
+    read_json,
+)
+from rerank_plugins.calibration.identity import model_directory
 from rerank_plugins.hub import cached_hub_file, hub_offline, local_files_only, read_model_json
 from rerank_plugins.quiet import quiet_loading
-from rerank_plugins.runtime.forward import Forward, PackedForward
+from rerank_plugins.runtime.forward import Forward, PackedForward, ScoreTokens
 from rerank_plugins.runtime.interface import ModelRuntime
-from rerank_plugins.runtime.scoring import ScoreTokens
 from rerank_plugins.runtime.table import RUNTIME_TABLE
 
 __all__ = [
+    "Exported",
     "LoadedModel",
     "check_cross_encoder_reference",
+    "exported_source",
+    "load_cross_encoder",
     "check_model_reference",
     "has_pooling_module",
     "load_model",
@@ -41,15 +58,21 @@ class LoadedModel:
     revision: str | None
     device: str
     precision: str
-    network: Any  # transformers PreTrainedModel (…ForSequenceClassification or …ForCausalLM)
-    tokenizer: Any  # transformers fast tokenizer
+    network: Any
+    """The transformers model (…ForSequenceClassification or …ForCausalLM); ``None`` for an exported graph."""
+    tokenizer: Any  # transformers fast tokenizer, or an ArtefactTokenizer
     engine: ModelRuntime
     """The runtime it runs on (``runtime.table.RUNTIME_TABLE``): its padding width and limits."""
     forward: Forward
-    activation: Callable[[torch.Tensor], torch.Tensor]
+    activation: Callable[[np.ndarray], np.ndarray]
+    """The score activation as a numpy function of fp32 logits (sigmoid unless the model names another)."""
     num_labels: int
     max_length: int
     max_positions: int
+    config: Any
+    """The model's config: a transformers config, or the ``config.json`` dict of an exported graph."""
+    commit: str | None = None
+    """The hub commit the weights came from, where known."""
     score_tokens: ScoreTokens | None = None
     """A causal-LM reranker's (true, false) token ids; ``None`` for sequence classifiers."""
     packed_forward: PackedForward | None = None
@@ -63,7 +86,7 @@ class LoadedModel:
     @property
     def max_padding(self) -> int | None:
         """Most pad tokens a row of a batch may carry; ``None`` for no limit."""
-        return self.engine.max_padding(self.network.config)
+        return self.engine.max_padding(self.config)
 
     @property
     def is_causal(self) -> bool:
@@ -108,7 +131,8 @@ def check_model_reference(model: str, revision: str | None = None) -> str:
             f"{str(path)!r} has no config.json: expected a Hugging Face cross-encoder "
             "directory (config.json, model weights, tokenizer files)"
         )
-    if not any(next(path.glob(pattern), None) for pattern in WEIGHT_PATTERNS):
+    exported = (path / MANIFEST_FILE).is_file() or any((path / graph).is_file() for graph in HUB_GRAPHS.values())
+    if not exported and not any(next(path.glob(pattern), None) for pattern in WEIGHT_PATTERNS):
         raise FileNotFoundError(
             f"{str(path)!r} has a config.json but no weights (model.safetensors or pytorch_model.bin): "
             "copy the model's weight files into it, or save the model there with save_pretrained"
@@ -211,9 +235,17 @@ def _score_tokens(model: str, encoder: Any) -> ScoreTokens:
     raise ValueError(f"{model!r} is a causal LM without a LogitScore module: nothing says which tokens score")
 
 
-def _load(
-    model: str, revision: str | None, device: str, precision: str, runtime: str, trust_remote_code: bool
-) -> LoadedModel:
+def load_cross_encoder(
+    model: str, revision: str | None, device: str, trust_remote_code: bool
+) -> tuple[Any, int, ScoreTokens | None]:
+    """The sentence-transformers ``CrossEncoder`` of a PyTorch checkpoint, its label count and (for a causal LM)
+    its scoring tokens, after the checks that refuse anything that is not a cross-encoder."""
+    if not installed("torch") or not installed("sentence_transformers"):
+        raise ImportError(
+            f"{model!r} is a PyTorch checkpoint and PyTorch is not installed: pip install \"rerank-plugins[torch]\", "
+            f"or export it once where torch is installed (rerank-plugins export {model} --runtime onnx --out DIR) "
+            "and load DIR"
+        )
     from sentence_transformers import CrossEncoder
 
     local_only = local_files_only(model)
@@ -233,7 +265,36 @@ def _load(
     tokenizer = encoder.tokenizer
     if tokenizer is None or not getattr(tokenizer, "is_fast", False):
         raise ValueError(f"{model!r} has no fast (Rust) tokenizer (tokenizer.json); rerank-plugins needs one")
-    score_tokens = _score_tokens(model, encoder) if causal else None
+    return encoder, num_labels, _score_tokens(model, encoder) if causal else None
+
+
+def activation_name(activation: Any) -> str | None:
+    """``sigmoid`` or ``identity`` for sentence-transformers' activation module; ``None`` for any other."""
+    kind = type(activation).__name__
+    return {"Sigmoid": "sigmoid", "Identity": "identity"}.get(kind)
+
+
+def _numpy_activation(activation: Any) -> Callable[[np.ndarray], np.ndarray]:
+    """The model's activation as a numpy function: sigmoid and identity directly, any other through torch."""
+    name = activation_name(activation)
+    if name is not None:
+        return ACTIVATIONS[name]
+
+    def through_torch(values: np.ndarray) -> np.ndarray:
+        import torch
+
+        with torch.inference_mode():
+            result: np.ndarray = activation(torch.from_numpy(values)).float().numpy()
+        return result
+
+    return through_torch
+
+
+def _load(
+    model: str, revision: str | None, device: str, precision: str, runtime: str, trust_remote_code: bool
+) -> LoadedModel:
+    encoder, num_labels, score_tokens = load_cross_encoder(model, revision, device, trust_remote_code)
+    tokenizer = encoder.tokenizer
     network = encoder.model
     network.eval()
     engine = RUNTIME_TABLE[runtime]
@@ -259,12 +320,109 @@ def _load(
         tokenizer=tokenizer,
         engine=engine,
         forward=forward,
-        activation=encoder.activation_fn,
+        activation=_numpy_activation(encoder.activation_fn),
         num_labels=num_labels,
         max_length=min(configured, max_positions),
         max_positions=max_positions,
+        config=network.config,
+        commit=source["commit"],
         score_tokens=score_tokens,
         packed_forward=engine.packed(network, score_tokens),
+    )
+
+
+@dataclass(frozen=True)
+class Exported:
+    """An exported graph a model runs from without torch: its directory and manifest."""
+
+    directory: Path
+    manifest: Manifest
+
+    def settings(self, device: str | None, runtime: str, precision: str) -> tuple[str, str, str]:
+        """The (device, runtime, precision) it runs in: the manifest's, which explicit choices must match."""
+        manifest = self.manifest
+        if device not in (None, "auto", "cpu"):
+            where = f"{str(self.directory)!r} is an exported {manifest.runtime} graph"
+            raise ValueError(f"{where}: it runs on the CPU only, not on device {device!r}")
+        if runtime not in ("auto", manifest.runtime):
+            raise ValueError(
+                f"{str(self.directory)!r} is an exported graph for runtime={manifest.runtime!r}, not {runtime!r}: "
+                f"export it again with --runtime {runtime}, or leave runtime at 'auto'"
+            )
+        if precision not in ("auto", manifest.precision):
+            raise ValueError(
+                f"{str(self.directory)!r} holds {manifest.precision} weights, not {precision}: export it again with "
+                f"--precision {precision}, or leave precision at 'auto'"
+            )
+        RUNTIME_TABLE[manifest.runtime].check("cpu", manifest.precision)
+        return "cpu", manifest.runtime, manifest.precision
+
+
+def _download_hub_graph(model: str, revision: str | None, runtime: str) -> Path | None:
+    """A hub model's config, tokenizer and sentence-transformers graph for ``runtime`` (no weights), fetched
+    where the hub is reachable; ``None`` when it has no such graph."""
+    from huggingface_hub import snapshot_download
+
+    graphs = [graph for name, graph in HUB_GRAPHS.items() if runtime in ("auto", name)]
+    patterns = ["*.json", "*.txt", "*.model", *graphs, *(graph.replace(".xml", ".bin") for graph in graphs)]
+    try:
+        folder = Path(snapshot_download(model, revision=revision, allow_patterns=patterns))
+    except Exception as error:  # the hub client raises a type per failure (offline, not found, gated)
+        raise OSError(f"Could not fetch the exported graph of {model!r} from the hub: {error}") from error
+    return folder if any((folder / graph).is_file() for graph in graphs) else None
+
+
+def exported_source(model: str, revision: str | None, runtime: str) -> Exported | None:
+    """Where ``model`` runs from an exported graph: an artefact of ``rerank-plugins export`` always, a hub
+    model's own ``onnx/`` or ``openvino/`` graph when torch is not installed; ``None`` for the torch checkpoint.
+
+    Without torch, a checkpoint with no graph is refused in one line that names the extra and ``export``."""
+    directory = model_directory(model)
+    if directory is not None and (directory / MANIFEST_FILE).is_file():
+        return Exported(directory, Manifest.read(directory))
+    if installed("torch"):
+        return None
+    chosen = "auto" if runtime == "auto" else runtime
+    if directory is None and not hub_offline():
+        directory = _download_hub_graph(model, revision, chosen)
+    manifest = None if directory is None else find_manifest(directory, chosen)
+    if directory is None or manifest is None:
+        raise ImportError(
+            f"{model!r} is a PyTorch checkpoint with no exported graph for runtime={runtime!r}, and PyTorch is not "
+            f'installed: pip install "rerank-plugins[torch]", or export it once where torch is installed '
+            f"(rerank-plugins export {model} --runtime onnx --out DIR) and load DIR"
+        )
+    return Exported(directory, manifest)
+
+
+def _load_exported(exported: Exported) -> LoadedModel:
+    """An exported graph loaded with its runtime and the tokenizer's files alone: no torch, no transformers."""
+    directory, manifest = exported.directory, exported.manifest
+    engine = RUNTIME_TABLE[manifest.runtime]
+    forward, input_names = engine.load_graph(directory / manifest.graph, manifest.precision)
+    tokenizer = ArtefactTokenizer(directory, input_names)
+    logger.info(
+        "loaded the exported %s graph %s in %s (max_length %d)",
+        manifest.runtime,
+        directory,
+        manifest.precision,
+        manifest.max_length,
+    )
+    return LoadedModel(
+        name=str(directory),
+        revision=None,
+        device="cpu",
+        precision=manifest.precision,
+        network=None,
+        tokenizer=tokenizer,
+        engine=engine,
+        forward=forward,
+        activation=ACTIVATIONS[manifest.activation],
+        num_labels=manifest.num_labels,
+        max_length=manifest.max_length,
+        max_positions=manifest.max_positions,
+        config=read_json(directory / "config.json"),
+        commit=manifest.source.get("commit"),
     )
 
 
@@ -276,6 +434,10 @@ def load_model(
     with _REGISTRY_LOCK:
         loaded = _REGISTRY.get(key)
         if loaded is None:
-            loaded = _load(model, revision, device, precision, runtime, trust_remote_code)
+            exported = exported_source(model, revision, runtime)
+            if exported is not None:
+                loaded = _load_exported(exported)
+            else:
+                loaded = _load(model, revision, device, precision, runtime, trust_remote_code)
             _REGISTRY[key] = loaded
         return loaded

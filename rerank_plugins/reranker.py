@@ -18,7 +18,7 @@ from rerank_plugins.calibration.resolve import resolve_calibration
 from rerank_plugins.devices import Precision, resolve_device, resolve_precision
 from rerank_plugins.encoding import Encoder, PairEncoder, TokenMemo
 from rerank_plugins.inference import BatchPolicy, UnitScores
-from rerank_plugins.loading import LoadedModel, check_cross_encoder_reference, load_model
+from rerank_plugins.loading import LoadedModel, check_cross_encoder_reference, exported_source, load_model
 from rerank_plugins.options import (
     CORE_OPTIONS,
     DEFAULT_MODEL,
@@ -120,10 +120,14 @@ class Reranker(RerankBackend):
         given = {name: value for name, value in locals().items() if name in OPTION_NAMES}
         checked = check_options(given)  # every value checked against the table before anything resolves
         self.model_name = check_cross_encoder_reference(model, revision)
-        self.device = resolve_device(device)
-        chosen = resolve_runtime(runtime, self.device, precision)  # the runtime first: auto precision is per runtime
-        self.precision = resolve_precision(precision, self.device, runtime_precisions(chosen))
-        self.runtime = resolve_runtime(chosen, self.device, self.precision)
+        exported = exported_source(self.model_name, revision, runtime)
+        if exported is not None:  # an exported graph runs as it was exported: on the CPU, with no torch
+            self.device, self.runtime, self.precision = exported.settings(device, runtime, precision)
+        else:
+            self.device = resolve_device(device)
+            chosen = resolve_runtime(runtime, self.device, precision)  # the runtime first: auto precision is per one
+            self.precision = resolve_precision(precision, self.device, runtime_precisions(chosen))
+            self.runtime = resolve_runtime(chosen, self.device, self.precision)
         default_size, default_tokens = BATCH_DEFAULTS["cuda" if self.device.startswith("cuda") else "other"]
         self.batch_size: int = default_size if batch_size is None else batch_size
         self.max_batch_tokens: int = default_tokens if max_batch_tokens is None else max_batch_tokens
@@ -367,7 +371,7 @@ class Reranker(RerankBackend):
         return self._cache.capacity
 
     def _settings_key(self, loaded: LoadedModel) -> tuple[Any, ...]:
-        commit = getattr(loaded.network.config, "_commit_hash", None)
+        commit = loaded.commit
         calibration = None if self._calibration is None else self._calibration.digest
         return (*self._score_options(loaded).values(), commit, calibration)
 

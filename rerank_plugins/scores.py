@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import numpy as np
-import torch
 
 from rerank_plugins.calibration.calibrator import Calibration
 from rerank_plugins.loading import LoadedModel
 
-__all__ = ["aggregate_windows", "scores_and_relevance"]
+__all__ = ["aggregate_windows", "scores_and_relevance", "sigmoid"]
 
 
 def aggregate_windows(
@@ -37,8 +36,14 @@ def scores_and_relevance(
 ) -> tuple[list[float], list[float]]:
     """Raw scores as ``CrossEncoder.predict`` gives them (log-odds for two-label models); relevance is the
     calibrated probability when a calibration is given, else the sigmoid of the margin."""
-    logits = torch.from_numpy(margins)
-    with torch.inference_mode():
-        scores = logits if model.num_labels == 2 else model.activation(logits).float()
-        relevance = torch.sigmoid(logits).tolist() if calibration is None else calibration.apply(margins).tolist()
-    return scores.tolist(), relevance
+    logits = np.asarray(margins, dtype=np.float32)
+    scores = logits if model.num_labels == 2 else np.asarray(model.activation(logits), dtype=np.float32)
+    relevance = sigmoid(logits) if calibration is None else np.asarray(calibration.apply(margins))
+    return scores.tolist(), relevance.tolist()
+
+
+def sigmoid(values: np.ndarray) -> np.ndarray:
+    """The logistic function in fp32, without overflow warnings at large margins."""
+    with np.errstate(over="ignore"):
+        out: np.ndarray = (1.0 / (1.0 + np.exp(-np.asarray(values, dtype=np.float32)))).astype(np.float32)
+    return out

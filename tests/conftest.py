@@ -20,6 +20,7 @@ SHARED = Path(os.environ.get("RERANK_PLUGINS_SHARED", REPO.parent / "shared"))
 TRAINED_MODEL = SHARED / "models" / "minilm-l6-scifact-ce"
 CONFIG_ONLY_MODEL = SHARED / "models" / "ms-marco-MiniLM-L-6-v2_config-tokenizer-only"
 SCIFACT = SHARED / "data" / "scifact"
+collect_ignore = ["light"]  # the light floor's tests run with torch blocked (tests/test_light_floor.py, .ci/light)
 
 
 def _require(path: Path) -> Path:

@@ -12,11 +12,12 @@ import numpy as np
 import pytest
 
 from rerank_plugins.backend import PairScore, RerankBackend
-from rerank_plugins.calibration import Calibration, LabelledScores, calibrate
-from rerank_plugins.calibration.abstention import outcomes, recommend_rule, removed_twins, wilson_lower
+from rerank_plugins.calibrating import LabelledScores, calibrate
+from rerank_plugins.calibrating.abstention import outcomes, recommend_rule, removed_twins, wilson_lower
+from rerank_plugins.calibrating.job import fit_and_report
+from rerank_plugins.calibration import Calibration
 from rerank_plugins.calibration.calibrator import check_belongs_to
 from rerank_plugins.calibration.drift import DriftWatch, distance_from_fit, margin_quantiles
-from rerank_plugins.calibration.job import fit_and_report
 from rerank_plugins.serving.apis import Ask, render
 
 BELONGS = {"model": "m", "weights_digest": "abc", "revision": None, "max_length": 256, "precision": "fp32",

@@ -13,8 +13,9 @@ import numpy as np
 import pytest
 
 from rerank_plugins import Reranker
-from rerank_plugins.calibration import Calibration, calibrate, split_queries
-from rerank_plugins.calibration.job import fit_and_report
+from rerank_plugins.calibrating import calibrate, split_queries
+from rerank_plugins.calibrating.job import fit_and_report
+from rerank_plugins.calibration import Calibration
 from rerank_plugins.cli import main
 
 DOCUMENTS = [

@@ -12,14 +12,15 @@ from sklearn.isotonic import IsotonicRegression
 from sklearn.metrics import brier_score_loss, log_loss
 
 from rerank_plugins.backend import PairScore, RerankBackend, rank_scored
-from rerank_plugins.calibration import Calibration, split_queries
-from rerank_plugins.calibration.calibrator import check_belongs_to
-from rerank_plugins.calibration.fitting import fit_parameters
-from rerank_plugins.calibration.measures import (
+from rerank_plugins.calibrating import split_queries
+from rerank_plugins.calibrating.fitting import fit_parameters
+from rerank_plugins.calibrating.measures import (
     calibration_errors,
     expected_calibration_error,
     threshold_table,
 )
+from rerank_plugins.calibration import Calibration
+from rerank_plugins.calibration.calibrator import check_belongs_to
 from rerank_plugins.results import Ranking
 
 BELONGS = {"model": "m", "weights_digest": "abc", "revision": None, "max_length": 256, "precision": "fp32"}

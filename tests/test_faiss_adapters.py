@@ -94,11 +94,11 @@ def test_shared_core_between_adapters(trained_model: str) -> None:
     assert RerankPostprocessor(reranker=core).core is core
 
 
-def test_as_retriever_is_the_langchain_retriever(faiss_retriever, claim) -> None:
-    retriever = faiss_retriever.as_retriever(search_kwargs={"k": 3})
+def test_from_index_is_the_langchain_retriever(faiss_retriever, claim) -> None:
+    retriever = FaissDocumentRetriever.from_index(faiss_retriever, search_kwargs={"k": 3})
     assert isinstance(retriever, BaseRetriever) and retriever.k == 3
     documents = retriever.invoke(claim)
     assert [d.id for d in documents] == [hit.id for hit in faiss_retriever.search(claim, k=3)]
-    assert faiss_retriever.as_retriever(k=5).k == 5
+    assert FaissDocumentRetriever.from_index(faiss_retriever, k=5).k == 5
     with pytest.raises(TypeError, match="search_kwargs takes only 'k'"):
-        faiss_retriever.as_retriever(search_kwargs={"filter": {}})
+        FaissDocumentRetriever.from_index(faiss_retriever, search_kwargs={"filter": {}})

@@ -14,8 +14,8 @@ from rerank_plugins import Reranker
 from rerank_plugins._optional import installed
 from rerank_plugins.loading import _REGISTRY
 from rerank_plugins.runtime import resolve_runtime
+from rerank_plugins.runtime.exporting import cache_root
 from rerank_plugins.runtime.onnx import OnnxRuntime
-from rerank_plugins.runtime.openvino import cache_root
 from rerank_plugins.runtime.table import RUNTIME_TABLE
 
 pytest.importorskip("onnxruntime", reason="the onnx extra is part of [all]; CI installs it")

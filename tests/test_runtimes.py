@@ -16,7 +16,8 @@ from rerank_plugins import Reranker
 from rerank_plugins.loading import _REGISTRY
 from rerank_plugins.runtime import resolve_runtime
 from rerank_plugins.runtime.cls_only import ClsOnlyEncoder
-from rerank_plugins.runtime.openvino import OpenVINORuntime, cache_root
+from rerank_plugins.runtime.exporting import cache_root
+from rerank_plugins.runtime.openvino import OpenVINORuntime
 
 
 def _padded_batch() -> dict[str, torch.Tensor]:

@@ -1,20 +1,9 @@
-"""Calibrated relevance: fit a map from the model's raw margin to P(relevant) on judged data, and apply it.
+"""Calibrated relevance at scoring time: the fitted map from the model's raw margin to P(relevant), applied.
 
-``Reranker(model, calibration=FILE)`` applies a calibration (numpy only); ``calibrate`` fits one on
-BEIR-format data and needs the ``eval`` extra (scikit-learn, FAISS, ir-measures, matplotlib).
+``Reranker(model, calibration=FILE)`` applies a calibration (numpy only). Fitting one is a job one floor up,
+in :mod:`rerank_plugins.calibrating`; nothing here imports it, so the core never loads the fitting code.
 """
 
 from rerank_plugins.calibration.calibrator import CALIBRATION_FILE, Calibration
-from rerank_plugins.calibration.candidates import LabelledScores
-from rerank_plugins.calibration.diagram import write_reliability_diagram
-from rerank_plugins.calibration.job import CalibrationRun, calibrate, split_queries
 
-__all__ = [
-    "CALIBRATION_FILE",
-    "Calibration",
-    "CalibrationRun",
-    "LabelledScores",
-    "calibrate",
-    "split_queries",
-    "write_reliability_diagram",
-]
+__all__ = ["CALIBRATION_FILE", "Calibration"]

@@ -1,6 +1,6 @@
 """``Calibration``: a fitted map from the model's raw margin to P(relevant), saved as JSON with what it belongs to.
 
-Applying one needs numpy only; fitting it (``calibration.fitting``) needs scikit-learn. A calibration
+Applying one needs numpy only; fitting it (``rerank_plugins.calibrating``) needs scikit-learn. A calibration
 belongs to one model's weights and one scoring configuration: the same margin means something else
 under another precision, ``max_length`` or long-document mode, so a mismatch is refused by name.
 """

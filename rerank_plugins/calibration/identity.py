@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import threading
 from pathlib import Path
 
@@ -10,6 +11,8 @@ from rerank_plugins.hub import cached_hub_file
 
 __all__ = ["model_directory", "weights_digest"]
 
+EXPORT_MANIFEST = "rerank-export.json"
+"""An exported artefact's manifest (``artefact.MANIFEST_FILE``; named here so this floor imports nothing above)."""
 WEIGHT_PATTERNS = ("*.safetensors", "pytorch_model*.bin", "model*.bin")
 _DIGESTS: dict[tuple[str, int, int], str] = {}
 _LOCK = threading.Lock()
@@ -39,11 +42,24 @@ def _file_digest(path: Path) -> str:
     return _DIGESTS[key]
 
 
+def _exported_digest(directory: Path) -> str | None:
+    """The source weights' digest an exported artefact's manifest records (its graph runs those weights)."""
+    manifest = directory / EXPORT_MANIFEST
+    if not manifest.is_file():
+        return None
+    source = json.loads(manifest.read_text(encoding="utf-8")).get("source", {})
+    digest = source.get("weights_digest") if isinstance(source, dict) else None
+    return digest if isinstance(digest, str) else None
+
+
 def weights_digest(model: str) -> str | None:
     """SHA-256 over the model's weight files (read once per process per file); ``None`` when none is found."""
     directory = model_directory(model)
     if directory is None:
         return None
+    exported = _exported_digest(directory)
+    if exported is not None:
+        return exported
     files = sorted({found for pattern in WEIGHT_PATTERNS for found in directory.glob(pattern) if found.is_file()})
     if not files:
         return None

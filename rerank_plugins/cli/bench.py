@@ -10,6 +10,7 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
+from rerank_plugins.cli.commands import COMMANDS
 from rerank_plugins.cli.evaluate import build_retriever
 from rerank_plugins.cpu import SPEED_FLAGS
 from rerank_plugins.evaluation import load_beir
@@ -19,7 +20,7 @@ __all__ = ["add_parser", "run"]
 
 
 def add_parser(commands: Any, name: str) -> None:
-    parser = commands.add_parser(name, help="benchmark reranking speed and fidelity against sentence-transformers")
+    parser = commands.add_parser(name, help=COMMANDS[name].help)
     parser.add_argument("--data", required=True, help="BEIR directory (queries with judged candidates)")
     parser.add_argument("--model", required=True, help="cross-encoder: Hugging Face id or local directory")
     parser.add_argument("--queries", type=int, default=20, help="test queries to rerank")

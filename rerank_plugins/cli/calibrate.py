@@ -10,8 +10,10 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from rerank_plugins.calibration import CALIBRATION_FILE, Calibration, calibrate, write_reliability_diagram
-from rerank_plugins.calibration.abstention import ANSWER_RATE
+from rerank_plugins.calibrating import calibrate, write_reliability_diagram
+from rerank_plugins.calibrating.abstention import ANSWER_RATE
+from rerank_plugins.calibration import CALIBRATION_FILE, Calibration
+from rerank_plugins.cli.commands import COMMANDS
 from rerank_plugins.cli.evaluate import build_retriever
 from rerank_plugins.cli.options import add_reranker_options, check_ready, reranker_from
 from rerank_plugins.evaluation.beir import check_beir_directory, load_corpus
@@ -22,7 +24,7 @@ __all__ = ["add_parser", "run"]
 def add_parser(commands: Any, name: str) -> None:
     parser = commands.add_parser(
         name,
-        help="calibrate relevance_score on judged data (P(relevant)); thresholds by the precision they buy",
+        help=COMMANDS[name].help,
         description="Score each query's first-stage candidates with the reranker exactly as configured, fit a map "
         "from raw score to P(relevant) on some queries, and measure it on held-out queries: ECE, Brier score, "
         "log-loss, a reliability diagram and a threshold table. Use the file with --calibration (or Reranker("

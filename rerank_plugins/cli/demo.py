@@ -16,6 +16,7 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
+from rerank_plugins.cli.commands import COMMANDS
 from rerank_plugins.cli.evaluate import build_retriever
 from rerank_plugins.cli.highlight import highlighted
 from rerank_plugins.cli.options import add_reranker_options, check_ready, reranker_from
@@ -28,7 +29,7 @@ __all__ = ["DemoSet", "add_parser", "bundled_set", "demo_corpus", "demo_queries"
 
 
 def add_parser(commands: Any, name: str) -> None:
-    parser = commands.add_parser(name, help="retrieve and rerank sample claims over a bundled corpus")
+    parser = commands.add_parser(name, help=COMMANDS[name].help)
     parser.add_argument("--query", action="append", help="a query to run (repeatable; default: bundled claims)")
     parser.add_argument(
         "-k",

@@ -11,6 +11,7 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
+from rerank_plugins.cli.commands import COMMANDS
 from rerank_plugins.cli.options import add_reranker_options, check_ready, reranker_from, saved_index
 from rerank_plugins.evaluation import load_beir
 from rerank_plugins.evaluation.chart import write_chart
@@ -21,7 +22,7 @@ __all__ = ["add_parser", "build_retriever", "run"]
 
 
 def add_parser(commands: Any, name: str) -> None:
-    parser = commands.add_parser(name, help="evaluate retrieval, reranking and fusion on BEIR-format data")
+    parser = commands.add_parser(name, help=COMMANDS[name].help)
     parser.add_argument("--data", required=True, help="BEIR directory: corpus.jsonl, queries.jsonl, qrels/")
     parser.add_argument("--split", default="test", help="qrels split to evaluate (default: test)")
     parser.add_argument("--top-k", type=int, default=50, help="bi-encoder candidates reranked per query")

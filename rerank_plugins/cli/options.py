@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from rerank_plugins._optional import require
+from rerank_plugins.cli.formatting import HelpFormatter
 from rerank_plugins.loading import check_model_reference
 from rerank_plugins.options import CORE_OPTIONS, CoreOption
 from rerank_plugins.reranker import Reranker
@@ -16,17 +17,6 @@ __all__ = ["HelpFormatter", "add_reranker_options", "check_ready", "core_options
 
 EXTRAS = {"faiss": "faiss", "eval": "ir_measures", "serve": "fastapi"}
 """An extra a command needs, and a module it brings that tells whether it is installed."""
-
-
-class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
-    """Shows each option's default, except where there is none to show (``None``, a flag's ``False``)
-    or the help already names it."""
-
-    def _get_help_string(self, action: argparse.Action) -> str | None:
-        text = action.help or ""
-        if action.default in (None, False, argparse.SUPPRESS) or "(default" in text or not action.option_strings:
-            return text
-        return super()._get_help_string(action)
 
 
 def add_reranker_options(parser: argparse.ArgumentParser) -> None:

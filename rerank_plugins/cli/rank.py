@@ -11,6 +11,7 @@ from typing import Any, TextIO
 
 from rich.console import Console
 
+from rerank_plugins.cli.commands import COMMANDS
 from rerank_plugins.cli.highlight import highlighted
 from rerank_plugins.cli.options import add_reranker_options, reranker_from
 from rerank_plugins.results import RankedResult, Ranking
@@ -35,7 +36,7 @@ class InputDocument:
 def add_parser(commands: Any, name: str) -> None:
     parser = commands.add_parser(
         name,
-        help="rank documents for a query; JSONL out",
+        help=COMMANDS[name].help,
         description="Rank documents for a query. Reads one document per line, or JSONL (a JSON string or an "
         "object with a 'text' field per line, other fields such as 'id' come back on each row); writes one "
         "JSON row per document, best first: {index, score, relevance_score, text, span, ...}; span is "

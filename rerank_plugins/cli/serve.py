@@ -9,6 +9,7 @@ import os
 from dataclasses import fields
 from typing import Any
 
+from rerank_plugins.cli.commands import COMMANDS
 from rerank_plugins.cli.options import add_reranker_options, check_ready, reranker_from
 from rerank_plugins.serving.app import create_app
 from rerank_plugins.serving.auth import API_KEY_ENV
@@ -22,7 +23,7 @@ __all__ = ["add_parser", "run"]
 
 def add_parser(commands: Any, name: str) -> None:
     parser = commands.add_parser(
-        name, help="serve the Cohere, Jina, TEI, Voyage and our own rerank APIs over HTTP, optionally on Ray Serve"
+        name, help=COMMANDS[name].help
     )
     parser.add_argument(
         "--host", default="127.0.0.1", help="interface to listen on (0.0.0.0: all) (default: %(default)s)"

@@ -9,6 +9,7 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
+from rerank_plugins.cli.commands import COMMANDS
 from rerank_plugins.cli.evaluate import build_retriever
 from rerank_plugins.cli.options import check_ready
 from rerank_plugins.evaluation.beir import check_beir_directory, load_corpus
@@ -20,7 +21,7 @@ __all__ = ["add_parser", "run"]
 
 
 def add_parser(commands: Any, name: str) -> None:
-    parser = commands.add_parser(name, help="fine-tune a cross-encoder on your own relevance judgments")
+    parser = commands.add_parser(name, help=COMMANDS[name].help)
     parser.add_argument("--data", required=True, help="BEIR directory: corpus.jsonl, queries.jsonl, qrels/")
     parser.add_argument(
         "--base",

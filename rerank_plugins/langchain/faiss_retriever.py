@@ -31,6 +31,18 @@ class FaissDocumentRetriever(BaseRetriever):
     retriever: FaissRetriever = Field(description="The FAISS index and bi-encoder to search.")
     k: int = Field(4, ge=1, description="Documents to return.")
 
+    @classmethod
+    def from_index(
+        cls, index: FaissRetriever, k: int = 4, search_kwargs: dict[str, Any] | None = None
+    ) -> FaissDocumentRetriever:
+        """``index`` as a LangChain retriever returning ``k`` documents. The adapter makes it, not the index, so
+        retrieval never imports LangChain; ``search_kwargs={"k": n}`` is taken as LangChain's vector stores take it."""
+        options = dict(search_kwargs or {})
+        k = options.pop("k", k)
+        if options:
+            raise TypeError(f"search_kwargs takes only 'k', got {sorted(options)}")
+        return cls(retriever=index, k=k)
+
     def _search(self, query: str, k: int | None) -> list[Document]:
         return [_document(hit) for hit in self.retriever.search(query, k=k or self.k)]
 

@@ -9,12 +9,13 @@ from typing import Any
 
 import numpy as np
 
-from rerank_plugins.devices import DTYPES, resolve_device, resolve_precision
+from rerank_plugins.devices import resolve_device, resolve_precision
 from rerank_plugins.hub import local_files_only, read_model_json
 from rerank_plugins.loading import has_pooling_module
 from rerank_plugins.progress import tqdm
 from rerank_plugins.quiet import quiet_loading
 from rerank_plugins.runtime import resolve_runtime
+from rerank_plugins.runtime.table import RUNTIME_TABLE
 
 __all__ = ["DEFAULT_BI_ENCODER", "EMBEDDING_PRECISIONS", "Embedder", "default_bi_encoder"]
 
@@ -73,6 +74,8 @@ def _load(name: str, device: str, precision: str, runtime: str) -> tuple[Any, Em
                 return model, openvino_embed(name, parts, precision)
         logger.info("%s is not a Transformer -> Pooling -> Normalize bi-encoder: embedding on torch", name)
     if precision != "fp32":
+        from rerank_plugins.runtime.torch_forward import DTYPES
+
         model.to(DTYPES[precision])
     return model, None
 
@@ -99,8 +102,9 @@ class Embedder:
         refuse_cross_encoder(self.model_name)
         self.device = resolve_device(device)
         self.precision = resolve_precision(precision, self.device)
-        if runtime == "onnx":
-            raise ValueError("the bi-encoder runs on runtime 'torch' or 'openvino'; 'onnx' is for cross-encoders")
+        if runtime != "auto" and runtime in RUNTIME_TABLE and not RUNTIME_TABLE[runtime].embeds:
+            embedding = " or ".join(repr(name) for name, engine in RUNTIME_TABLE.items() if engine.embeds)
+            raise ValueError(f"the bi-encoder runs on runtime {embedding}; {runtime!r} is for cross-encoders")
         self.runtime = resolve_runtime(runtime, self.device, self.precision)
         self.batch_size = batch_size
         self._model: tuple[Any, EmbedBatches | None] | None = None

@@ -172,17 +172,6 @@ class FaissRetriever:
             for row_s, row_p in zip(scores, positions, strict=True)
         ]
 
-    def as_retriever(self, k: int = 4, search_kwargs: dict[str, Any] | None = None) -> Any:
-        """This index as a LangChain retriever (``FaissDocumentRetriever``; the langchain extra), returning
-        ``k`` documents; ``search_kwargs={"k": n}`` is accepted as LangChain's vector stores take it."""
-        from rerank_plugins.langchain.faiss_retriever import FaissDocumentRetriever
-
-        options = dict(search_kwargs or {})
-        k = options.pop("k", k)
-        if options:
-            raise TypeError(f"search_kwargs takes only 'k', got {sorted(options)}")
-        return FaissDocumentRetriever(retriever=self, k=k)
-
     # -- persistence -------------------------------------------------------------------------------
 
     def save(self, directory: str | Path) -> Path:

@@ -14,8 +14,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from rerank_plugins.devices import cpu_has_native_bf16
-from rerank_plugins.runtime.openvino import SHAPE_STEP, openvino_forward
+from rerank_plugins.runtime.openvino_export import openvino_forward
+from rerank_plugins.runtime.openvino_graph import SHAPE_STEP
 
 __all__ = ["PooledEncoder", "pooled_encoder_parts", "openvino_embed"]
 
@@ -78,7 +78,7 @@ def openvino_embed(
     example = dict(tokenizer(EXAMPLE_TEXTS, padding=True, truncation=True, max_length=max_length, return_tensors="pt"))
     example = {name: example[name] for name in names}
     source = {"name": model_name, "kind": "bi-encoder", "pooling": pooling, "max_length": max_length}
-    forward = openvino_forward(PooledEncoder(network, pooling), example, precision, cpu_has_native_bf16(), source)
+    forward = openvino_forward(PooledEncoder(network, pooling), example, precision, source)
 
     def embed(texts: list[str], batch_size: int) -> np.ndarray:
         order = np.argsort([len(text) for text in texts], kind="stable")[::-1]  # similar lengths share a batch

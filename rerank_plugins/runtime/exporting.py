@@ -19,7 +19,7 @@ from typing import Any
 import torch
 
 from rerank_plugins._version import __version__
-from rerank_plugins.runtime.scoring import ScoreTokens
+from rerank_plugins.runtime.forward import ScoreTokens
 
 __all__ = ["EXAMPLE_TOKENS", "cache_root", "example_inputs", "export_key", "graph_inputs", "save_atomically"]
 

@@ -1,34 +1,21 @@
-"""The two shapes of a forward pass every runtime returns, and the plain torch one."""
+"""The two shapes of a forward pass every runtime returns, and what names a causal LM's scoring tokens.
+
+Torch-free: the torch runtime's own forward pass lives in ``runtime.torch_forward``.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from typing import Any
 
-import torch
+__all__ = ["Forward", "PackedForward", "ScoreTokens"]
 
-from rerank_plugins.runtime.packed import PackedInputs
-from rerank_plugins.runtime.scoring import ScoreTokens, scoring_module
+Forward = Callable[[dict[str, Any]], Any]
+"""Model inputs to relevance logits (fp32, one row per input): torch tensors in and out, or numpy arrays for
+runtimes whose ``host_arrays`` is true (ONNX Runtime, OpenVINO)."""
 
-__all__ = ["Forward", "PackedForward", "torch_forward"]
+PackedForward = Callable[[Any], Any]
+"""A packed batch (``PackedInputs`` on the model's device) to relevance logits, one row per sequence."""
 
-Forward = Callable[[dict[str, torch.Tensor]], torch.Tensor]
-"""Model inputs (CPU tensors) to relevance logits (fp32, one row per input)."""
-
-PackedForward = Callable[[PackedInputs], torch.Tensor]
-"""A packed batch (on the model's device) to relevance logits, one row per sequence."""
-
-
-def torch_forward(network: Any, score_tokens: ScoreTokens | None = None) -> Forward:
-    """The forward pass of ``scoring_module`` over a dict of named inputs."""
-    module = scoring_module(network, score_tokens)
-
-    def forward(inputs: dict[str, torch.Tensor]) -> torch.Tensor:
-        logits: torch.Tensor = module(inputs["input_ids"], inputs["attention_mask"], *_token_types(inputs))
-        return logits
-
-    return forward
-
-
-def _token_types(inputs: dict[str, torch.Tensor]) -> tuple[torch.Tensor, ...]:
-    return (inputs["token_type_ids"],) if "token_type_ids" in inputs else ()
+ScoreTokens = tuple[int, int | None]
+"""A causal-LM reranker's (true, false) token ids, such as ("yes", "no"); false may be absent."""

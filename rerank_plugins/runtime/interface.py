@@ -7,14 +7,17 @@ Each runtime (torch, OpenVINO, ONNX Runtime) is one subclass in its own module, 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from pathlib import Path
 from typing import Any, ClassVar
 
-import torch
+from rerank_plugins.runtime.forward import Forward, PackedForward, ScoreTokens
 
-from rerank_plugins.runtime.forward import Forward, PackedForward
-from rerank_plugins.runtime.scoring import ScoreTokens
+__all__ = ["ModelRuntime", "device_type"]
 
-__all__ = ["ModelRuntime"]
+
+def device_type(device: str) -> str:
+    """The type of a resolved torch device string: ``"cuda"`` for ``"cuda:1"`` (no torch needed)."""
+    return device.split(":", 1)[0]
 
 
 def _choices(values: tuple[str, ...]) -> str:
@@ -43,7 +46,7 @@ class ModelRuntime(ABC):
 
     def runs_on(self, device: str) -> bool:
         """True when it runs on ``device`` (a resolved torch device string)."""
-        return self.device_types is None or torch.device(device).type in self.device_types
+        return self.device_types is None or device_type(device) in self.device_types
 
     def precision_refusal(self, precision: str) -> str:
         """The error for a ``precision`` outside ``precisions``."""
@@ -69,6 +72,23 @@ class ModelRuntime(ABC):
 
         ``source`` names the weights (name, revision, hub commit): what an export's cache key starts from.
         """
+
+    embeds: ClassVar[bool] = True
+    """True when the bi-encoder (``retrieval.Embedder``) can run on it too."""
+    host_arrays: ClassVar[bool] = False
+    """True when its forward pass takes and returns numpy arrays on the host (no torch in the loop)."""
+    graph_file: ClassVar[str | None] = None
+    """The file an exported graph of this runtime is saved as; ``None`` where it runs no exported graph."""
+
+    def load_graph(self, path: Path, precision: str) -> tuple[Forward, list[str]]:
+        """The forward pass (numpy arrays) of the exported graph at ``path``, and the inputs it takes."""
+        raise ValueError(f"runtime={self.name!r} does not run exported graphs: use runtime='onnx' or 'openvino'")
+
+    def export_graph(
+        self, network: Any, tokenizer: Any, score_tokens: ScoreTokens | None, precision: str, source: dict[str, Any]
+    ) -> Path:
+        """Export the loaded torch ``network`` in ``precision`` (cached on disk) and return the graph's path."""
+        raise ValueError(f"runtime={self.name!r} exports nothing: use runtime='onnx' or 'openvino'")
 
     def width(self, length: int, max_positions: int) -> int:
         """Padded length of a batch whose longest input has ``length`` tokens."""

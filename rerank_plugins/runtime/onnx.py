@@ -1,41 +1,22 @@
-"""ONNX Runtime: export a cross-encoder to ONNX once, cache it on disk, run it on the CPU.
+"""ONNX Runtime on the CPU: runs an exported graph on numpy arrays, with no torch in the loop.
 
-The graph is traced from the same scoring module and example inputs as the OpenVINO export and
-saved under ``cache_root() / "onnx"``. ``int8`` is ONNX Runtime's dynamic quantisation of that
-export (int8 weights, activations quantised per batch), so it needs no calibration data.
+A torch checkpoint is exported once and cached (``runtime.onnx_export``, which needs torch); an artefact of
+``rerank-plugins export`` or a hub model's ``onnx/model.onnx`` is run as it is, so this path needs neither.
 """
 
 from __future__ import annotations
 
-import logging
-import warnings
 from pathlib import Path
 from typing import Any
 
-import torch
-from torch import nn
-
 from rerank_plugins._optional import installed, require
-from rerank_plugins.runtime.exporting import (
-    cache_root,
-    example_inputs,
-    export_key,
-    graph_inputs,
-    save_atomically,
-)
-from rerank_plugins.runtime.forward import Forward
+from rerank_plugins.runtime.forward import Forward, ScoreTokens
 from rerank_plugins.runtime.interface import ModelRuntime
-from rerank_plugins.runtime.scoring import ScoreTokens, scoring_module
 
-__all__ = ["MODEL_FILE", "OnnxRuntime", "onnx_available", "onnx_export_path"]
-
-logger = logging.getLogger(__name__)
+__all__ = ["MODEL_FILE", "OnnxRuntime", "onnx_available", "onnx_session_forward"]
 
 MODEL_FILE = "model.onnx"
-"""The file name of an export inside its cache folder."""
-OPSET = 17
-"""The ONNX opset exports are written in (fused LayerNormalization; ONNX Runtime 1.14 and later)."""
-_FORMAT = 1  # bump when the exported graph changes, so old cache entries are not reused
+"""The file name of an export, in the cache and in an artefact."""
 
 
 def onnx_available() -> bool:
@@ -43,67 +24,19 @@ def onnx_available() -> bool:
     return installed("onnxruntime")
 
 
-def _export(module: nn.Module, example: dict[str, torch.Tensor], path: Path) -> None:
-    """Trace ``module`` over ``example`` into the ONNX file ``path``, with dynamic batch and length."""
-    names = list(example)
-    axes = {name: {0: "batch", 1: "length"} for name in names}
-    with torch.no_grad(), warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # tracer and deprecation warnings about shapes the dynamic axes cover
-        torch.onnx.export(
-            module,
-            tuple(example.values()),
-            str(path),
-            input_names=names,
-            output_names=["logits"],
-            dynamic_axes={**axes, "logits": {0: "batch"}},
-            opset_version=OPSET,
-            dynamo=False,
-        )
-
-
-class _FromQuantizer(logging.Filter):
-    """Drops the INFO records ``quantize_dynamic`` writes to the root logger (one line per tensor)."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        return record.levelno > logging.INFO or "quantization" not in Path(record.pathname).parts
-
-
-def _quantise(fp32: Path, path: Path) -> None:
-    """ONNX Runtime's dynamic int8 quantisation of the fp32 export ``fp32``, written to ``path``.
-
-    Weights get one scale per output channel: with one scale per tensor the SciFact model's rankings agree
-    less with fp32 (mean top-10 overlap about 0.78 instead of 0.87 over 12 SciFact claims).
-    """
-    quantization = require("onnxruntime.quantization", "onnx")
-    quiet = _FromQuantizer()
-    root = logging.getLogger()
-    root.addFilter(quiet)
-    try:
-        quantization.quantize_dynamic(fp32, path, weight_type=quantization.QuantType.QInt8, per_channel=True)
-    finally:
-        root.removeFilter(quiet)
-
-
-def onnx_export_path(
-    module: nn.Module, example: dict[str, torch.Tensor], precision: str, source: dict[str, Any]
-) -> Path:
-    """The cached ONNX file of ``module`` in ``precision`` (fp32 or int8), exported on first use."""
+def onnx_session_forward(path: Path) -> tuple[Forward, list[str]]:
+    """An ONNX Runtime session over the graph at ``path`` as a forward pass of numpy arrays (thread-safe), and
+    the names of the inputs it takes."""
     ort = require("onnxruntime", "onnx")
-    network = getattr(module, "network", module)
-    facts = {**source, "inputs": list(example), "module": type(module).__name__}
-    exporter = {"torch": torch.__version__, "format": _FORMAT}
-    fp32 = cache_root() / "onnx" / export_key(dict(facts, weights="fp32"), network, **exporter)
-    if not (fp32 / MODEL_FILE).is_file():
-        logger.info("exporting %s to ONNX (fp32 weights) in %s", source.get("name"), fp32)
-        save_atomically(fp32, MODEL_FILE, lambda path: _export(module, example, path))
-    if precision != "int8":
-        return fp32 / MODEL_FILE
-    quantiser = {"onnxruntime": ort.__version__, **exporter}
-    int8 = cache_root() / "onnx" / export_key(dict(facts, weights="int8"), network, **quantiser)
-    if not (int8 / MODEL_FILE).is_file():
-        logger.info("exporting %s to ONNX (int8 weights) in %s", source.get("name"), int8)
-        save_atomically(int8, MODEL_FILE, lambda path: _quantise(fp32 / MODEL_FILE, path))
-    return int8 / MODEL_FILE
+    options = ort.SessionOptions()
+    options.log_severity_level = 3  # errors only: its warnings about unused initialisers are noise here
+    session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+    names = [graph_input.name for graph_input in session.get_inputs()]
+
+    def forward(inputs: dict[str, Any]) -> Any:
+        return session.run(None, {name: inputs[name] for name in names})[0]
+
+    return forward, names
 
 
 class OnnxRuntime(ModelRuntime):
@@ -114,6 +47,9 @@ class OnnxRuntime(ModelRuntime):
     extra = "onnx"
     device_types = ("cpu",)
     precisions = ("fp32", "int8")
+    host_arrays = True
+    graph_file = MODEL_FILE
+    embeds = False
 
     def available(self) -> bool:
         return onnx_available()
@@ -121,21 +57,24 @@ class OnnxRuntime(ModelRuntime):
     def precision_refusal(self, precision: str) -> str:
         return f"{super().precision_refusal(precision)} (bf16 and fp16 run on runtime='torch' or 'openvino')"
 
+    def load_graph(self, path: Path, precision: str) -> tuple[Forward, list[str]]:
+        return onnx_session_forward(path)
+
+    def export_graph(
+        self, network: Any, tokenizer: Any, score_tokens: ScoreTokens | None, precision: str, source: dict[str, Any]
+    ) -> Path:
+        from rerank_plugins.runtime.exporting import example_inputs, graph_inputs
+        from rerank_plugins.runtime.onnx_export import onnx_export_path
+        from rerank_plugins.runtime.scoring import scoring_module
+
+        module = scoring_module(network, score_tokens)
+        example = example_inputs(tokenizer, graph_inputs(network, tokenizer, score_tokens))
+        return onnx_export_path(module, example, precision, source)
+
     def prepare(
         self, network: Any, tokenizer: Any, score_tokens: ScoreTokens | None, precision: str, source: dict[str, Any]
     ) -> Forward:
-        ort = require("onnxruntime", "onnx")
-        module = scoring_module(network, score_tokens)
-        example = example_inputs(tokenizer, graph_inputs(network, tokenizer, score_tokens))
-        path = onnx_export_path(module, example, precision, source)
-        options = ort.SessionOptions()
-        options.log_severity_level = 3  # errors only: its warnings about unused initialisers are noise here
-        session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
-        names = [graph_input.name for graph_input in session.get_inputs()]
+        path = self.export_graph(network, tokenizer, score_tokens, precision, source)
+        forward, _ = self.load_graph(path, precision)
         network.to("meta")  # ONNX Runtime holds its own weights; keep the module tree (config, shapes), free the memory
-
-        def forward(inputs: dict[str, torch.Tensor]) -> torch.Tensor:
-            logits = session.run(None, {name: inputs[name].numpy() for name in names})[0]  # thread-safe
-            return torch.from_numpy(logits)
-
         return forward

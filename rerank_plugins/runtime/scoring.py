@@ -9,11 +9,10 @@ from torch import nn
 
 from rerank_plugins.runtime.causal import YesNoMargin
 from rerank_plugins.runtime.cls_only import ClsOnlyEncoder, supports_cls_only
+from rerank_plugins.runtime.forward import ScoreTokens
 
 __all__ = ["ScoreTokens", "scoring_module"]
 
-ScoreTokens = tuple[int, int | None]
-"""A causal-LM reranker's (true, false) token ids, such as ("yes", "no"); false may be absent."""
 
 
 class _Logits(nn.Module):

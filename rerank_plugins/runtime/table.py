@@ -15,5 +15,5 @@ RUNTIME_TABLE: dict[str, ModelRuntime] = {
 """Every runtime ``runtime=`` may name; each is stateless, so one instance serves every model."""
 
 AUTO_ORDER = ("openvino", "torch")
-"""``"auto"`` takes the first of these that runs on the device and is installed (torch always is)."""
+"""``"auto"`` takes the first of these that runs on the device and is installed."""
 

@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING
 
-if TYPE_CHECKING:
-    from rerank_plugins.training.fine_tune import TrainingReport
+from rerank_plugins.training.report import TrainingReport
 
 __all__ = ["worse_warning", "write_model_card"]
 

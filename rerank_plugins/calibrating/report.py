@@ -7,17 +7,17 @@ from typing import Any
 
 import numpy as np
 
-from rerank_plugins.calibration.abstention import by_source, outcomes, real_rows, table
-from rerank_plugins.calibration.calibrator import Calibration, sigmoid
-from rerank_plugins.calibration.candidates import LabelledScores, QueryRows
-from rerank_plugins.calibration.drift import margin_quantiles
-from rerank_plugins.calibration.measures import (
+from rerank_plugins.calibrating.abstention import by_source, outcomes, real_rows, table
+from rerank_plugins.calibrating.candidates import LabelledScores, QueryRows
+from rerank_plugins.calibrating.measures import (
     TABLE_THRESHOLDS,
     calibration_errors,
     precision_curve,
     reliability_bins,
     threshold_table,
 )
+from rerank_plugins.calibration.calibrator import Calibration, sigmoid
+from rerank_plugins.calibration.drift import margin_quantiles
 
 __all__ = ["SEPARATION_AUC", "fit_summary", "heldout_report", "separation_warnings"]
 

@@ -15,7 +15,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-from rerank_plugins.calibration.candidates import LabelledScores, QueryRows
+from rerank_plugins.calibrating.candidates import LabelledScores, QueryRows
 
 __all__ = [
     "ANSWER_RATE",

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any, get_args
 
 import numpy as np
 
-from rerank_plugins.calibration.abstention import (
+from rerank_plugins.calibrating.abstention import (
     ANSWER_RATE,
     UnanswerableSource,
     real_rows,
@@ -19,8 +19,7 @@ from rerank_plugins.calibration.abstention import (
     removed_twins,
     synthetic_id,
 )
-from rerank_plugins.calibration.calibrator import Calibration, Method
-from rerank_plugins.calibration.candidates import (
+from rerank_plugins.calibrating.candidates import (
     Candidates,
     LabelledScores,
     QueryRows,
@@ -28,9 +27,10 @@ from rerank_plugins.calibration.candidates import (
     retrieve_candidates,
     score_candidates,
 )
-from rerank_plugins.calibration.fitting import fit_parameters
-from rerank_plugins.calibration.report import fit_summary, heldout_report
-from rerank_plugins.calibration.trained import trained_queries
+from rerank_plugins.calibrating.fitting import fit_parameters
+from rerank_plugins.calibrating.report import fit_summary, heldout_report
+from rerank_plugins.calibrating.trained import trained_queries
+from rerank_plugins.calibration.calibrator import Calibration, Method
 
 if TYPE_CHECKING:
     from rerank_plugins.reranker import Reranker
