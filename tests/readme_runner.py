@@ -31,6 +31,7 @@ RELEVANT_WORD = "homocyst"
 
 CALIBRATION_SECTION = 'Calibrated relevance and "nothing relevant"'
 PASSAGES_SECTION = "Evidence passages: the text that earned the score"
+LIGHT_SECTION = "Without torch: exported models"
 
 
 @functools.lru_cache(maxsize=1)
@@ -119,6 +120,17 @@ def _serving(setup: Setup) -> None:
     setup.replacements.update({"http://127.0.0.1:8000": url, "http://tei-host:8080": url})
 
 
+def _light(setup: Setup) -> None:
+    """The folder the README's ``export`` command writes: the README's model exported to ONNX int8 here."""
+    import tempfile
+
+    from rerank_plugins.export import export_model
+
+    folder = Path(tempfile.mkdtemp(prefix="readme-export-")) / "minilm-int8"
+    export_model("cross-encoder/ms-marco-MiniLM-L6-v2", folder, runtime="onnx", precision="int8")
+    setup.replacements["models/minilm-int8"] = str(folder)
+
+
 def _calibration(setup: Setup) -> None:
     """The calibration file the README's ``calibrate`` command makes: the one ``benchmarks/calibration_scifact.py``
     fitted with that command's settings (300 train claims, FAISS top 50, unanswerable claims synthesised), for
@@ -170,6 +182,7 @@ SETUPS: dict[str, Callable[[Setup], None]] = {
     "Serving: a rerank service, remote adapters, Ray": _serving,
     CALIBRATION_SECTION: _calibration,
     PASSAGES_SECTION: _passages,
+    LIGHT_SECTION: _light,
 }
 """Sections whose blocks need something first; the others run in an empty namespace."""
 

@@ -13,6 +13,8 @@ import pytest
 from tests.conftest import REPO
 
 HEAVY = ("torch", "transformers", "sentence_transformers")
+ARTEFACTS = (("onnx", "fp32"), ("onnx", "int8"), ("openvino", "fp32"), ("openvino", "int8"))
+"""The exports the light suite scores: as .ci/run makes them for .ci/light."""
 BLOCK_MODEL_STACK = f"""
 import importlib.abc, sys
 class _Blocked(importlib.abc.MetaPathFinder):
@@ -78,7 +80,7 @@ def artefacts(trained_model: str, tmp_path_factory: pytest.TempPathFactory) -> P
     from rerank_plugins.export import export_model
 
     folder = tmp_path_factory.mktemp("artefacts")
-    for runtime, precision in (("onnx", "fp32"), ("onnx", "int8"), ("openvino", "fp32")):
+    for runtime, precision in ARTEFACTS:
         export_model(trained_model, folder / f"{runtime}-{precision}", runtime=runtime, precision=precision)
     return folder
 
@@ -88,9 +90,11 @@ def test_the_fp32_artefact_scores_as_the_source_and_int8_ranks_alike(artefacts: 
     fp32 = json.loads((artefacts / "onnx-fp32" / "rerank-export.json").read_text())
     int8 = json.loads((artefacts / "onnx-int8" / "rerank-export.json").read_text())
     openvino = json.loads((artefacts / "openvino-fp32" / "rerank-export.json").read_text())
+    openvino_int8 = json.loads((artefacts / "openvino-int8" / "rerank-export.json").read_text())
     assert fp32["checks"]["max_abs_logit_difference"] < 1e-4 and fp32["checks"]["top10_overlap"] == 1.0
     assert openvino["checks"]["max_abs_logit_difference"] < 1e-4
-    assert int8["checks"]["top10_overlap"] >= 0.9
+    assert openvino_int8["checks"]["top10_overlap"] >= 0.9  # int8 weights, activations kept in float
+    assert int8["checks"]["top10_overlap"] >= 0.75  # activations quantised too: faster, further from fp32
     assert fp32["source"]["weights_digest"] and fp32["activation"] in ("sigmoid", "identity")
     assert (artefacts / "onnx-int8" / "model.onnx").stat().st_size < 0.5 * (
         artefacts / "onnx-fp32" / "model.onnx"

@@ -15,7 +15,7 @@ from rerank_plugins import Reranker
 from rerank_plugins.calibration import CALIBRATION_FILE, Calibration
 
 
-@pytest.mark.parametrize("name", ["onnx-fp32", "onnx-int8", "openvino-fp32"])
+@pytest.mark.parametrize("name", ["onnx-fp32", "onnx-int8", "openvino-fp32", "openvino-int8"])
 def test_an_artefact_ranks_the_relevant_abstract_first(
     artefacts: Path, name: str, scifact_claim: tuple[str, list[str], int]
 ) -> None:
