@@ -121,7 +121,7 @@ def main() -> None:
     parser.add_argument("--output", type=Path, default=None)
     args = parser.parse_args()
     sys.path.insert(0, str(REPO))
-    from rerank_plugins.cpu import cpu_description
+    from rerank_plugins.evaluation.speed import cpu_description
 
     source = Path(tempfile.mkdtemp(prefix="light-floor-src-"))
     subprocess.run(f"git archive HEAD | tar -x -C {source}", shell=True, check=True, cwd=REPO)
