@@ -354,3 +354,26 @@ def test_the_roofline_figures_are_the_benchmark_s() -> None:
         assert f"| {mode['speedup']:.2f} | {mode['gflops_per_second']:.0f} | {share} |" in flat
         assert not mode["slower_than_baseline"]
     assert (REPO / "docs" / "roofline-epyc.png").stat().st_size > 10_000
+
+
+def test_the_light_floor_figures_are_the_benchmark_s() -> None:
+    """The README's light-floor tables say what ``benchmarks/light_floor.py`` wrote, on the CPU it names."""
+    measured = json.loads((REPO / "benchmarks" / "results" / "light_floor.json").read_text(encoding="utf-8"))
+    text = README.read_text(encoding="utf-8")
+    section = text[text.index("### The light floor, measured") :].split("\n## ")[0]
+    assert measured["cpu"]["name"] in section
+    light, full = measured["installs"]["light"], measured["installs"]["full"]
+    assert f"| site-packages | {light['site_packages_mb']:.0f} MB | {full['site_packages_mb']:.0f} MB |" in section
+    for key, label in (
+        ("import_langchain_s", "`import rerank_plugins.langchain`"),
+        ("import_load_int8_rank50_s", "import, load the int8 artefact, rank 50 abstracts"),
+        ("help_s", "`rerank-plugins --help`"),
+    ):
+        assert f"| {label} | {light[key]:.2f} s | {full[key]:.2f} s |" in section
+    assert f"| {full['import_load_torch_checkpoint_rank50_s']:.2f} s |" in section
+    for name, row in measured["fidelity"].items():
+        line = (
+            f"| `{name}` | {row['graph_mb']:.0f} MB | {row['max_abs_logit_difference']:.2g} | "
+            f"{row['top10_overlap']:.3f} | {row['min_top10_overlap']:.1f} |"
+        )
+        assert line in section, line

@@ -2,7 +2,8 @@
 
 They run in a venv without torch (``.ci/light``) and, in the main suite, in a subprocess that blocks those
 imports (``tests/test_light_floor.py``). ``RERANK_PLUGINS_ARTEFACTS`` names a folder holding ``onnx-fp32``,
-``onnx-int8``, ``openvino-fp32`` and ``openvino-int8`` artefacts of the SciFact model, exported where torch is installed.
+``onnx-int8``, ``openvino-fp32`` and ``openvino-int8`` artefacts of the SciFact model, exported where
+torch is installed.
 """
 
 from __future__ import annotations
