@@ -23,6 +23,8 @@ import pytest  # noqa: E402
 REPO = Path(__file__).resolve().parents[2]
 SHARED = Path(os.environ.get("RERANK_PLUGINS_SHARED", REPO.parent / "shared"))
 HEAVY = ("torch", "transformers", "sentence_transformers")
+CLAIM = "36"
+"""SciFact test claim 36, "A deficiency of vitamin B12 increases blood levels of homocysteine": the README's topic."""
 
 
 @pytest.fixture(scope="session")
@@ -44,7 +46,7 @@ def onnx_fp32(artefacts: Path) -> str:
 
 @pytest.fixture(scope="session")
 def scifact_claim() -> tuple[str, list[str], int]:
-    """A SciFact test claim, its relevant abstract and 9 others: (claim, documents, index of the relevant one)."""
+    """``CLAIM``, its relevant abstract and 9 others: (claim, documents, index of the relevant one)."""
     data = SHARED / "data" / "scifact"
     corpus = {}
     with open(data / "corpus.jsonl", encoding="utf-8") as lines:
@@ -53,7 +55,7 @@ def scifact_claim() -> tuple[str, list[str], int]:
             corpus[row["_id"]] = f"{row['title']} {row['text']}"
     queries = {row["_id"]: row["text"] for row in map(json.loads, open(data / "queries.jsonl", encoding="utf-8"))}
     qrels = [line.split("\t") for line in open(data / "qrels" / "test.tsv", encoding="utf-8").read().splitlines()[1:]]
-    query_id, doc_id = qrels[0][0], qrels[0][1]
+    query_id, doc_id = next((row[0], row[1]) for row in qrels if row[0] == CLAIM)
     others = [key for key in list(corpus)[:40] if key != doc_id][:9]
     documents = [corpus[key] for key in others[:4]] + [corpus[doc_id]] + [corpus[key] for key in others[4:]]
     return queries[query_id], documents, 4

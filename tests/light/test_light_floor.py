@@ -44,7 +44,7 @@ def test_windows_find_the_passage_and_spans_point_at_it(
 
 def test_sentence_windows_score_without_torch(onnx_fp32: str, scifact_claim: tuple[str, list[str], int]) -> None:
     claim, documents, relevant = scifact_claim
-    reranker = Reranker(onnx_fp32, long_documents="window", window_boundaries="sentences", calibration=None)
+    reranker = Reranker(onnx_fp32, long_documents="window", window_boundaries="sentence", calibration=None)
     assert reranker.rank(claim, documents)[0].index == relevant
 
 
@@ -63,7 +63,7 @@ def test_calibration_threshold_and_cache(
     assert [result.index for result in kept] == [relevant]
     plain.rank(claim, documents)
     plain.rank(claim, documents)
-    assert plain.stats().pairs == len(documents)  # the second call was served from the score cache
+    assert plain.stats.pairs == len(documents)  # the second call was served from the score cache
 
 
 def test_langchain_compressor_on_an_artefact(onnx_fp32: str, scifact_claim: tuple[str, list[str], int]) -> None:
