@@ -10,8 +10,8 @@ from pathlib import Path
 from typing import Any
 
 from rerank_plugins._optional import installed, require
-from rerank_plugins.runtime.forward import Forward, ScoreTokens
-from rerank_plugins.runtime.interface import ModelRuntime
+from rerank_plugins.runtime.forward import Forward
+from rerank_plugins.runtime.graph_runtime import GraphRuntime
 
 __all__ = ["MODEL_FILE", "OnnxRuntime", "onnx_available", "onnx_session_forward"]
 
@@ -39,15 +39,13 @@ def onnx_session_forward(path: Path) -> tuple[Forward, list[str]]:
     return forward, names
 
 
-class OnnxRuntime(ModelRuntime):
+class OnnxRuntime(GraphRuntime):
     """ONNX Runtime on the CPU in fp32, or int8 by dynamic quantisation; chosen only by ``runtime='onnx'``."""
 
     name = "onnx"
     label = "ONNX Runtime"
     extra = "onnx"
-    device_types = ("cpu",)
     precisions = ("fp32", "int8")
-    host_arrays = True
     graph_file = MODEL_FILE
     embeds = False
 
@@ -60,21 +58,7 @@ class OnnxRuntime(ModelRuntime):
     def load_graph(self, path: Path, precision: str) -> tuple[Forward, list[str]]:
         return onnx_session_forward(path)
 
-    def export_graph(
-        self, network: Any, tokenizer: Any, score_tokens: ScoreTokens | None, precision: str, source: dict[str, Any]
-    ) -> Path:
-        from rerank_plugins.runtime.exporting import example_inputs, graph_inputs
+    def graph_path(self, module: Any, example: dict[str, Any], precision: str, source: dict[str, Any]) -> Path:
         from rerank_plugins.runtime.onnx_export import onnx_export_path
-        from rerank_plugins.runtime.scoring import scoring_module
 
-        module = scoring_module(network, score_tokens)
-        example = example_inputs(tokenizer, graph_inputs(network, tokenizer, score_tokens))
         return onnx_export_path(module, example, precision, source)
-
-    def prepare(
-        self, network: Any, tokenizer: Any, score_tokens: ScoreTokens | None, precision: str, source: dict[str, Any]
-    ) -> Forward:
-        path = self.export_graph(network, tokenizer, score_tokens, precision, source)
-        forward, _ = self.load_graph(path, precision)
-        network.to("meta")  # ONNX Runtime holds its own weights; keep the module tree (config, shapes), free the memory
-        return forward

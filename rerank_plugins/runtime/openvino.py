@@ -12,8 +12,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from rerank_plugins.runtime.forward import Forward, ScoreTokens
-from rerank_plugins.runtime.interface import ModelRuntime
+from rerank_plugins.runtime.forward import Forward
+from rerank_plugins.runtime.graph_runtime import GraphRuntime
 from rerank_plugins.runtime.openvino_graph import (
     GRAPH_FILE,
     SHAPE_STEP,
@@ -24,15 +24,13 @@ from rerank_plugins.runtime.openvino_graph import (
 __all__ = ["GRAPH_FILE", "SHAPE_STEP", "OpenVINORuntime", "compiled_forward", "openvino_available"]
 
 
-class OpenVINORuntime(ModelRuntime):
+class OpenVINORuntime(GraphRuntime):
     """OpenVINO on the CPU in fp32, bf16 or int8; batches padded to a multiple of ``SHAPE_STEP`` tokens."""
 
     name = "openvino"
     label = "OpenVINO"
     extra = "openvino"
-    device_types = ("cpu",)
     precisions = ("fp32", "bf16", "int8")
-    host_arrays = True
     graph_file = GRAPH_FILE
 
     def available(self) -> bool:
@@ -41,24 +39,10 @@ class OpenVINORuntime(ModelRuntime):
     def load_graph(self, path: Path, precision: str) -> tuple[Forward, list[str]]:
         return compiled_forward(path, precision)
 
-    def export_graph(
-        self, network: Any, tokenizer: Any, score_tokens: ScoreTokens | None, precision: str, source: dict[str, Any]
-    ) -> Path:
-        from rerank_plugins.runtime.exporting import example_inputs, graph_inputs
+    def graph_path(self, module: Any, example: dict[str, Any], precision: str, source: dict[str, Any]) -> Path:
         from rerank_plugins.runtime.openvino_export import openvino_export_path
-        from rerank_plugins.runtime.scoring import scoring_module
 
-        module = scoring_module(network, score_tokens)
-        example = example_inputs(tokenizer, graph_inputs(network, tokenizer, score_tokens))
         return openvino_export_path(module, example, precision, source)
-
-    def prepare(
-        self, network: Any, tokenizer: Any, score_tokens: ScoreTokens | None, precision: str, source: dict[str, Any]
-    ) -> Forward:
-        path = self.export_graph(network, tokenizer, score_tokens, precision, source)
-        forward, _ = self.load_graph(path, precision)
-        network.to("meta")  # OpenVINO holds its own weights; keep the module tree (config, shapes), free the memory
-        return forward
 
     def width(self, length: int, max_positions: int) -> int:
         """``length`` rounded up to the next ``SHAPE_STEP``, but not past the model's positions."""
