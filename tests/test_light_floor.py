@@ -80,9 +80,17 @@ def artefacts(trained_model: str, tmp_path_factory: pytest.TempPathFactory) -> P
     from rerank_plugins.export import export_model
 
     folder = tmp_path_factory.mktemp("artefacts")
-    for runtime, precision in ARTEFACTS:
-        export_model(trained_model, folder / f"{runtime}-{precision}", runtime=runtime, precision=precision)
+    with pytest.MonkeyPatch.context() as patch:  # its own export cache: other tests count their first exports
+        patch.setenv("RERANK_PLUGINS_CACHE", str(tmp_path_factory.mktemp("export-cache")))
+        for runtime, precision in ARTEFACTS:
+            export_model(trained_model, folder / f"{runtime}-{precision}", runtime=runtime, precision=precision)
     return folder
+
+
+@pytest.fixture(autouse=True)
+def _own_export_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Exports here go to a cache of their own, so tests elsewhere still see their models' first export."""
+    monkeypatch.setenv("RERANK_PLUGINS_CACHE", str(tmp_path / "export-cache"))
 
 
 @pytest.mark.slow
