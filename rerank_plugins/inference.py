@@ -6,45 +6,27 @@ models go through ``torch_inference``, which keeps the device busy while the hos
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Callable
+from functools import partial
 
 import numpy as np
 
 from rerank_plugins.batches import padded_arrays, plan_batches
 from rerank_plugins.encoding import Encoder
 from rerank_plugins.loading import LoadedModel
-from rerank_plugins.unit_scores import BatchPolicy, PendingScores, UnitScores, margins_of, width
+from rerank_plugins.unit_scores import BatchPolicy, PendingScores, UnitScores, margins_of, run_halving, width
 from rerank_plugins.units import Units
 
 __all__ = ["BatchPolicy", "PendingScores", "UnitScores", "launch", "width"]
 
-logger = logging.getLogger(__name__)
 
-
-def _run_halving(model: LoadedModel, encoder: Encoder, units: Units, start: int, end: int, padded: int) -> np.ndarray:
-    """Margins of units ``start..end-1`` padded to ``padded`` tokens, halving the batch on out-of-memory until one
-    unit alone does not fit."""
+def _run_batch(model: LoadedModel, encoder: Encoder, units: Units, start: int, end: int, padded: int) -> np.ndarray:
+    """Margins of units ``start..end-1``, padded to ``padded`` tokens."""
     arrays = padded_arrays(units, start, end, padded, encoder.pad_id)
     named = {"input_ids": arrays.input_ids, "attention_mask": arrays.attention_mask}
     if encoder.uses_token_types:
         named["token_type_ids"] = arrays.token_type_ids
-    try:
-        return margins_of(model.forward(named), model.num_labels)
-    except (RuntimeError, MemoryError) as error:
-        if not isinstance(error, MemoryError) and "out of memory" not in str(error).lower():
-            raise
-        if end - start == 1:
-            raise MemoryError(
-                f"out of memory scoring a single pair of {int(units.lengths[start])} tokens on {model.device}; "
-                "lower max_length or use another device"
-            ) from error
-        half = (end - start) // 2
-        logger.warning(
-            "out of memory on a batch of %d; retrying as two of %d and %d", end - start, half, end - start - half
-        )
-        first = _run_halving(model, encoder, units, start, start + half, padded)
-        return np.concatenate([first, _run_halving(model, encoder, units, start + half, end, padded)])
+    return margins_of(model.forward(named), model.num_labels)
 
 
 def _launch_host(
@@ -64,7 +46,8 @@ def _launch_host(
     padded_tokens = 0
     for start, end in runs:
         padded_width = width(model, int(ordered.lengths[start]))
-        margins[order[start:end]] = _run_halving(model, encoder, ordered, start, end, padded_width)
+        run = partial(_run_batch, model, encoder, ordered, padded=padded_width)
+        margins[order[start:end]] = np.concatenate(run_halving(run, start, end, ordered.lengths, model.device))
         padded_tokens += (end - start) * padded_width
         if on_batch is not None:
             on_batch(end - start)

@@ -8,8 +8,8 @@ host is free to tokenise and plan the next.
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Callable
+from functools import partial
 
 import numpy as np
 import torch
@@ -18,12 +18,10 @@ from rerank_plugins.batches import packed_arrays, padded_arrays, plan_batches
 from rerank_plugins.encoding import Encoder
 from rerank_plugins.loading import LoadedModel
 from rerank_plugins.runtime.packed import PackedInputs
-from rerank_plugins.unit_scores import BatchPolicy, PendingScores, UnitScores, width
+from rerank_plugins.unit_scores import BatchPolicy, PendingScores, UnitScores, run_halving, width
 from rerank_plugins.units import Units
 
 __all__ = ["launch_torch"]
-
-logger = logging.getLogger(__name__)
 
 
 class _DeviceScores(PendingScores):
@@ -41,10 +39,6 @@ class _DeviceScores(PendingScores):
         margins = np.empty(len(self._order), dtype=np.float32)
         margins[self._order] = self._host.numpy()
         return UnitScores(margins, self._tokens, self._padded)
-
-
-def _is_out_of_memory(error: BaseException) -> bool:
-    return isinstance(error, torch.OutOfMemoryError) or "out of memory" in str(error).lower()
 
 
 def _on_device(model: LoadedModel, array: np.ndarray) -> torch.Tensor:
@@ -79,29 +73,10 @@ def _run_batch(model: LoadedModel, encoder: Encoder, units: Units, start: int, e
     return _margin(model, model.forward({name: _on_device(model, array) for name, array in named.items()}))
 
 
-def _run_halving(
-    model: LoadedModel, encoder: Encoder, units: Units, start: int, end: int, packed: bool
-) -> list[torch.Tensor]:
-    """Score units ``start..end-1``, halving the batch on out-of-memory until one unit alone does not fit."""
-    try:
-        return [_run_batch(model, encoder, units, start, end, packed)]
-    except (RuntimeError, torch.OutOfMemoryError) as error:
-        if not _is_out_of_memory(error):
-            raise
-        if model.device.startswith("cuda"):
-            torch.cuda.empty_cache()
-        if end - start == 1:
-            raise MemoryError(
-                f"out of memory scoring a single pair of {int(units.lengths[start])} tokens on {model.device}; "
-                "lower max_length or use another device"
-            ) from error
-        half = (end - start) // 2
-        logger.warning(
-            "out of memory on a batch of %d; retrying as two of %d and %d", end - start, half, end - start - half
-        )
-        return _run_halving(model, encoder, units, start, start + half, packed) + _run_halving(
-            model, encoder, units, start + half, end, packed
-        )
+def _free_cached(model: LoadedModel) -> None:
+    """Give the CUDA allocator's cached blocks back before a batch is retried in halves."""
+    if model.device.startswith("cuda"):
+        torch.cuda.empty_cache()
 
 
 @torch.inference_mode()
@@ -129,7 +104,8 @@ def launch_torch(
     outputs: list[torch.Tensor] = []
     padded_tokens = 0
     for start, end in runs:
-        outputs.extend(_run_halving(model, encoder, ordered, start, end, packed))
+        run = partial(_run_batch, model, encoder, ordered, packed=packed)
+        outputs.extend(run_halving(run, start, end, ordered.lengths, model.device, partial(_free_cached, model)))
         lengths = ordered.lengths[start:end]
         padded_tokens += int(lengths.sum()) if packed else (end - start) * width(model, int(lengths[0]))
         if on_batch is not None:

@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
 import numpy as np
 
 if TYPE_CHECKING:
     from rerank_plugins.loading import LoadedModel
 
-__all__ = ["BatchPolicy", "PendingScores", "UnitScores", "margins_of", "width"]
+__all__ = ["BatchPolicy", "PendingScores", "UnitScores", "is_out_of_memory", "margins_of", "run_halving", "width"]
+
+logger = logging.getLogger(__name__)
+Scores = TypeVar("Scores")
 
 
 @dataclass(frozen=True)
@@ -52,3 +57,39 @@ def margins_of(logits: np.ndarray, num_labels: int) -> np.ndarray:
     values = np.asarray(logits, dtype=np.float32)
     margins: np.ndarray = values[:, 1] - values[:, 0] if num_labels == 2 else values[:, 0]
     return margins
+
+
+def is_out_of_memory(error: BaseException) -> bool:
+    """A ``MemoryError``, or a runtime's error that says it ran out of memory (torch's ``OutOfMemoryError`` does)."""
+    return isinstance(error, MemoryError) or "out of memory" in str(error).lower()
+
+
+def run_halving(
+    run: Callable[[int, int], Scores],
+    start: int,
+    end: int,
+    lengths: np.ndarray,
+    device: str,
+    on_out_of_memory: Callable[[], None] | None = None,
+) -> list[Scores]:
+    """``run(start, end)`` over units ``start..end-1``, halving the batch on out-of-memory until one unit alone
+    does not fit (then a ``MemoryError`` says so); ``on_out_of_memory`` frees what it can before a retry."""
+    try:
+        return [run(start, end)]
+    except (RuntimeError, MemoryError) as error:
+        if not is_out_of_memory(error):
+            raise
+        if on_out_of_memory is not None:
+            on_out_of_memory()
+        if end - start == 1:
+            raise MemoryError(
+                f"out of memory scoring a single pair of {int(lengths[start])} tokens on {device}; "
+                "lower max_length or use another device"
+            ) from error
+        half = (end - start) // 2
+        logger.warning(
+            "out of memory on a batch of %d; retrying as two of %d and %d", end - start, half, end - start - half
+        )
+        return run_halving(run, start, start + half, lengths, device, on_out_of_memory) + run_halving(
+            run, start + half, end, lengths, device, on_out_of_memory
+        )
