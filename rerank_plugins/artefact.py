@@ -27,6 +27,7 @@ __all__ = [
     "activation_from_config",
     "find_manifest",
     "read_json",
+    "sigmoid",
 ]
 
 MANIFEST_FILE = EXPORT_MANIFEST
@@ -36,9 +37,10 @@ HUB_GRAPHS = {"onnx": "onnx/model.onnx", "openvino": "openvino/openvino_model.xm
 """Where sentence-transformers keeps a model's ONNX and OpenVINO graphs (fp32) on the hub."""
 
 
-def _sigmoid(values: np.ndarray) -> np.ndarray:
+def sigmoid(values: np.ndarray) -> np.ndarray:
+    """The logistic function in fp32, without overflow warnings at large margins."""
     with np.errstate(over="ignore"):
-        out: np.ndarray = (1.0 / (1.0 + np.exp(-values))).astype(np.float32)
+        out: np.ndarray = (1.0 / (1.0 + np.exp(-np.asarray(values, dtype=np.float32)))).astype(np.float32)
     return out
 
 
@@ -46,7 +48,7 @@ def _identity(values: np.ndarray) -> np.ndarray:
     return values
 
 
-ACTIVATIONS = {"sigmoid": _sigmoid, "identity": _identity}
+ACTIVATIONS = {"sigmoid": sigmoid, "identity": _identity}
 """The score activations an artefact may name, as numpy functions of the fp32 logits."""
 
 

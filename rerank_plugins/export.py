@@ -21,7 +21,7 @@ import numpy as np
 from rerank_plugins.artefact import MANIFEST_FILE, Manifest
 from rerank_plugins.calibration import CALIBRATION_FILE
 from rerank_plugins.calibration.identity import weights_digest
-from rerank_plugins.loading import activation_name, check_cross_encoder_reference, load_cross_encoder
+from rerank_plugins.loading import activation_name, check_cross_encoder_reference, load_cross_encoder, max_lengths
 from rerank_plugins.quiet import quiet_loading
 from rerank_plugins.reranker import Reranker
 from rerank_plugins.runtime.table import RUNTIME_TABLE
@@ -105,15 +105,14 @@ def export_model(
         graph = engine.export_graph(
             network, tokenizer, None, precision, {"name": reference, "revision": revision, "commit": commit}
         )
-    max_positions = int(getattr(network.config, "max_position_embeddings", 512))
-    configured = getattr(encoder, "max_seq_length", None) or getattr(encoder, "max_length", None) or max_positions
+    max_length, max_positions = max_lengths(encoder)
     manifest = Manifest(
         runtime=runtime,
         precision=precision,
         graph=graph.name,
         num_labels=num_labels,
         activation=activation,
-        max_length=min(int(configured), max_positions),
+        max_length=max_length,
         max_positions=max_positions,
         source={"name": reference, "revision": revision, "commit": commit, "weights_digest": weights_digest(reference)},
     )

@@ -11,22 +11,26 @@ from functools import partial
 
 import numpy as np
 
-from rerank_plugins.batches import padded_arrays, plan_batches
 from rerank_plugins.encoding import Encoder
 from rerank_plugins.loading import LoadedModel
-from rerank_plugins.unit_scores import BatchPolicy, PendingScores, UnitScores, margins_of, run_halving, width
+from rerank_plugins.unit_scores import (
+    BatchPolicy,
+    PendingScores,
+    UnitScores,
+    margins_of,
+    padded_inputs,
+    plan_runs,
+    run_halving,
+    width,
+)
 from rerank_plugins.units import Units
 
 __all__ = ["BatchPolicy", "PendingScores", "UnitScores", "launch", "width"]
 
 
-def _run_batch(model: LoadedModel, encoder: Encoder, units: Units, start: int, end: int, padded: int) -> np.ndarray:
-    """Margins of units ``start..end-1``, padded to ``padded`` tokens."""
-    arrays = padded_arrays(units, start, end, padded, encoder.pad_id)
-    named = {"input_ids": arrays.input_ids, "attention_mask": arrays.attention_mask}
-    if encoder.uses_token_types:
-        named["token_type_ids"] = arrays.token_type_ids
-    return margins_of(model.forward(named), model.num_labels)
+def _run_batch(model: LoadedModel, encoder: Encoder, units: Units, start: int, end: int) -> np.ndarray:
+    """Margins of units ``start..end-1`` from the numpy forward pass."""
+    return margins_of(model.forward(padded_inputs(model, encoder, units, start, end)), model.num_labels)
 
 
 def _launch_host(
@@ -34,21 +38,12 @@ def _launch_host(
 ) -> PendingScores:
     """Score every batch of ``units`` with a numpy forward pass, on the calling thread."""
     order, ordered = units.sorted_by_length()
-    runs = plan_batches(
-        ordered.lengths,
-        policy.batch_size,
-        policy.max_tokens,
-        model.max_padding,
-        False,
-        lambda length: width(model, length),
-    )
     margins = np.empty(len(order), dtype=np.float32)
     padded_tokens = 0
-    for start, end in runs:
-        padded_width = width(model, int(ordered.lengths[start]))
-        run = partial(_run_batch, model, encoder, ordered, padded=padded_width)
+    for start, end in plan_runs(model, ordered, policy, packed=False):
+        run = partial(_run_batch, model, encoder, ordered)
         margins[order[start:end]] = np.concatenate(run_halving(run, start, end, ordered.lengths, model.device))
-        padded_tokens += (end - start) * padded_width
+        padded_tokens += (end - start) * width(model, int(ordered.lengths[start]))
         if on_batch is not None:
             on_batch(end - start)
     return PendingScores(UnitScores(margins, units.tokens, padded_tokens))

@@ -39,6 +39,7 @@ __all__ = [
     "check_cross_encoder_reference",
     "exported_source",
     "load_cross_encoder",
+    "max_lengths",
     "check_model_reference",
     "has_pooling_module",
     "load_model",
@@ -217,12 +218,14 @@ def _check_is_cross_encoder(model: str, config: Any) -> tuple[int, bool]:
     return num_labels, False
 
 
-def _configured_max_length(encoder: Any) -> int | None:
-    """The cross-encoder's own token limit: ``max_seq_length`` in newer sentence-transformers, ``max_length`` in
-    5.0 (read by the name this version has, never through the newer versions' deprecated alias)."""
+def max_lengths(encoder: Any) -> tuple[int, int]:
+    """The tokens a pair may take and the positions the network has: the cross-encoder's own limit
+    (``max_seq_length`` in newer sentence-transformers, ``max_length`` in 5.0, read by the name this version has,
+    never through the newer versions' deprecated alias), capped at the positions."""
+    max_positions = int(getattr(encoder.model.config, "max_position_embeddings", 512))
     name = "max_seq_length" if hasattr(encoder, "max_seq_length") else "max_length"
-    value: Any = getattr(encoder, name, None)
-    return None if value is None else int(value)
+    configured: Any = getattr(encoder, name, None)
+    return min(int(configured or max_positions), max_positions), max_positions
 
 
 def _score_tokens(model: str, encoder: Any) -> ScoreTokens:
@@ -301,15 +304,14 @@ def _load(
     source = {"name": model, "revision": revision, "commit": getattr(network.config, "_commit_hash", None)}
     with quiet_loading(model):  # an export reads attributes that log notices
         forward = engine.prepare(network, tokenizer, score_tokens, precision, source)
-    max_positions = int(getattr(network.config, "max_position_embeddings", 512))
-    configured = int(_configured_max_length(encoder) or max_positions)
+    max_length, max_positions = max_lengths(encoder)
     logger.info(
         "loaded %s on %s with %s in %s (max_length %d)",
         model,
         device,
         runtime,
         precision,
-        min(configured, max_positions),
+        max_length,
     )
     return LoadedModel(
         name=model,
@@ -322,7 +324,7 @@ def _load(
         forward=forward,
         activation=_numpy_activation(encoder.activation_fn),
         num_labels=num_labels,
-        max_length=min(configured, max_positions),
+        max_length=max_length,
         max_positions=max_positions,
         config=network.config,
         commit=source["commit"],
@@ -382,10 +384,9 @@ def exported_source(model: str, revision: str | None, runtime: str) -> Exported 
         return Exported(directory, Manifest.read(directory))
     if installed("torch"):
         return None
-    chosen = "auto" if runtime == "auto" else runtime
     if directory is None and not hub_offline():
-        directory = _download_hub_graph(model, revision, chosen)
-    manifest = None if directory is None else find_manifest(directory, chosen)
+        directory = _download_hub_graph(model, revision, runtime)
+    manifest = None if directory is None else find_manifest(directory, runtime)
     if directory is None or manifest is None:
         raise ImportError(
             f"{model!r} is a PyTorch checkpoint with no exported graph for runtime={runtime!r}, and PyTorch is not "

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import numpy as np
 
+from rerank_plugins.artefact import sigmoid
 from rerank_plugins.calibration.calibrator import Calibration
 from rerank_plugins.loading import LoadedModel
 
-__all__ = ["aggregate_windows", "scores_and_relevance", "sigmoid"]
+__all__ = ["aggregate_windows", "scores_and_relevance"]
 
 
 def aggregate_windows(
@@ -41,9 +42,3 @@ def scores_and_relevance(
     relevance = sigmoid(logits) if calibration is None else np.asarray(calibration.apply(margins))
     return scores.tolist(), relevance.tolist()
 
-
-def sigmoid(values: np.ndarray) -> np.ndarray:
-    """The logistic function in fp32, without overflow warnings at large margins."""
-    with np.errstate(over="ignore"):
-        out: np.ndarray = (1.0 / (1.0 + np.exp(-np.asarray(values, dtype=np.float32)))).astype(np.float32)
-    return out

@@ -14,11 +14,19 @@ from functools import partial
 import numpy as np
 import torch
 
-from rerank_plugins.batches import packed_arrays, padded_arrays, plan_batches
+from rerank_plugins.batches import packed_arrays
 from rerank_plugins.encoding import Encoder
 from rerank_plugins.loading import LoadedModel
 from rerank_plugins.runtime.packed import PackedInputs
-from rerank_plugins.unit_scores import BatchPolicy, PendingScores, UnitScores, run_halving, width
+from rerank_plugins.unit_scores import (
+    BatchPolicy,
+    PendingScores,
+    UnitScores,
+    padded_inputs,
+    plan_runs,
+    run_halving,
+    width,
+)
 from rerank_plugins.units import Units
 
 __all__ = ["launch_torch"]
@@ -66,10 +74,7 @@ def _run_batch(model: LoadedModel, encoder: Encoder, units: Units, start: int, e
             token_type_ids=_on_device(model, arrays.token_type_ids) if encoder.uses_token_types else None,
         )
         return _margin(model, model.packed_forward(inputs))
-    padded = padded_arrays(units, start, end, width(model, int(units.lengths[start])), encoder.pad_id)
-    named = {"input_ids": padded.input_ids, "attention_mask": padded.attention_mask}
-    if encoder.uses_token_types:
-        named["token_type_ids"] = padded.token_type_ids
+    named = padded_inputs(model, encoder, units, start, end)
     return _margin(model, model.forward({name: _on_device(model, array) for name, array in named.items()}))
 
 
@@ -93,14 +98,7 @@ def launch_torch(
     """
     order, ordered = units.sorted_by_length()
     packed = policy.packed and model.packed_forward is not None
-    runs = plan_batches(
-        ordered.lengths,
-        policy.batch_size,
-        policy.max_tokens,
-        None if packed else model.max_padding,
-        packed,
-        lambda length: width(model, length),
-    )
+    runs = plan_runs(model, ordered, policy, packed)
     outputs: list[torch.Tensor] = []
     padded_tokens = 0
     for start, end in runs:

@@ -9,10 +9,24 @@ from typing import TYPE_CHECKING, TypeVar
 
 import numpy as np
 
-if TYPE_CHECKING:
-    from rerank_plugins.loading import LoadedModel
+from rerank_plugins.batches import padded_arrays, plan_batches
 
-__all__ = ["BatchPolicy", "PendingScores", "UnitScores", "is_out_of_memory", "margins_of", "run_halving", "width"]
+if TYPE_CHECKING:
+    from rerank_plugins.encoding import Encoder
+    from rerank_plugins.loading import LoadedModel
+    from rerank_plugins.units import Units
+
+__all__ = [
+    "BatchPolicy",
+    "PendingScores",
+    "UnitScores",
+    "is_out_of_memory",
+    "margins_of",
+    "padded_inputs",
+    "plan_runs",
+    "run_halving",
+    "width",
+]
 
 logger = logging.getLogger(__name__)
 Scores = TypeVar("Scores")
@@ -50,6 +64,27 @@ class PendingScores:
 def width(model: LoadedModel, length: int) -> int:
     """Padded length of a batch whose longest input has ``length`` tokens (the runtime may round it up)."""
     return model.engine.width(length, model.max_positions)
+
+
+def plan_runs(model: LoadedModel, ordered: Units, policy: BatchPolicy, packed: bool) -> list[tuple[int, int]]:
+    """The (start, end) batches of length-sorted ``ordered`` units under ``policy``, as the runtime pads them."""
+    return plan_batches(
+        ordered.lengths,
+        policy.batch_size,
+        policy.max_tokens,
+        None if packed else model.max_padding,
+        packed,
+        lambda length: width(model, length),
+    )
+
+
+def padded_inputs(model: LoadedModel, encoder: Encoder, units: Units, start: int, end: int) -> dict[str, np.ndarray]:
+    """The named model inputs of units ``start..end-1`` (the longest first), padded to the runtime's width."""
+    arrays = padded_arrays(units, start, end, width(model, int(units.lengths[start])), encoder.pad_id)
+    named = {"input_ids": arrays.input_ids, "attention_mask": arrays.attention_mask}
+    if encoder.uses_token_types:
+        named["token_type_ids"] = arrays.token_type_ids
+    return named
 
 
 def margins_of(logits: np.ndarray, num_labels: int) -> np.ndarray:
