@@ -36,7 +36,7 @@ from rerank_plugins.calibrating import (
 from rerank_plugins.calibrating.job import fit_and_report
 from rerank_plugins.evaluation.beir import load_corpus
 from rerank_plugins.retrieval import FaissRetriever
-from tests.conftest import SCIFACT, TRAINED_MODEL
+from tests.paths import SCIFACT, TRAINED_MODEL
 
 ROOT = Path(__file__).resolve().parents[1]
 OUTPUT = Path(__file__).parent / "results" / "calibration_scifact.json"

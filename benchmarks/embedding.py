@@ -21,7 +21,7 @@ import numpy as np
 
 from rerank_plugins.evaluation import load_beir
 from rerank_plugins.retrieval.embedder import Embedder
-from tests.conftest import SCIFACT
+from tests.paths import SCIFACT
 
 MODES = (("torch", "fp32"), ("torch", "bf16"), ("openvino", "fp32"), ("openvino", "bf16"))
 

@@ -17,7 +17,7 @@ from pathlib import Path
 from rerank_plugins.evaluation import load_beir
 from rerank_plugins.evaluation.metrics import score_run
 from rerank_plugins.retrieval import FaissRetriever
-from tests.conftest import SCIFACT
+from tests.paths import SCIFACT
 
 OUTPUT = Path(__file__).parent / "results" / "embedding_scifact_full.json"
 

@@ -26,8 +26,8 @@ import numpy as np
 from sentence_transformers import CrossEncoder
 
 from rerank_plugins import Reranker
-from tests.conftest import SCIFACT, build_random_cross_encoder
 from tests.model_families import deberta_v3, electra, modernbert, qwen3_reranker, xlm_roberta
+from tests.paths import SCIFACT, build_random_cross_encoder
 
 MAX_LENGTH = 256
 BATCH = 16

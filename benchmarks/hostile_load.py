@@ -40,7 +40,7 @@ from serve_load import workload  # noqa: E402
 
 from rerank_plugins import Reranker  # noqa: E402
 from rerank_plugins.remote import RemoteReranker  # noqa: E402
-from tests.serving_parts import ServeProcess, hostile_traffic  # noqa: E402
+from tests.serving.servers import ServeProcess, hostile_traffic  # noqa: E402
 
 MiB = 2**20
 

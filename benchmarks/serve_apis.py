@@ -24,7 +24,7 @@ from rich.table import Table
 from benchmarks.serve_load import workload
 from rerank_plugins import Reranker
 from rerank_plugins.serving import ServiceLimits, create_app, serve_in_background
-from tests.serving_parts import SHAPES, request_in, scores_in
+from tests.serving.shapes import SHAPES, request_in, scores_in
 
 SDK = "cohere-sdk"
 

@@ -17,8 +17,9 @@ __all__ = ["RerankSettings"]
 
 CORE_NAMES = tuple(o.name for o in CORE_OPTIONS)
 """Every ``Reranker`` option: the adapters carry them all, so a serialised adapter rebuilds the same core."""
-LOCAL_ONLY = tuple(name for name in CORE_NAMES[1:] if name != "metadata_mode")
-"""Options of a local core, refused beside ``url=``; ``metadata_mode`` (what the adapter scores) works with both."""
+LOCAL_ONLY = tuple(name for name in CORE_NAMES if name != "metadata_mode")
+"""Options of a local core, ``model`` included, refused beside ``url=`` (the service has its own model);
+``metadata_mode`` (what the adapter scores) works with both."""
 
 
 def _field(core: CoreOption) -> tuple[Any, Any]:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import tempfile
 from pathlib import Path
 
@@ -15,42 +14,26 @@ os.environ["RERANK_PLUGINS_CACHE"] = tempfile.mkdtemp(prefix="rerank-plugins-cac
 
 import pytest  # noqa: E402
 
-REPO = Path(__file__).resolve().parents[1]
-SHARED = Path(os.environ.get("RERANK_PLUGINS_SHARED", REPO.parent / "shared"))
-TRAINED_MODEL = SHARED / "models" / "minilm-l6-scifact-ce"
-CONFIG_ONLY_MODEL = SHARED / "models" / "ms-marco-MiniLM-L-6-v2_config-tokenizer-only"
-SCIFACT = SHARED / "data" / "scifact"
+from tests.paths import (  # noqa: E402
+    RERANK_QUERY_ID,
+    SCIFACT,
+    TRAINED_MODEL,
+    build_random_cross_encoder,
+    require,
+)
+from tests.timing import mark_slow, pytest_runtest_logreport, pytest_terminal_summary  # noqa: E402, F401
+
 collect_ignore = ["light"]  # the light floor's tests run with torch blocked (tests/test_light_floor.py, .ci/light)
 
 
-def _require(path: Path) -> Path:
-    if not path.exists():
-        raise RuntimeError(
-            f"{path} is missing: the tests need ../shared beside the repository "
-            "(or RERANK_PLUGINS_SHARED pointing at it)"
-        )
-    return path
-
-
-def build_random_cross_encoder(target: Path, num_labels: int = 1, seed: int = 0) -> Path:
-    """A random-weight model with the exact ms-marco-MiniLM-L6-v2 architecture and tokenizer."""
-    import torch
-    from transformers import AutoConfig, AutoModelForSequenceClassification
-
-    source = _require(CONFIG_ONLY_MODEL)
-    config = AutoConfig.from_pretrained(source, num_labels=num_labels)
-    torch.manual_seed(seed)
-    model = AutoModelForSequenceClassification.from_config(config)
-    model.save_pretrained(target)
-    for name in ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "vocab.txt"):
-        shutil.copy(source / name, target / name)
-    return target
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    mark_slow(items)
 
 
 @pytest.fixture(scope="session")
 def trained_model() -> str:
     """The real SciFact-trained cross-encoder: use it for every claim about ranking quality."""
-    return str(_require(TRAINED_MODEL))
+    return str(require(TRAINED_MODEL))
 
 
 @pytest.fixture(scope="session")
@@ -63,7 +46,7 @@ def random_model(tmp_path_factory: pytest.TempPathFactory) -> str:
 def scifact_corpus() -> dict[str, str]:
     """SciFact documents as the trained model saw them: title + " " + abstract."""
     corpus = {}
-    with open(_require(SCIFACT / "corpus.jsonl"), encoding="utf-8") as lines:
+    with open(require(SCIFACT / "corpus.jsonl"), encoding="utf-8") as lines:
         for line in lines:
             row = json.loads(line)
             corpus[row["_id"]] = f"{row['title']} {row['text']}"
@@ -72,23 +55,20 @@ def scifact_corpus() -> dict[str, str]:
 
 @pytest.fixture(scope="session")
 def scifact_queries() -> dict[str, str]:
-    with open(_require(SCIFACT / "queries.jsonl"), encoding="utf-8") as lines:
+    with open(require(SCIFACT / "queries.jsonl"), encoding="utf-8") as lines:
         return {row["_id"]: row["text"] for row in map(json.loads, lines)}
 
 
 @pytest.fixture(scope="session")
 def scifact_test_qrels() -> dict[str, set[str]]:
     qrels: dict[str, set[str]] = {}
-    with open(_require(SCIFACT / "qrels" / "test.tsv"), encoding="utf-8") as lines:
+    with open(require(SCIFACT / "qrels" / "test.tsv"), encoding="utf-8") as lines:
         next(lines)
         for line in lines:
             query_id, doc_id, score = line.split("\t")
             if int(score) > 0:
                 qrels.setdefault(query_id, set()).add(doc_id)
     return qrels
-
-
-RERANK_QUERY_ID = "198"  # "CCL19 is absent within dLNs.": the bi-encoder ranks its abstract 6th, the reranker 1st
 
 
 @pytest.fixture(scope="session")
@@ -123,10 +103,6 @@ def core(trained_model: str):  # type: ignore[no-untyped-def]
     return Reranker(trained_model, precision="fp32")
 
 
-OFF_TOPIC_QUESTION = "Who won the 2014 FIFA World Cup final in football?"
-"""A question no SciFact abstract answers: the trained model scores every abstract far below 0 for it."""
-
-
 @pytest.fixture(scope="session")
 def abstaining_core(trained_model: str, tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
     """The fp32 core of ``core`` with abstain=True and a hand-made calibration holding a "nothing relevant" rule:
@@ -157,7 +133,6 @@ def claim(scifact_queries: dict[str, str]) -> str:
 def relevant_id(scifact_test_qrels: dict[str, set[str]]) -> str:
     (doc_id,) = scifact_test_qrels[RERANK_QUERY_ID]
     return doc_id
-
 
 
 @pytest.fixture(scope="session")

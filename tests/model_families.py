@@ -17,7 +17,7 @@ from typing import Any
 
 from tokenizers import Regex, Tokenizer, decoders, models, normalizers, pre_tokenizers, processors, trainers
 
-from tests.conftest import SCIFACT, _require
+from tests.paths import SCIFACT, require
 
 VOCAB = 1200
 INIT = 0.2
@@ -42,7 +42,7 @@ document in the user turn, and an assistant turn whose next token is "yes" or "n
 
 
 def _texts(limit: int = 400) -> Iterator[str]:
-    with open(_require(SCIFACT / "corpus.jsonl"), encoding="utf-8") as lines:
+    with open(require(SCIFACT / "corpus.jsonl"), encoding="utf-8") as lines:
         for line in itertools.islice(lines, limit):
             row = json.loads(line)
             yield f"{row['title']} {row['text']}"

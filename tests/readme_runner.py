@@ -217,6 +217,7 @@ def observe(section: str, namespace: dict[str, Any]) -> dict[str, Any]:
     facts: dict[str, Any] = {}
     if "docs" in namespace and section == "LangChain":
         facts["docs"] = [(d.page_content, d.metadata.get("relevance_score")) for d in namespace["docs"]]
+        facts["top3"] = [(d.page_content, d.metadata.get("relevance_score")) for d in namespace["top3"]]
     if section == "Retrieval: a FAISS bi-encoder retriever":
         facts["hits"] = [(hit.id, hit.text, hit.score) for hit in namespace["hits"]]
         facts["loaded"] = len(namespace["index"])

@@ -1,4 +1,4 @@
-""""Nothing relevant" without a model: unanswerable queries in ``calibrate``, the query-level map on the best margin,
+""" "Nothing relevant" without a model: unanswerable queries in ``calibrate``, the query-level map on the best margin,
 the recommended rule, honest reports, drift, and ``abstain`` in rankings and answers."""
 
 from __future__ import annotations
@@ -47,8 +47,11 @@ def test_without_unanswerable_queries_no_rule_is_fitted_and_p_any_is_unknown(cap
     assert calibration.any_parameters is None and calibration.abstention is None
     assert calibration.p_any([3.0, -1.0]) is None  # unknown, not 1 - prod(1 - p)
     assert "no abstention rule was fitted" in caplog.text
-    assert calibration.report["p_any_relevant"] == {"fitted": False, "why": pytest.approx(
-        calibration.report["p_any_relevant"]["why"])} and "unknown" in calibration.report["p_any_relevant"]["why"]
+    assert (
+        calibration.report["p_any_relevant"]
+        == {"fitted": False, "why": pytest.approx(calibration.report["p_any_relevant"]["why"])}
+        and "unknown" in calibration.report["p_any_relevant"]["why"]
+    )
 
 
 def test_real_unanswerable_queries_fit_a_rule_that_holds_on_held_out_queries() -> None:

@@ -112,6 +112,7 @@ def test_the_model_directory_calibration_is_used_by_default_and_said_so(
     assert plain.rank(QUERY, DOCUMENTS)
 
 
+@pytest.mark.slow
 def test_calibrate_fits_on_some_queries_and_reports_on_the_others(random_core: Reranker, scifact_beir: Path) -> None:
     run = calibrate(random_core, scifact_beir, run=scifact_beir / "run.trec", top_k=8, heldout=0.5, seed=3,
                     max_queries=12)  # fmt: skip
@@ -127,6 +128,7 @@ def test_calibrate_fits_on_some_queries_and_reports_on_the_others(random_core: R
     assert run.calibration.belongs_to == random_core.score_configuration()
 
 
+@pytest.mark.slow
 def test_p_any_gets_a_query_level_map_when_some_queries_have_no_relevant_candidate(
     random_core: Reranker, random_model: str, scifact_beir: Path, tmp_path: Path
 ) -> None:
@@ -148,6 +150,7 @@ def test_p_any_gets_a_query_level_map_when_some_queries_have_no_relevant_candida
         assert answer.abstained == (answer == [])
 
 
+@pytest.mark.slow
 def test_the_real_model_calibrated_on_held_out_scifact_claims_for_any_split(
     trained_model: str, scifact_beir: Path
 ) -> None:
@@ -170,6 +173,7 @@ def test_the_real_model_calibrated_on_held_out_scifact_claims_for_any_split(
         assert probabilities[heldout.labels == 1].mean() > 5 * probabilities[heldout.labels == 0].mean(), seed
 
 
+@pytest.mark.slow
 def test_calibrate_command_writes_the_file_report_and_diagram_then_rank_uses_it(
     random_model: str, scifact_beir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys
 ) -> None:
@@ -285,6 +289,7 @@ def test_a_causal_lm_reranker_is_measured_and_calibrated_the_same_way(
         assert raw[result.index].relevance_score == pytest.approx(float(1 / (1 + np.exp(-margin[0]))), abs=1e-6)
 
 
+@pytest.mark.slow
 def test_calibrate_command_names_what_is_wrong_in_one_line(
     random_model: str, scifact_beir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -297,8 +302,17 @@ def test_calibrate_command_names_what_is_wrong_in_one_line(
         "held-out share must be between 0 and 1": ["--data", str(scifact_beir), "--heldout", "1.5", *out],
         "is not a TREC run file": ["--data", str(scifact_beir), "--run", str(tmp_path / "bad.trec"), *out],
         "not in the corpus": ["--data", str(scifact_beir), "--run", str(tmp_path / "foreign.trec"), *out],
-        "both relevant and non-relevant": ["--data", str(scifact_beir), "--min-grade", "5", "--max-queries", "2",
-                                           "--run", str(scifact_beir / "run.trec"), *out],  # fmt: skip
+        "both relevant and non-relevant": [
+            "--data",
+            str(scifact_beir),
+            "--min-grade",
+            "5",
+            "--max-queries",
+            "2",
+            "--run",
+            str(scifact_beir / "run.trec"),
+            *out,
+        ],  # fmt: skip
     }
     for message, arguments in cases.items():
         assert main([*base, *arguments]) == 2, message

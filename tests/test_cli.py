@@ -14,7 +14,7 @@ import pytest
 
 from rerank_plugins.cli import main
 from rerank_plugins.cli.demo import demo_corpus, demo_queries
-from tests.conftest import SCIFACT
+from tests.paths import SCIFACT
 
 
 def test_bundled_demo_data() -> None:
@@ -160,6 +160,7 @@ def index_dir(tmp_path_factory) -> Path:
     return tmp_path_factory.mktemp("small-beir-index") / "ix"
 
 
+@pytest.mark.slow
 def test_eval_reports_reranking_gain_and_writes_report_and_chart(
     trained_model, small_beir, index_dir, tmp_path, capsys
 ) -> None:
@@ -180,6 +181,7 @@ def test_eval_reports_reranking_gain_and_writes_report_and_chart(
     assert main(again) == 0 and json.loads((tmp_path / "again" / "report.json").read_text())["queries"] == 5
 
 
+@pytest.mark.slow
 def test_eval_tunes_fusion_on_dev_queries(trained_model, small_beir, index_dir, tmp_path) -> None:
     output = tmp_path / "tuned"
     args = ["eval", "--data", str(small_beir), "--model", trained_model, "--top-k", "10", "--max-queries", "10"]
@@ -197,6 +199,7 @@ def test_eval_on_a_directory_that_is_not_beir(tmp_path, trained_model, capsys) -
     assert "corpus.jsonl is missing" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_bench_smoke_reports_every_mode(trained_model, small_beir, index_dir, tmp_path, capsys) -> None:
     output = tmp_path / "bench"
     args = ["bench", "--data", str(small_beir), "--model", trained_model, "--queries", "3", "--candidates", "8"]

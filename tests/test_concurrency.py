@@ -17,6 +17,7 @@ def workload(scifact_corpus: dict[str, str], scifact_queries: dict[str, str]) ->
     return [(queries[i], texts[i * 3 : i * 3 + 6 + i % 5]) for i in range(16)]
 
 
+@pytest.mark.slow
 def test_eight_threads_on_one_instance_match_sequential(trained_model: str, workload) -> None:
     reranker = Reranker(trained_model, precision="fp32", batch_size=4)
     expected = [reranker.score(query, docs) for query, docs in workload]
@@ -25,6 +26,7 @@ def test_eight_threads_on_one_instance_match_sequential(trained_model: str, work
     assert results == expected * 2
 
 
+@pytest.mark.slow
 async def test_concurrent_async_calls_match_sequential(trained_model: str, workload) -> None:
     reranker = Reranker(trained_model, precision="fp32")
     expected = [reranker.rank(query, docs, top_n=3) for query, docs in workload]

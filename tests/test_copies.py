@@ -8,6 +8,7 @@ import multiprocessing
 import pickle
 from typing import Any
 
+import pytest
 from langchain_core.documents import Document
 from llama_index.core.schema import NodeWithScore, TextNode
 
@@ -49,6 +50,7 @@ def _rank_in_worker(compressor: RerankCompressor) -> list[str]:
     return [d.page_content for d in compressor.compress_documents(documents, QUERY)]
 
 
+@pytest.mark.slow
 def test_compressor_crosses_into_a_spawned_worker(trained_model: str) -> None:
     compressor = RerankCompressor(model=trained_model, precision="fp32", top_n=2)
     with multiprocessing.get_context("spawn").Pool(1) as pool:

@@ -74,8 +74,9 @@ def test_unpadded_scores_equal_cross_encoder_predict(
     assert unpadded.stats.padding_waste == 0.0 and padded.stats.padding_waste > 0.0
 
 
+@pytest.mark.slow
 def test_unpadded_windows_and_two_label_models(random_model: str, tmp_path, abstracts: list[str]) -> None:  # type: ignore[no-untyped-def]
-    from tests.conftest import build_random_cross_encoder
+    from tests.paths import build_random_cross_encoder
 
     two_labels = str(build_random_cross_encoder(tmp_path / "two", num_labels=2))
     for model in (random_model, two_labels):
@@ -111,6 +112,7 @@ def test_token_budget_bounds_every_forward_pass(trained_model: str, claims: list
     assert max(rows for rows, _ in shapes) > 2  # short pairs still share a batch
 
 
+@pytest.mark.slow
 def test_chunks_pipelined_in_a_worker_equal_one_query_at_a_time(
     random_model: str, claims: list[str], abstracts: list[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -130,6 +132,7 @@ def test_chunks_pipelined_in_a_worker_equal_one_query_at_a_time(
         assert reranker.stats.pairs == len(claims) * len(abstracts)
 
 
+@pytest.mark.slow
 def test_no_cache_work_when_the_cache_is_off(
     random_model: str, abstracts: list[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -172,6 +175,7 @@ def test_cuda_auto_ranks_as_cpu_fp32(trained_model: str, claims: list[str], abst
         assert set(np.argsort(-expected)[:5]) == set(np.argsort(-got)[:5])
 
 
+@pytest.mark.slow
 def test_each_text_is_tokenised_once_per_call_across_chunks(
     random_model: str, claims: list[str], abstracts: list[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:

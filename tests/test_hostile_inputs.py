@@ -79,6 +79,7 @@ def test_one_megabyte_document_is_truncated_with_bounded_memory(core: Reranker) 
     assert grown_mb < 500
 
 
+@pytest.mark.slow
 def test_ten_thousand_documents(trained_model: str) -> None:
     fast = Reranker(trained_model)  # the default runtime and precision: what a user ranking 10,000 documents gets
     documents = [f"document number {i} about {'cells' if i % 7 else 'proteins'}" for i in range(10_000)]
@@ -87,6 +88,7 @@ def test_ten_thousand_documents(trained_model: str) -> None:
     assert fast.stats.pairs == 10_000
 
 
+@pytest.mark.slow
 async def test_two_hundred_concurrent_async_calls_through_each_adapter(core: Reranker) -> None:
     jobs = [
         (f"query {i} 🙂", [f"doc {i} {j} {ODD_TEXTS[(i + j) % len(ODD_TEXTS)][:40]}" for j in range(5)])

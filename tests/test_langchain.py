@@ -26,6 +26,7 @@ def store(bi_encoder_path: str, scifact_slice: dict[str, str]) -> InMemoryVector
     return vector_store(bi_encoder_path, scifact_slice)
 
 
+@pytest.mark.slow
 def test_contextual_compression_retriever_puts_the_relevant_abstract_first(
     store: InMemoryVectorStore, core: Reranker, claim: str, relevant_id: str
 ) -> None:
@@ -222,7 +223,7 @@ class VerdictRecorder(BaseCallbackHandler):
 async def test_with_verdict_tells_nothing_relevant_from_an_answer(
     store: InMemoryVectorStore, abstaining_core: Reranker, claim: str, relevant_id: str
 ) -> None:
-    from tests.conftest import OFF_TOPIC_QUESTION
+    from tests.paths import OFF_TOPIC_QUESTION
 
     retriever = RerankRetriever(base_retriever=store.as_retriever(search_kwargs={"k": 10}), reranker=abstaining_core)
     with_verdict = retriever.with_verdict()
@@ -252,7 +253,7 @@ async def test_with_verdict_tells_nothing_relevant_from_an_answer(
 
 
 def test_with_verdict_without_abstention_carries_the_ranking_p_any(store: InMemoryVectorStore, core: Reranker) -> None:
-    from tests.conftest import OFF_TOPIC_QUESTION
+    from tests.paths import OFF_TOPIC_QUESTION
 
     base = store.as_retriever(search_kwargs={"k": 10})
     retriever = RerankRetriever(base_retriever=base, reranker=core, score_threshold=0.5)
@@ -265,7 +266,7 @@ async def test_the_verdict_event_reaches_handlers_and_astream_events_when_nothin
 ) -> None:
     from langchain_classic.retrievers import ContextualCompressionRetriever
 
-    from tests.conftest import OFF_TOPIC_QUESTION
+    from tests.paths import OFF_TOPIC_QUESTION
 
     base = store.as_retriever(search_kwargs={"k": 10})
     retriever = RerankRetriever(base_retriever=base, reranker=abstaining_core)

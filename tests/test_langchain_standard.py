@@ -10,8 +10,8 @@ from langchain_tests.integration_tests import RetrieversIntegrationTests
 
 from rerank_plugins import Reranker
 from rerank_plugins.langchain import RerankRetriever
-from tests.conftest import SCIFACT, TRAINED_MODEL
 from tests.langchain_parts import vector_store
+from tests.paths import SCIFACT, TRAINED_MODEL
 
 
 def _store() -> Any:

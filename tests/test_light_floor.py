@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import REPO
+from tests.paths import REPO
 
 HEAVY = ("torch", "transformers", "sentence_transformers")
 ARTEFACTS = (("onnx", "fp32"), ("onnx", "int8"), ("openvino", "fp32"), ("openvino", "int8"))
@@ -94,6 +94,7 @@ def _own_export_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 @pytest.mark.slow
+@pytest.mark.slow
 def test_the_fp32_artefact_scores_as_the_source_and_int8_ranks_alike(artefacts: Path) -> None:
     fp32 = json.loads((artefacts / "onnx-fp32" / "rerank-export.json").read_text())
     int8 = json.loads((artefacts / "onnx-int8" / "rerank-export.json").read_text())
@@ -109,6 +110,7 @@ def test_the_fp32_artefact_scores_as_the_source_and_int8_ranks_alike(artefacts: 
     ).stat().st_size
 
 
+@pytest.mark.slow
 @pytest.mark.slow
 def test_the_light_suite_passes_with_the_model_stack_blocked(artefacts: Path) -> None:
     """tests/light in a process where importing torch, transformers or sentence-transformers fails."""
@@ -134,6 +136,7 @@ def test_export_refuses_what_it_cannot_write(random_model: str, tmp_path: Path) 
     assert (tmp_path / "taken" / "notes.txt").read_text() == "mine"
 
 
+@pytest.mark.slow
 def test_an_artefact_refuses_a_runtime_precision_or_device_it_was_not_exported_for(
     random_model: str, tmp_path: Path
 ) -> None:
@@ -151,6 +154,7 @@ def test_an_artefact_refuses_a_runtime_precision_or_device_it_was_not_exported_f
     assert Reranker(str(out)).runtime == "onnx"
 
 
+@pytest.mark.slow
 def test_export_ships_a_calibration_of_the_source_and_refuses_another(random_model: str, tmp_path: Path) -> None:
     from rerank_plugins import Reranker
     from rerank_plugins.calibration import CALIBRATION_FILE, Calibration
@@ -169,6 +173,7 @@ def test_export_ships_a_calibration_of_the_source_and_refuses_another(random_mod
     assert not (tmp_path / "refused").exists()
 
 
+@pytest.mark.slow
 def test_export_command_prints_the_checks(
     random_model: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

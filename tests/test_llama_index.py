@@ -227,7 +227,7 @@ class VerdictEvents(BaseEventHandler):
 async def test_the_verdict_event_reaches_the_root_dispatcher_even_when_no_node_is_kept(
     index: VectorStoreIndex, abstaining_core: Reranker, core: Reranker, claim: str, relevant_id: str
 ) -> None:
-    from tests.conftest import OFF_TOPIC_QUESTION
+    from tests.paths import OFF_TOPIC_QUESTION
 
     handler = VerdictEvents(events=[])
     root = get_dispatcher()

@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 
 from rerank_plugins import DEFAULT_MODEL, Reranker
-from tests.conftest import REPO, build_random_cross_encoder
 from tests.hub_cache import add_to_hub_cache
+from tests.paths import REPO, build_random_cross_encoder
 
 
 def test_same_model_is_loaded_once_per_process(trained_model: str) -> None:
@@ -64,6 +64,7 @@ Reranker("cross-encoder/not-cached-anywhere").load()
 """
 
 
+@pytest.mark.slow
 def test_without_hf_hub_offline_an_unreachable_hub_costs_no_retries(trained_model: str, tmp_path: Path) -> None:
     with socket.socket() as probe:  # a local port nothing listens on: the hub "does not answer"
         probe.bind(("127.0.0.1", 0))

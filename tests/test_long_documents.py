@@ -23,6 +23,7 @@ def long_case(
     return scifact_queries[QUERY_ID], [*list(scifact_corpus.values())[:10], long_document]
 
 
+@pytest.mark.slow
 def test_window_mode_finds_passage_that_truncation_misses(trained_model: str, long_case) -> None:
     query, documents = long_case
     long_index = len(documents) - 1

@@ -11,7 +11,7 @@ from llama_index.core.schema import MetadataMode, NodeWithScore, TextNode
 from rerank_plugins import Reranker
 from rerank_plugins.langchain import RerankCompressor
 from rerank_plugins.llama_index import RerankPostprocessor
-from tests.conftest import SCIFACT
+from tests.paths import SCIFACT
 
 MODES = ("none", "embed", "llm", "all")
 

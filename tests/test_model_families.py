@@ -48,6 +48,7 @@ def _predict(path: str, pairs: list[tuple[str, str]], **options: object) -> np.n
     return np.asarray(model.predict(pairs, batch_size=5, show_progress_bar=False, **options))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("runtime", ["torch", "openvino"])
 @pytest.mark.parametrize("family", list(FAMILIES))
 def test_fp32_scores_equal_cross_encoder_predict(
@@ -66,6 +67,7 @@ def test_fp32_scores_equal_cross_encoder_predict(
     assert long_document.truncated_tokens > 0  # cut to MAX_LENGTH, and said so
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("family", list(FAMILIES))
 def test_unpadded_scores_equal_cross_encoder_predict(
     families: dict[str, str], documents: list[str], family: str
@@ -91,6 +93,7 @@ LOW_PRECISION = [
 """int8 is checked on one family: its weight compression (the same NNCF call for all) is slow in CI."""
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(("family", "runtime", "precision"), LOW_PRECISION)
 def test_low_precision_stays_close_to_fp32(
     families: dict[str, str], documents: list[str], family: str, runtime: str, precision: str
@@ -142,6 +145,7 @@ def qwen3(families: dict[str, str]) -> str:
     return families["qwen3"]
 
 
+@pytest.mark.slow
 def test_instruction_is_the_system_prompt_sentence_transformers_sends(qwen3: str, documents: list[str]) -> None:
     pairs = [(QUERY, document) for document in documents]
     expected = _predict(qwen3, pairs, prompt=INSTRUCTION)
@@ -195,6 +199,7 @@ def test_causal_windows_score_the_whole_document(qwen3: str) -> None:
     assert result.windows > 1 and result.truncated_tokens == 0
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("long_documents", ["truncate", "window"])
 def test_spans_are_exact_for_every_family(
     families: dict[str, str], documents: list[str], prompts: PromptEncoder, long_documents: str
@@ -256,6 +261,7 @@ def causal_core(qwen3: str) -> Reranker:
     return Reranker(qwen3, precision="fp32", runtime="torch", max_length=MAX_LENGTH, instruction=INSTRUCTION)
 
 
+@pytest.mark.slow
 def test_both_adapters_and_the_service_rank_a_causal_reranker_as_the_core(
     causal_core: Reranker, qwen3: str, documents: list[str]
 ) -> None:

@@ -8,7 +8,7 @@ import re
 
 import pytest
 
-from tests.conftest import REPO
+from tests.paths import REPO
 
 NOISE = ("Loading weights", "LOAD REPORT", "IProgress not found", "loss_type=")
 OURS_ONLY = [

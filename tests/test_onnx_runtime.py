@@ -41,6 +41,7 @@ def _forget(model: str) -> None:
         del _REGISTRY[key]
 
 
+@pytest.mark.slow
 def test_onnx_fp32_equals_cross_encoder_predict_on_science_text(
     trained_model: str,
     scifact_queries: dict[str, str],
@@ -60,6 +61,7 @@ def test_onnx_fp32_equals_cross_encoder_predict_on_science_text(
     assert onnx._model()[0].runtime == "onnx" and "runtime='onnx'" in repr(onnx)
 
 
+@pytest.mark.slow
 def test_onnx_int8_ranks_like_fp32(
     trained_model: str,
     scifact_queries: dict[str, str],
@@ -82,6 +84,7 @@ def test_onnx_int8_ranks_like_fp32(
     assert np.mean(rank_correlations) > 0.85, rank_correlations
 
 
+@pytest.mark.slow
 def test_onnx_exports_are_cached_and_reused(random_model: str, caplog: pytest.LogCaptureFixture) -> None:
     _forget(random_model)
     with caplog.at_level(logging.INFO, logger="rerank_plugins"):
@@ -118,6 +121,7 @@ def test_every_runtime_is_behind_the_interface() -> None:
     assert RUNTIME_TABLE["torch"].width(17, 512) == 17
 
 
+@pytest.mark.slow
 def test_bench_measures_the_onnx_runtime_beside_sentence_transformers(
     trained_model: str,
     scifact_queries: dict[str, str],

@@ -20,8 +20,8 @@ from rerank_plugins.langchain import RerankCompressor
 from rerank_plugins.llama_index import RerankPostprocessor
 from rerank_plugins.options import CORE_OPTIONS, check_options, markdown_table, option
 from rerank_plugins.settings import RerankSettings
-from tests.conftest import REPO
 from tests.model_families import qwen3_reranker
+from tests.paths import REPO
 
 NON_DEFAULT: dict[str, Any] = {
     "device": "cpu",
@@ -177,3 +177,17 @@ def test_ray_takes_the_table(tmp_path: Path) -> None:
 
     with pytest.raises(ValueError, match="unknown Reranker options \\['precison'\\]"):
         rerank_dataset(None, {"model": "m", "precison": "fp32"})
+
+
+@pytest.mark.parametrize("adapter", [RerankCompressor, RerankPostprocessor])
+@pytest.mark.parametrize("name", sorted({*NON_DEFAULT, "model"} - {"metadata_mode"}))
+def test_url_refuses_every_local_only_option_by_name(adapter: type, name: str) -> None:
+    value = NON_DEFAULT.get(name, "some/other-model")
+    with pytest.raises(ValueError, match=f"url= runs the model on the service; drop {name}"):
+        adapter(url="http://127.0.0.1:9", **{name: value})
+
+
+@pytest.mark.parametrize("adapter", [RerankCompressor, RerankPostprocessor])
+def test_url_keeps_what_the_adapter_itself_reads(adapter: type) -> None:
+    built = adapter(url="http://127.0.0.1:9", metadata_mode="embed", top_n=2)
+    assert (built.url, built.metadata_mode, built.top_n) == ("http://127.0.0.1:9", "embed", 2)

@@ -8,7 +8,7 @@ import tomllib
 from packaging.version import Version
 
 from rerank_plugins import __version__
-from tests.conftest import REPO
+from tests.paths import REPO
 
 
 def _lower_bounds() -> dict[str, Version]:

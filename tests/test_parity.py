@@ -15,6 +15,7 @@ def _varied_documents(corpus: dict[str, str]) -> list[str]:
     return ["", "Short.", *texts[:10], "cells " * 400, *texts[10:], "A single sentence about T cells."]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("runtime", ["torch", "openvino"])
 @pytest.mark.parametrize("model_fixture", ["trained_model", "random_model"])
 def test_fp32_scores_match_cross_encoder_predict(

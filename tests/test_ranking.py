@@ -57,6 +57,7 @@ def test_rank_returns_every_document_best_first_with_consistent_scores(
     assert reranker.score(query, distractors) == [r.score for r in sorted(ranking, key=lambda r: r.index)]
 
 
+@pytest.mark.slow
 def test_threshold_applies_before_top_n(reranker: Reranker, distractors: list[str], scifact_corpus: dict) -> None:
     query = "ALDH1 expression is associated with poorer prognosis in breast cancer."
     everything = reranker.rank(query, distractors)

@@ -21,9 +21,9 @@ from typing import Any
 import pytest
 
 from rerank_plugins.cli import build_parser, main
-from tests.conftest import REPO, SHARED, TRAINED_MODEL
 from tests.hub_cache import add_to_hub_cache
 from tests.model_families import qwen3_reranker
+from tests.paths import REPO, SHARED, TRAINED_MODEL
 from tests.readme import README, command_lines, python_sections, readme_blocks
 from tests.readme_runner import QUERY, RELEVANT_WORD
 
@@ -75,6 +75,7 @@ def test_the_readme_has_the_blocks_these_tests_run() -> None:
     assert len(BLOCKS) >= 9 and all(block.code.strip() for block in BLOCKS)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("block", BLOCKS, ids=[block.name for block in BLOCKS])
 def test_python_block_runs(results: dict[str, Any], block: Any) -> None:
     assert "setup_error" not in results.get(block.section, {}), results[block.section]["setup_error"]
@@ -97,6 +98,7 @@ def test_langchain_blocks_rerank_the_vector_store_candidates(results) -> None:
     scores = [score for _, score in docs]
     assert len(docs) == 5 and scores == sorted(scores, reverse=True)  # k=5 per call
     assert RELEVANT_WORD in docs[0][0].lower()
+    assert results["LangChain"]["top3"] == docs[:3]  # ContextualCompressionRetriever: the same core, the same top 3
 
 
 def test_fusion_block_keeps_vector_store_scores_and_fuses_them(results) -> None:

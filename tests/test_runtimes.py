@@ -47,6 +47,7 @@ def test_cls_only_refuses_other_architectures() -> None:
         ClsOnlyEncoder(torch.nn.Linear(2, 2))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("precision, top10_overlap", [("bf16", 0.9), ("int8", 0.8)])
 def test_openvino_low_precision_ranks_like_fp32_on_science_text(
     trained_model: str,
@@ -79,6 +80,7 @@ def _forget_openvino_models(model: str) -> None:
         del _REGISTRY[key]
 
 
+@pytest.mark.slow
 def test_exports_are_cached_on_disk_and_reused(random_model: str, caplog: pytest.LogCaptureFixture) -> None:
     _forget_openvino_models(random_model)
     with caplog.at_level(logging.INFO, logger="rerank_plugins"):
@@ -124,6 +126,7 @@ def test_cache_location_follows_the_environment(monkeypatch: pytest.MonkeyPatch,
     assert cache_root() == Path.home() / ".cache" / "rerank-plugins"
 
 
+@pytest.mark.slow
 def test_without_openvino_the_core_runs_on_torch_and_names_the_extra(random_model: str) -> None:
     script = (
         "import sys\n"

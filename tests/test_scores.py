@@ -11,7 +11,7 @@ import torch
 import rerank_plugins.pipeline as pipeline
 import rerank_plugins.reranker as reranker_module
 from rerank_plugins import Reranker
-from tests.conftest import build_random_cross_encoder
+from tests.paths import build_random_cross_encoder
 
 
 @pytest.fixture()
@@ -28,6 +28,7 @@ def scored_units(monkeypatch: pytest.MonkeyPatch) -> list[int]:
     return counts
 
 
+@pytest.mark.slow
 def test_two_label_model_scores_log_odds_and_softmax_relevance(tmp_path: Path) -> None:
     path = build_random_cross_encoder(tmp_path, num_labels=2, seed=3)
     from transformers import AutoModelForSequenceClassification, AutoTokenizer

@@ -26,6 +26,7 @@ def test_trust_remote_code_is_off_by_default(random_model: str) -> None:
     assert Reranker(random_model).trust_remote_code is False
 
 
+@pytest.mark.slow
 def test_custom_model_code_in_the_directory_is_not_executed(random_model: str, tmp_path: Path) -> None:
     model = tmp_path / "model"
     shutil.copytree(random_model, model)

@@ -220,6 +220,7 @@ def _long_documents(scifact_corpus: dict[str, str]) -> list[Document]:
     ]
 
 
+@pytest.mark.slow
 def test_langchain_compressor_returns_passages_and_leaves_its_input_alone(
     trained_model: str, scifact_corpus: dict[str, str]
 ) -> None:

@@ -17,7 +17,7 @@ from rerank_plugins.cli import main
 from rerank_plugins.retrieval import FaissRetriever
 from rerank_plugins.training import TrainingConfig, TrainingReport, fine_tune, load_training_data
 from rerank_plugins.training.negatives import Group, mine_hard_negatives, sample_groups
-from tests.conftest import SCIFACT, build_random_cross_encoder
+from tests.paths import SCIFACT, build_random_cross_encoder
 
 TINY = TrainingConfig(
     epochs=1,
@@ -97,6 +97,7 @@ def trained(
     return fine_tune(tiny_beir, random_base, output, TINY, retriever=tiny_retriever, show_progress_bar=False)
 
 
+@pytest.mark.slow
 def test_one_epoch_lowers_the_loss_of_the_groups_it_trained_on(
     trained: TrainingReport, tiny_beir: Path, random_base: str, tiny_retriever: FaissRetriever
 ) -> None:
@@ -108,6 +109,7 @@ def test_one_epoch_lowers_the_loss_of_the_groups_it_trained_on(
     assert after < before - 0.03, (before, after)
 
 
+@pytest.mark.slow
 def test_the_same_seed_gives_the_same_model(
     trained: TrainingReport, tiny_beir: Path, random_base: str, tiny_retriever: FaissRetriever, tmp_path: Path
 ) -> None:
@@ -136,6 +138,7 @@ def test_the_saved_model_reloads_in_our_core_and_in_sentence_transformers(traine
     assert trained.dev_queries == 4 and 0.0 <= (trained.epochs[0].dev_ndcg_at_10 or -1) <= 1.0
 
 
+@pytest.mark.slow
 def test_a_bi_encoder_base_gets_a_fresh_head_and_learns_within_one_epoch(
     tiny_beir: Path,
     bi_encoder_path: str,
@@ -172,6 +175,7 @@ def test_hard_negatives_leave_out_positives_and_every_group_has_the_same_size(
     assert all(g.documents[0] in positives and len(set(g.documents)) == 8 for g in groups)
 
 
+@pytest.mark.slow
 def test_cli_train_writes_a_model(tiny_beir: Path, random_model: str, tmp_path: Path, capsys) -> None:
     code = main(
         [

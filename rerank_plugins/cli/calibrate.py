@@ -17,6 +17,7 @@ from rerank_plugins.cli.commands import COMMANDS
 from rerank_plugins.cli.evaluate import build_retriever
 from rerank_plugins.cli.options import add_reranker_options, check_ready, reranker_from
 from rerank_plugins.evaluation.beir import check_beir_directory, load_corpus
+from rerank_plugins.reranker import PROGRESS_MIN_PAIRS
 
 __all__ = ["add_parser", "run"]
 
@@ -146,7 +147,7 @@ def run(args: argparse.Namespace) -> int:
     retriever = None
     if args.run is None:  # checked first: embedding the corpus is the slow part
         retriever = build_retriever(args, load_corpus(root / "corpus.jsonl"), console)
-    console.print("Scoring the candidates (the core's bar counts the pairs), then fitting")
+    console.print(f"Scoring the candidates, then fitting (a bar counts the pairs from {PROGRESS_MIN_PAIRS:,} on)")
     result = calibrate(
         reranker, args.data, split=args.split, heldout=args.heldout, heldout_split=args.heldout_split,
         top_k=args.top_k, retriever=retriever, run=args.run, heldout_run=args.heldout_run, method=args.method,

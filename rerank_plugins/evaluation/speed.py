@@ -19,6 +19,7 @@ from typing import Any, cast
 import torch
 
 from rerank_plugins.evaluation.metrics import score_run
+from rerank_plugins.quiet import quiet_loading
 from rerank_plugins.reranker import Reranker
 from rerank_plugins.results import ScoringStats
 from rerank_plugins.runtime.cls_only import supports_cls_only
@@ -291,7 +292,8 @@ def benchmark(
     pairs = [(q, t) for q, texts in zip(workload.queries, workload.texts, strict=True) for t in texts]
     latency_count = min(latency_queries, len(workload.queries))
 
-    baseline_encoder = CrossEncoder(model, device="cpu")
+    with quiet_loading(model):
+        baseline_encoder = CrossEncoder(model, device="cpu")
     baseline_seconds, baseline_run, base_p50, base_p95 = _predict_run(
         baseline_encoder, workload, pairs, batch_size, latency_count
     )
@@ -309,7 +311,8 @@ def benchmark(
         if backend is None:
             continue
         try:
-            encoder = CrossEncoder(model, device="cpu", backend=backend)
+            with quiet_loading(model):
+                encoder = CrossEncoder(model, device="cpu", backend=backend)
         except Exception as error:  # an ImportError, or optimum refusing this transformers version
             logger.warning("sentence-transformers' %s backend did not load, so it is not measured: %s", backend, error)
             continue

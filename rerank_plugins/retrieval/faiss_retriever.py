@@ -68,6 +68,7 @@ class FaissRetriever:
     ) -> None:
         if index not in ("flat", "hnsw"):
             raise ValueError(f"index must be 'flat' (exact) or 'hnsw' (approximate), got {index!r}")
+        _faiss()  # a missing faiss-cpu is named now, not after the texts are embedded
         self.embedder = Embedder(model, device=device, batch_size=batch_size, precision=precision, runtime=runtime)
         self.index_kind: IndexKind = index
         self.hnsw_m = hnsw_m

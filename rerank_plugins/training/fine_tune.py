@@ -16,6 +16,7 @@ import torch
 from rerank_plugins.devices import cpu_has_native_bf16, resolve_device
 from rerank_plugins.evaluation.pipeline import evaluate
 from rerank_plugins.loading import check_model_reference
+from rerank_plugins.quiet import quiet_loading
 from rerank_plugins.reranker import Reranker
 from rerank_plugins.retrieval import FaissRetriever
 from rerank_plugins.training.card import write_model_card
@@ -79,7 +80,8 @@ def _load_base(base: str, fresh_head: bool, config: TrainingConfig, device: str)
         logger.warning("%s has no relevance head: a fresh one-logit head is added and trained from scratch", base)
     try:
         # Attention dropout off: the fused CPU attention kernels do not take a dropout mask (much faster).
-        model = CrossEncoder(base, config_kwargs={"attention_probs_dropout_prob": 0.0}, **options)
+        with quiet_loading(base):  # a base without a relevance head makes transformers print a LOAD REPORT
+            model = CrossEncoder(base, config_kwargs={"attention_probs_dropout_prob": 0.0}, **options)
     except Exception as error:  # transformers, safetensors and torch each raise their own types
         raise RuntimeError(f"Could not load the base model {base!r} for fine-tuning: {error}") from error
     if config.freeze_embeddings:

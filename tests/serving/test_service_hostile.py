@@ -21,9 +21,8 @@ import pytest
 from rerank_plugins import Reranker
 from rerank_plugins.remote import RemoteReranker, RemoteRerankError
 from rerank_plugins.serving.batching import MAX_RETRY_AFTER
-from tests.serving_parts import SHAPES, ServeProcess, hostile_traffic, raw_exchange, request_in, scores_in
-
-pytestmark = pytest.mark.slow
+from tests.serving.servers import ServeProcess, hostile_traffic, raw_exchange
+from tests.serving.shapes import SHAPES, request_in, scores_in
 
 LONG_DOC = "a " * 600  # 600 tokens in 1.2 kB: each pair is cut to the full 512 model tokens
 
@@ -84,6 +83,7 @@ def post_and_leave(port: int, body: dict[str, object], after: float) -> None:
 # -- 1, 2: sizes refused before any work ---------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_a_20_mib_query_is_refused_from_its_headers_without_memory_growth(server: ServeProcess) -> None:
     """Findings 1 and 2: a 20 MiB query (or any body over the cap) is refused before it is read."""
     server.reset_peak()
@@ -128,6 +128,7 @@ def test_work_for_a_client_that_has_gone_stops_at_the_next_pass(server: ServePro
     assert small.status_code == 200 and len(small.json()["results"]) == 2
 
 
+@pytest.mark.slow
 def test_a_retry_with_the_same_idempotency_key_joins_the_running_job(server: ServeProcess) -> None:
     """Finding 3: two sends of one keyed request run its 3 passes once; unkeyed twins run 5."""
     body = {"query": "q", "documents": long_docs(40)}
@@ -175,6 +176,7 @@ def test_a_client_that_times_out_and_retries_does_not_get_its_job_scored_twice(s
 # -- 5: slow and idle connections are cut ---------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_idle_half_sent_and_dripping_connections_are_closed(server: ServeProcess) -> None:
     """Finding 5: header and body deadlines; 60 idle sockets are all closed by the server."""
     idle = [socket.create_connection(("127.0.0.1", server.port)) for _ in range(60)]
@@ -285,6 +287,7 @@ def test_retry_after_follows_the_real_backlog(server: ServeProcess) -> None:
 # -- 4: shutdown -------------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_sigterm_finishes_connected_work_drops_abandoned_work_and_exits_within_the_drain(random_model: str) -> None:
     """Finding 4: 3 abandoned large jobs, one connected small request and one connected job of 25 passes
     (about 40 s here), far longer than the 8 s drain: SIGTERM answers the small one, cuts the long one at
@@ -324,11 +327,12 @@ def test_sigterm_finishes_connected_work_drops_abandoned_work_and_exits_within_t
     assert answers["long"] != 200  # it could not finish within the drain bound
 
 
-def test_sigterm_under_mixed_load_loses_no_accepted_request(random_model: str) -> None:
+@pytest.mark.slow
+def test_sigterm_under_mixed_load_loses_no_accepted_request(random_model: str, served_core: Reranker) -> None:
     """SIGTERM while 24 clients send requests in all five API shapes, each on a new connection: every
     request the service took (its access log) reached its client whole and correct, requests in flight
     at the signal were still answered, the rest were refused at the door, and the process exits."""
-    local = Reranker(random_model, precision="fp32", runtime="torch")
+    local = served_core
     outcomes: list[tuple[str, str, str, list[str], object, float]] = []
     stop = threading.Event()
 
@@ -376,12 +380,13 @@ def test_sigterm_under_mixed_load_loses_no_accepted_request(random_model: str) -
 # -- all of it at once ----------------------------------------------------------------------------------
 
 
-def test_200_clients_are_answered_correctly_beside_5_hostile_ones(random_model: str) -> None:
+@pytest.mark.slow
+def test_200_clients_are_answered_correctly_beside_5_hostile_ones(random_model: str, served_core: Reranker) -> None:
     """200 concurrent well-behaved clients, spread over the five API shapes, beside five hostile ones (a
     100 MB body, an endless chunked body, dripped headers, two abandoned 390-pair jobs): every answer
     equals the local core's, the hostile ones are all refused or dropped, and the peak memory of a fresh
     service stays under 1.5 GB."""
-    local = Reranker(random_model, precision="fp32", runtime="torch")
+    local = served_core
     topics = ["statins and cholesterol", "malaria vectors", "vitamin D and bone", "sleep and memory"]
     queries = [f"claim {i} on {topics[i % 4]}" for i in range(200)]
     documents = [[f"{topic} finding {i}" for topic in topics] + [f"passage {i}"] for i in range(200)]

@@ -24,9 +24,8 @@ from rerank_plugins import Reranker
 from rerank_plugins.remote import RemoteReranker
 from rerank_plugins.serving import ServiceLimits, create_app
 from rerank_plugins.serving.background import serve_in_background
-from tests.serving_parts import SHAPES, raw_exchange, request_in, scores_in
-
-pytestmark = pytest.mark.slow
+from tests.serving.servers import raw_exchange
+from tests.serving.shapes import SHAPES, request_in, scores_in
 
 KEY = "k-3141"
 AUTH = {"Authorization": f"Bearer {KEY}"}
@@ -35,14 +34,10 @@ LONG = "word " * 700  # cut to fit a 512-token pair
 
 
 @pytest.fixture(scope="module")
-def local(random_model: str) -> Reranker:
-    return Reranker(random_model, runtime="torch", precision="fp32")
-
-
-@pytest.fixture(scope="module")
-def url(local: Reranker) -> Iterator[str]:
+def url(served_core: Reranker) -> Iterator[str]:
     limits = ServiceLimits(max_documents=5, max_document_bytes=8000)
-    with serve_in_background(create_app(local, limits, model_name="served", aliases=["alias"], api_key=KEY)) as base:
+    app = create_app(served_core, limits, model_name="served", aliases=["alias"], api_key=KEY)
+    with serve_in_background(app) as base:
         yield base
 
 
@@ -51,25 +46,25 @@ def post(url: str, path: str, body: Any, headers: dict[str, str] | None = None) 
 
 
 @pytest.mark.parametrize("shape", SHAPES)
-def test_every_shape_gives_the_local_scores(url: str, local: Reranker, shape: str) -> None:
+def test_every_shape_gives_the_local_scores(url: str, served_core: Reranker, shape: str) -> None:
     path, body = request_in(shape, "cholesterol drugs", DOCS)
     answer = post(url, path, body)
     assert answer.status_code == 200, answer.text
     kind, got = scores_in(shape, answer.json(), len(DOCS))
-    want = sorted(local.rank("cholesterol drugs", DOCS), key=lambda row: row.index)
+    want = sorted(served_core.rank("cholesterol drugs", DOCS), key=lambda row: row.index)
     assert got == pytest.approx([getattr(row, kind) for row in want], abs=1e-5)
 
 
 @pytest.mark.parametrize("api", ["rerank-plugins", "tei"])
-def test_our_remote_client_speaks_both_of_its_apis_to_the_service(url: str, local: Reranker, api: Any) -> None:
+def test_our_remote_client_speaks_both_of_its_apis_to_the_service(url: str, served_core: Reranker, api: Any) -> None:
     remote = RemoteReranker(url, api=api, headers=AUTH)
-    got, want = remote.rank("cholesterol drugs", DOCS), local.rank("cholesterol drugs", DOCS)
+    got, want = remote.rank("cholesterol drugs", DOCS), served_core.rank("cholesterol drugs", DOCS)
     assert [row.index for row in got] == [row.index for row in want]
     assert [row.score for row in got] == pytest.approx([row.score for row in want], abs=1e-5)
 
 
-def test_each_shape_answers_in_its_own_layout(url: str, local: Reranker) -> None:
-    best = local.rank("cholesterol drugs", DOCS)
+def test_each_shape_answers_in_its_own_layout(url: str, served_core: Reranker) -> None:
+    best = served_core.rank("cholesterol drugs", DOCS)
     order = [row.index for row in best]
     tei = post(url, "/rerank", {"query": "cholesterol drugs", "texts": DOCS, "return_text": True}).json()
     assert [row["index"] for row in tei] == order  # a bare array, best first, 0-1 scores by default
@@ -80,7 +75,7 @@ def test_each_shape_answers_in_its_own_layout(url: str, local: Reranker) -> None
     body = v2.json()
     assert [row["index"] for row in body["results"]] == order[:2] and body["id"] == v2.headers["x-request-id"]
     assert body["meta"]["api_version"]["version"] == "2" and body["model"] == "served"
-    assert body["usage"]["total_tokens"] == sum(local.token_cost("cholesterol drugs", DOCS).pair_tokens)
+    assert body["usage"]["total_tokens"] == sum(served_core.token_cost("cholesterol drugs", DOCS).pair_tokens)
 
     v1 = post(url, "/v1/rerank", {"query": "cholesterol drugs", "documents": [{"text": d} for d in DOCS],
                                   "return_documents": True}).json()  # fmt: skip
@@ -151,9 +146,11 @@ def test_model_names_are_checked_and_aliases_accepted(url: str) -> None:
         assert "'served'" in wrong.json()["detail"]
 
 
-def test_evidence_spans_come_back_in_ours_and_as_an_extra_field_in_cohere_and_jina(url: str, local: Reranker) -> None:
+def test_evidence_spans_come_back_in_ours_and_as_an_extra_field_in_cohere_and_jina(
+    url: str, served_core: Reranker
+) -> None:
     documents = [*DOCS, LONG]
-    want = {row.index: list(row.span) for row in local.rank("cholesterol drugs", documents) if row.span}
+    want = {row.index: list(row.span) for row in served_core.rank("cholesterol drugs", documents) if row.span}
     assert want[3][1] < len(LONG.rstrip())  # the long document was cut: its span says where
     bodies = {
         "/rerank": {"query": "cholesterol drugs", "documents": documents},
@@ -169,9 +166,9 @@ def test_evidence_spans_come_back_in_ours_and_as_an_extra_field_in_cohere_and_ji
     assert "span" not in voyage["data"][0]  # Voyage's shape stays as its SDK parses it
 
 
-def test_truncation_is_never_silent(url: str, local: Reranker) -> None:
+def test_truncation_is_never_silent(url: str, served_core: Reranker) -> None:
     documents = ["short one", LONG]
-    lost = local.token_cost("q", documents).truncated_tokens[1]
+    lost = served_core.token_cost("q", documents).truncated_tokens[1]
     assert lost > 0
     ours = post(url, "/rerank", {"query": "q", "documents": documents}).json()["results"]
     assert {row["index"]: row["truncated_tokens"] for row in ours} == {0: 0, 1: lost}
@@ -187,13 +184,13 @@ def test_truncation_is_never_silent(url: str, local: Reranker) -> None:
     assert cohere["meta"]["warnings"] == ["1 of 2 documents were cut to fit the model's 512-token pairs"]
 
 
-def test_max_tokens_per_doc_cuts_each_document_first(url: str, local: Reranker) -> None:
+def test_max_tokens_per_doc_cuts_each_document_first(url: str, served_core: Reranker) -> None:
     documents = ["the blood of adults and children", "malaria"]
     answer = post(url, "/v2/rerank", {"query": "q", "documents": documents, "max_tokens_per_doc": 3}).json()
-    (cut, lost), whole = local.clip_documents(documents, 3)
+    (cut, lost), whole = served_core.clip_documents(documents, 3)
     assert cut == "the blood of" and lost == 3 and whole == ("malaria", 0)
     got = {row["index"]: row["relevance_score"] for row in answer["results"]}
-    assert got[0] == pytest.approx(local.rank("q", [cut])[0].relevance_score, abs=1e-5)
+    assert got[0] == pytest.approx(served_core.rank("q", [cut])[0].relevance_score, abs=1e-5)
     assert answer["meta"]["warnings"] == ["1 of 2 documents were cut to max_tokens_per_doc=3"]
 
 

@@ -15,7 +15,7 @@ import pytest
 
 from rerank_plugins.backend import PairScore, RerankBackend
 from rerank_plugins.serving import MicroBatcher, Overloaded, ServiceLimits
-from tests.conftest import REPO
+from tests.paths import REPO
 
 
 class _CountingScorer(RerankBackend):

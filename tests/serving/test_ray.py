@@ -12,9 +12,7 @@ from rerank_plugins.serving import create_app
 from rerank_plugins.serving.background import serve_in_background as running
 from rerank_plugins.serving.ray_data import rerank_dataset
 from rerank_plugins.serving.ray_serve import ray_application
-from tests.serving_parts import free_port
-
-pytestmark = pytest.mark.slow
+from tests.serving.servers import free_port
 
 TOPICS = ["statins and LDL cholesterol", "malaria transmission", "vitamin D and bone density", "sleep and memory"]
 DOCUMENTS = [
@@ -34,6 +32,7 @@ def ray_session() -> Iterator[None]:
     ray.shutdown()
 
 
+@pytest.mark.slow
 def test_serve_deployment_with_two_replicas_answers_like_the_plain_service(
     random_model: str, ray_session: None
 ) -> None:
@@ -57,6 +56,7 @@ def test_serve_deployment_with_two_replicas_answers_like_the_plain_service(
         serve.shutdown()
 
 
+@pytest.mark.slow
 def test_dataset_helper_reranks_600_rows_like_the_local_core(random_model: str, ray_session: None) -> None:
     import ray
 

@@ -19,9 +19,7 @@ from rerank_plugins import Reranker
 from rerank_plugins.remote import RemoteReranker, RemoteRerankError
 from rerank_plugins.serving import ServiceLimits, create_app
 from rerank_plugins.serving.background import serve_in_background as running
-from tests.serving_parts import free_port
-
-pytestmark = pytest.mark.slow
+from tests.serving.servers import free_port
 
 CLAIM_DOCS = [
     "Statins inhibit HMG-CoA reductase and lower LDL cholesterol in the blood.",
@@ -69,6 +67,7 @@ def test_rerank_route_answers_in_the_common_rerank_shape(service: str) -> None:
     assert info["model"].endswith("minilm-l6-scifact-ce") and info["limits"]["max_documents"] == 50
 
 
+@pytest.mark.slow
 def test_remote_reranker_gives_the_local_rankings_and_scores(
     local: Reranker, remote: RemoteReranker, claim: str, scifact_slice: dict[str, str]
 ) -> None:
@@ -88,6 +87,7 @@ def test_remote_reranker_gives_the_local_rankings_and_scores(
     assert remote.rank(claim, []) == [] and remote.score(claim, []) == []
 
 
+@pytest.mark.slow
 def test_both_adapters_rank_the_same_through_the_service(
     local: Reranker, remote: RemoteReranker, service: str, claim: str, scifact_slice: dict[str, str]
 ) -> None:
@@ -186,6 +186,7 @@ def test_the_client_retries_429_and_503_then_gives_a_clear_error() -> None:
         asyncio.run(async_busy())
 
 
+@pytest.mark.slow
 def test_a_killed_service_gives_the_client_a_clear_error_after_its_retries(random_model: str) -> None:
     port = free_port()
     command = [sys.executable, "-m", "rerank_plugins.cli", "serve", "--model", random_model, "--port", str(port)]
@@ -221,6 +222,7 @@ def test_a_killed_service_gives_the_client_a_clear_error_after_its_retries(rando
     assert "did not answer after 4 attempts" in str(errors[0]) and f":{port}" in str(errors[0])
 
 
+@pytest.mark.slow
 def test_500_requests_from_32_clients_are_all_answered_correctly_and_merged(random_model: str) -> None:
     core = Reranker(random_model, precision="fp32", max_length=64)
     queries = [f"claim {i} about {topic}" for i, topic in enumerate(["statins", "malaria", "vitamin D", "sleep"] * 5)]

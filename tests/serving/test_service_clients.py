@@ -30,11 +30,9 @@ from llama_index.postprocessor.jinaai_rerank import JinaRerank
 from llama_index.postprocessor.tei_rerank import TextEmbeddingInference
 
 from rerank_plugins import Reranker
-from tests.conftest import REPO
 from tests.langchain_parts import vector_store
-from tests.serving_parts import ServeProcess
-
-pytestmark = pytest.mark.slow
+from tests.paths import REPO
+from tests.serving.servers import ServeProcess
 
 KEY = "test-key-7f3a"
 COHERE_MODEL, JINA_MODEL, VOYAGE_MODEL = "rerank-english-v3.0", "jina-reranker-v1-base-en", "rerank-2"
@@ -74,6 +72,7 @@ def same(scores: list[float], expected: list[float]) -> bool:
     return len(scores) == len(expected) and all(abs(a - b) <= 1e-4 for a, b in zip(scores, expected, strict=True))
 
 
+@pytest.mark.slow
 def test_cohere_sdk_v2_and_v1(server: ServeProcess, core: Reranker, claim: str, texts: dict[str, str]) -> None:
     documents = list(texts.values())
     order, scores = expect(core, claim, documents, TOP)
@@ -114,6 +113,7 @@ def test_langchain_cohere_rerank_in_a_compression_retriever(
     assert same([doc.metadata["relevance_score"] for doc in kept], scores)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("client", ["cohere", "jina", "tei"])
 def test_llama_index_postprocessors_in_a_query_engine(
     client: str, server: ServeProcess, core: Reranker, index: VectorStoreIndex, claim: str, relevant_id: str
@@ -134,6 +134,7 @@ def test_llama_index_postprocessors_in_a_query_engine(
     assert same([float(node.score or 0.0) for node in kept], scores)
 
 
+@pytest.mark.slow
 def test_voyage_client(server: ServeProcess, core: Reranker, claim: str, texts: dict[str, str]) -> None:
     documents = list(texts.values())
     order, scores = expect(core, claim, documents, TOP)
@@ -168,7 +169,7 @@ def test_the_readme_api_table_names_only_endpoints_served_and_clients_tested() -
     readme = (REPO / "README.md").read_text(encoding="utf-8")
     section = readme.split("### One service, the common rerank APIs", 1)[1].split("\n- ", 1)[0]
     rows = [line.split(" | ") for line in section.splitlines() if line.startswith("| ") and "---" not in line][1:]
-    tests = "".join((REPO / "tests" / name).read_text() for name in TESTS_OF_CLIENTS)
+    tests = "".join((REPO / "tests" / "serving" / name).read_text() for name in TESTS_OF_CLIENTS)
     assert len(rows) == 6
     for api, endpoint, _, clients in rows:
         assert endpoint.strip("`").split()[1] in RERANK_PATHS, api

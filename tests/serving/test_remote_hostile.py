@@ -326,6 +326,7 @@ def endless_continue(sock: socket.socket) -> None:
         time.sleep(1.5)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("stall", [dripped_headers, endless_continue], ids=["dripped headers", "100 Continue"])
 def test_a_stalling_server_cannot_hold_a_sync_call_past_its_timeout(stall: Answer) -> None:
     """Finding 9: httpx's read timeout is per read, so a ``timeout=3`` sync call was held for a minute (the

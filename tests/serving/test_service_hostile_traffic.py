@@ -21,9 +21,7 @@ import pytest
 
 from rerank_plugins import Reranker
 from rerank_plugins.remote import RemoteReranker
-from tests.serving_parts import ServeProcess, raw_exchange
-
-pytestmark = pytest.mark.slow
+from tests.serving.servers import ServeProcess, raw_exchange
 
 MiB = 2**20
 POST = b"POST /rerank HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
@@ -46,6 +44,7 @@ def status_of(answer: bytes) -> int:
 # -- 1: validation errors do not amplify --------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_an_8_mib_list_of_wrong_items_is_refused_small_and_fast(server: ServeProcess) -> None:
     """Item 1: a list past ``max_documents`` is refused before its items are validated, whatever they are."""
     items = b"1, " * ((8 * MiB - 64) // 3)
@@ -108,6 +107,7 @@ def test_2000_idle_sockets_deny_no_one(server: ServeProcess) -> None:
 # -- 3: slow uploads ------------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_stalled_uploads_give_way_and_retry_after_tells_the_truth(server: ServeProcess) -> None:
     """Item 3: 8 bodies of 8 MiB that stop one byte short fill the 64 MiB budget; the next request waits at
     most the Retry-After it is given, then gets in, and the stalled uploads are cut with 408."""
@@ -191,6 +191,7 @@ def test_one_byte_chunks_are_refused_and_liveness_holds(server: ServeProcess) ->
 # -- 5: the query first, the model on its own thread -----------------------------------------------------
 
 
+@pytest.mark.slow
 def test_an_overlong_query_is_refused_before_the_documents_are_tokenised(server: ServeProcess) -> None:
     """Item 5: 8 MB of documents behind a 1,500-token query are not tokenised; small requests beside six big
     ones are answered while the big ones are costed."""

@@ -20,7 +20,7 @@ from llama_index.core.schema import NodeWithScore, TextNode
 from rerank_plugins.langchain import RerankCompressor, RerankRetriever
 from rerank_plugins.llama_index import RerankPostprocessor
 from rerank_plugins.remote import RemoteReranker, RemoteRerankError
-from tests.serving_parts import ServeProcess
+from tests.serving.servers import ServeProcess
 
 pytestmark = pytest.mark.slow  # a real service process
 
@@ -45,6 +45,7 @@ def shown_nowhere(*texts: str) -> bool:
     return not [text for text in texts if KEY in text]
 
 
+@pytest.mark.slow
 def test_the_client_sends_its_key_or_the_environment_s_and_never_shows_it(
     server: ServeProcess, monkeypatch: pytest.MonkeyPatch
 ) -> None:
