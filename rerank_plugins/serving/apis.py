@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from rerank_plugins.results import RankedResult
 from rerank_plugins.serving.schemas import RerankRequest, RerankResponse, ResultDocument, ResultRow, Usage
@@ -34,8 +34,8 @@ class _Compatible(BaseModel):
     model_config = ConfigDict(extra="ignore", strict=True)
 
 
-class _TextDocument(_Compatible):
-    text: str
+JSON_KINDS = {bool: "a boolean", int: "a number", float: "a number", type(None): "null", list: "an array"}
+"""How a request's wrong document is named in a 422: by its JSON kind, never by a class of ours."""
 
 
 class CohereRequest(_Compatible):
@@ -43,10 +43,20 @@ class CohereRequest(_Compatible):
 
     model: str | None = None
     query: str
-    documents: list[str | _TextDocument]
+    documents: list[Any]
     top_n: int | None = Field(None, ge=1)
     max_tokens_per_doc: int | None = Field(None, ge=1)
     return_documents: bool | None = None
+
+    @field_validator("documents")
+    @classmethod
+    def _strings_or_text_objects(cls, documents: list[Any]) -> list[Any]:
+        for position, document in enumerate(documents):
+            text = document.get("text") if isinstance(document, dict) else document
+            if not isinstance(text, str):
+                kind = JSON_KINDS.get(type(document), "an object without a text string")
+                raise ValueError(f'documents[{position}] is {kind}: each document is a string or {{"text": "..."}}')
+        return documents
 
 
 class TeiRequest(_Compatible):
@@ -90,8 +100,8 @@ class Ask:
     raw_scores: bool = False
 
 
-def _texts(documents: list[str | _TextDocument]) -> list[str]:
-    return [document if isinstance(document, str) else document.text for document in documents]
+def _texts(documents: list[Any]) -> list[str]:
+    return [document if isinstance(document, str) else document["text"] for document in documents]
 
 
 def ask_for(path: str, payload: Any) -> Ask:

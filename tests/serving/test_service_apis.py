@@ -112,6 +112,14 @@ def test_wrong_types_and_missing_fields_get_422_naming_the_field(url: str, path:
     assert any(field in item["loc"] for item in answer.json()["detail"]), answer.json()
 
 
+def test_a_wrong_document_is_named_by_its_position_and_json_kind_never_by_a_class_of_ours(url: str) -> None:
+    for documents, named in [(["a", 3], "documents[1] is a number"), ([{"text": 5}], "documents[0] is an object")]:
+        answer = post(url, "/v2/rerank", {"query": "q", "documents": documents})
+        assert answer.status_code == 422 and named in answer.text and "Document" not in answer.text, answer.text
+    mixed = post(url, "/v2/rerank", {"query": "q", "documents": ["a", {"text": "b", "id": 7}]})
+    assert mixed.status_code == 200 and len(mixed.json()["results"]) == 2
+
+
 def test_unknown_fields_are_ignored_in_compatible_shapes_and_refused_in_ours(url: str) -> None:
     extra = {"priority": 1, "rank_fields": ["text"], "max_chunks_per_doc": 3}
     for shape in SHAPES[1:]:
