@@ -212,6 +212,8 @@ def test_both_adapters_carry_p_any_and_round_trip_the_option(random_model: str, 
     from rerank_plugins.llama_index import P_ANY_RELEVANT_KEY as LLAMA_KEY
     from rerank_plugins.llama_index import RerankPostprocessor
 
+    assert LANGCHAIN_KEY == LLAMA_KEY == "rerank_p_any_relevant"  # one key for one thing in both adapters
+
     options = {"model": random_model, "precision": "fp32", "runtime": "torch", "calibration": str(calibration_file)}
     expected = Reranker(**options).rank(QUERY, DOCUMENTS)  # type: ignore[arg-type]
     documents = [Document(page_content=text, id=str(i)) for i, text in enumerate(DOCUMENTS)]
@@ -226,6 +228,7 @@ def test_both_adapters_carry_p_any_and_round_trip_the_option(random_model: str, 
     reranked = postprocessor.postprocess_nodes(nodes, query_str=QUERY)
     assert [n.score for n in reranked] == [r.relevance_score for r in expected[:2]]
     assert {n.node.metadata[LLAMA_KEY] for n in reranked} == {expected.p_any_relevant}
+    assert [n.node.metadata["rerank_score"] for n in reranked] == [r.score for r in expected[:2]]  # the raw score
     assert LLAMA_KEY in reranked[0].node.excluded_llm_metadata_keys and not nodes[0].node.metadata
     restored = RerankPostprocessor.from_dict(postprocessor.to_dict())
     assert restored.calibration == str(calibration_file) and restored.core.options()["calibration"] == str(

@@ -250,6 +250,6 @@ async def test_the_verdict_event_reaches_the_root_dispatcher_even_when_no_node_i
     assert isinstance(abstained.p_any_relevant, float) and abstained.p_any_relevant < 0.5
     assert answered.source_nodes[0].node.node_id == relevant_id
     assert verdict.abstained is False and verdict.kept == 3 and verdict.p_any_relevant > 0.5
-    assert {n.node.metadata["p_any_relevant"] for n in answered.source_nodes} == {verdict.p_any_relevant}
+    assert {n.node.metadata["rerank_p_any_relevant"] for n in answered.source_nodes} == {verdict.p_any_relevant}
     assert kept == [] and uncalibrated.p_any_relevant is None and uncalibrated.abstained is False
     assert uncalibrated.kept == 0 and uncalibrated.model_dump()["class_name"] == "RerankVerdictEvent"

@@ -11,10 +11,8 @@ from rerank_plugins import metadata_keys
 
 PINNED = {
     "DOCUMENT_ID_KEY": "rerank_document_id",
-    "DOCUMENT_LENGTH_KEY": "rerank_document_length",
     "FUSED_SCORE_KEY": "fused_score",
-    "LANGCHAIN_P_ANY_RELEVANT_KEY": "rerank_p_any_relevant",
-    "LLAMA_INDEX_P_ANY_RELEVANT_KEY": "p_any_relevant",
+    "P_ANY_RELEVANT_KEY": "rerank_p_any_relevant",
     "RELEVANCE_SCORE_KEY": "relevance_score",
     "RERANK_SCORE_KEY": "rerank_score",
     "RETRIEVAL_RANK_KEY": "retrieval_rank",
@@ -47,8 +45,7 @@ def test_langchain_adapter_keeps_its_key_names() -> None:
 
     for name in documents.__all__:
         if name.endswith("_KEY"):
-            assert getattr(documents, name) == PINNED.get(name, PINNED.get(f"LANGCHAIN_{name}")), name
-    assert documents.P_ANY_RELEVANT_KEY == "rerank_p_any_relevant"
+            assert getattr(documents, name) == PINNED[name], name
 
 
 def test_llama_index_adapter_keeps_its_key_names() -> None:
@@ -57,5 +54,4 @@ def test_llama_index_adapter_keeps_its_key_names() -> None:
 
     for name in postprocessor.__all__:
         if name.endswith("_KEY"):
-            assert getattr(postprocessor, name) == PINNED.get(name, PINNED.get(f"LLAMA_INDEX_{name}")), name
-    assert postprocessor.P_ANY_RELEVANT_KEY == "p_any_relevant"
+            assert getattr(postprocessor, name) == PINNED[name], name

@@ -96,7 +96,7 @@ def test_reranking_twice_gives_the_same_scores(
     first = postprocessor.postprocess_nodes(nodes, query_str=claim)
     assert "retrieval_score" in first[0].node.metadata
     # the reranker's keys are never read, not even in mode "all": those it wrote, and ones copied in by hand
-    extra = {"p_any_relevant": 0.9, "relevance_score": 0.1}
+    extra = {"rerank_p_any_relevant": 0.9, "relevance_score": 0.1}
     copied = [
         NodeWithScore(node=n.node.model_copy(update={"metadata": {**n.node.metadata, **extra}}), score=n.score)
         for n in first

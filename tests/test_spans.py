@@ -235,7 +235,7 @@ def test_langchain_compressor_returns_passages_and_leaves_its_input_alone(
     for passage, full in zip(passages, whole, strict=True):
         start, end = passage.metadata["rerank_span"]
         assert passage.page_content == full.page_content[start:end]
-        assert len(passage.page_content) < len(full.page_content) == passage.metadata["rerank_document_length"]
+        assert len(passage.page_content) < len(full.page_content) == passage.metadata["rerank_text_length"]
         assert passage.metadata["rerank_document_id"] == full.id
         assert passage.metadata["source"] == full.metadata["source"]
     with pytest.raises(ValidationError, match="set compress='passage' too"):

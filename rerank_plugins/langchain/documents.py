@@ -9,14 +9,14 @@ from langchain_core.documents import Document
 
 from rerank_plugins.metadata_keys import (
     DOCUMENT_ID_KEY,
-    DOCUMENT_LENGTH_KEY,
     FUSED_SCORE_KEY,
-    LANGCHAIN_P_ANY_RELEVANT_KEY,
+    P_ANY_RELEVANT_KEY,
     RELEVANCE_SCORE_KEY,
     RERANK_SCORE_KEY,
     RETRIEVAL_RANK_KEY,
     RETRIEVAL_SCORE_KEY,
     SPAN_KEY,
+    TEXT_LENGTH_KEY,
     TRUNCATED_TOKENS_KEY,
     WINDOWS_KEY,
 )
@@ -26,7 +26,6 @@ from rerank_plugins.results import RankedResult, Ranking
 
 __all__ = [
     "DOCUMENT_ID_KEY",
-    "DOCUMENT_LENGTH_KEY",
     "FUSED_SCORE_KEY",
     "P_ANY_RELEVANT_KEY",
     "RELEVANCE_SCORE_KEY",
@@ -34,15 +33,13 @@ __all__ = [
     "RERANK_SCORE_KEY",
     "RETRIEVAL_RANK_KEY",
     "SPAN_KEY",
+    "TEXT_LENGTH_KEY",
     "TRUNCATED_TOKENS_KEY",
     "WINDOWS_KEY",
     "document_texts",
     "page_contents",
     "reranked_documents",
 ]
-
-P_ANY_RELEVANT_KEY = LANGCHAIN_P_ANY_RELEVANT_KEY
-"""This adapter's key of P(at least one candidate is relevant) (``metadata_keys.LANGCHAIN_P_ANY_RELEVANT_KEY``)."""
 
 
 def page_contents(documents: Any) -> list[str]:
@@ -95,13 +92,13 @@ def reranked_documents(
             metadata[FUSED_SCORE_KEY] = result.fused_score
         p_any = ranking.p_any_relevant if isinstance(ranking, Ranking) else None
         if p_any is not None:
-            metadata[LANGCHAIN_P_ANY_RELEVANT_KEY] = p_any
+            metadata[P_ANY_RELEVANT_KEY] = p_any
         update: dict[str, Any] = {"metadata": metadata}
         if passages is not None:
             offset = offsets[result.index] if offsets is not None else 0
             start, end = text_span(passages[position], offset, len(original.page_content))
             metadata[SPAN_KEY] = [start, end]
-            metadata[DOCUMENT_LENGTH_KEY] = len(original.page_content)
+            metadata[TEXT_LENGTH_KEY] = len(original.page_content)
             metadata[DOCUMENT_ID_KEY] = original.id
             update["page_content"] = original.page_content[start:end]
         reranked.append(original.model_copy(update=update))

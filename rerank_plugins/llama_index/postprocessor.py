@@ -16,8 +16,9 @@ from rerank_plugins.backend import RerankBackend
 from rerank_plugins.llama_index.events import RerankVerdictEvent
 from rerank_plugins.metadata_keys import (
     FUSED_SCORE_KEY,
-    LLAMA_INDEX_P_ANY_RELEVANT_KEY,
+    P_ANY_RELEVANT_KEY,
     RELEVANCE_SCORE_KEY,
+    RERANK_SCORE_KEY,
     RETRIEVAL_SCORE_KEY,
     SPAN_KEY,
     TEXT_LENGTH_KEY,
@@ -33,6 +34,7 @@ __all__ = [
     "FUSED_SCORE_KEY",
     "P_ANY_RELEVANT_KEY",
     "RELEVANCE_SCORE_KEY",
+    "RERANK_SCORE_KEY",
     "RETRIEVAL_SCORE_KEY",
     "SPAN_KEY",
     "TEXT_LENGTH_KEY",
@@ -42,9 +44,6 @@ __all__ = [
 ]
 
 dispatcher = get_dispatcher(__name__)
-
-P_ANY_RELEVANT_KEY = LLAMA_INDEX_P_ANY_RELEVANT_KEY
-"""This adapter's key of P(at least one candidate is relevant) (``metadata_keys.LLAMA_INDEX_P_ANY_RELEVANT_KEY``)."""
 
 
 _EXCLUDED = {"embed": "excluded_embed_metadata_keys", "llm": "excluded_llm_metadata_keys"}
@@ -179,7 +178,11 @@ class RerankPostprocessor(RerankSettings, BaseNodePostprocessor):
         for position, result in enumerate(ranking):
             original = nodes[result.index]
             node = original.node
-            added: dict[str, Any] = {TRUNCATED_TOKENS_KEY: result.truncated_tokens, WINDOWS_KEY: result.windows}
+            added: dict[str, Any] = {
+                RERANK_SCORE_KEY: result.score,
+                TRUNCATED_TOKENS_KEY: result.truncated_tokens,
+                WINDOWS_KEY: result.windows,
+            }
             if passages is not None:
                 node, placed = _passage_node(node, scored[result.index].offset, passages[position])
                 added.update(placed)
@@ -189,7 +192,7 @@ class RerankPostprocessor(RerankSettings, BaseNodePostprocessor):
                 added[RELEVANCE_SCORE_KEY] = result.relevance_score
                 added[FUSED_SCORE_KEY] = result.fused_score
             if p_any is not None:
-                added[LLAMA_INDEX_P_ANY_RELEVANT_KEY] = p_any
+                added[P_ANY_RELEVANT_KEY] = p_any
             reranked.append(NodeWithScore(node=_with_metadata(node, added), score=_node_score(result)))
         return reranked
 
