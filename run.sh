@@ -27,7 +27,7 @@ case "${1:-test}" in
     demo)  # the default hub model cannot be downloaded offline: use the shared SciFact-trained one, on SciFact
         data=()
         if [ -d ../shared/data/scifact ]; then  # text the model knows, judged: the demo measures the change
-            data=(--data ../shared/data/scifact --index-dir .cache/demo-scifact-index)
+            data=(--data ../shared/data/scifact --index-dir .cache/scifact-index)
         fi
         "$VENV/bin/rerank-plugins" demo --model "${RERANK_PLUGINS_MODEL:-../shared/models/minilm-l6-scifact-ce}" \
             "${data[@]}" "${@:2}"

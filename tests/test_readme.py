@@ -198,7 +198,7 @@ def test_readme_rank_command_runs_as_written(tmp_path: Path, monkeypatch, capsys
     shows = [c for c in ranks if "--show" in c]  # the one in "Evidence passages": test_cli runs its options
     assert len(ranks) == 2 and len(shows) == 1
     (command,) = [c for c in ranks if c not in shows]
-    assert command == 'rerank-plugins rank --model MODEL --query "..." < docs.txt'
+    assert command == 'rerank-plugins rank --model ../shared/models/minilm-l6-scifact-ce --query "..." < docs.txt'
     documents = [
         "The Eiffel Tower was completed in 1889.",
         "Folate and B12 lowered homocysteine in a randomised trial.",
