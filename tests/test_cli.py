@@ -202,7 +202,7 @@ def test_eval_on_a_directory_that_is_not_beir(tmp_path, trained_model, capsys) -
 @pytest.mark.slow
 def test_bench_smoke_reports_every_mode(trained_model, small_beir, index_dir, tmp_path, capsys) -> None:
     output = tmp_path / "bench"
-    args = ["bench", "--data", str(small_beir), "--model", trained_model, "--queries", "3", "--candidates", "8"]
+    args = ["bench", "--data", str(small_beir), "--model", trained_model, "--max-queries", "3", "--candidates", "8"]
     args += ["--index-dir", str(index_dir)]
     assert main([*args, "--modes", "torch-fp32", "openvino-int8", "--output", str(output)]) == 0
 

@@ -23,7 +23,10 @@ def add_parser(commands: Any, name: str) -> None:
     parser = commands.add_parser(name, help=COMMANDS[name].help)
     parser.add_argument("--data", required=True, help="BEIR directory (queries with judged candidates)")
     parser.add_argument("--model", required=True, help="cross-encoder: Hugging Face id or local directory")
-    parser.add_argument("--queries", type=int, default=20, help="test queries to rerank")
+    parser.add_argument(
+        "--max-queries", "--queries", dest="queries", metavar="N", type=int, default=20,
+        help="rerank the first N queries of the split, as eval does (--queries is the old name)",
+    )  # fmt: skip
     parser.add_argument("--candidates", type=int, default=100, help="bi-encoder candidates per query")
     parser.add_argument(
         "--modes",

@@ -56,7 +56,10 @@ def add_parser(commands: Any, name: str) -> None:
                         "recommended rule keeps answering (a one-sided 95%% bound on the fitted ones)")  # fmt: skip
     parser.add_argument("--bi-encoder", default=None, help="bi-encoder (default: bundled all-MiniLM-L6-v2)")
     parser.add_argument("--index-dir", default=None, help="save the FAISS index here, or load it if present")
-    parser.add_argument("--max-queries", type=int, default=None, help="a seeded sample of at most N queries per side")
+    parser.add_argument(
+        "--max-queries", type=int, default=None,
+        help="a seeded sample of at most N queries on each side (fit, held-out), not the split's first N",
+    )  # fmt: skip
     parser.add_argument("--seed", type=int, default=0, help="seed of the held-out split and samples")
     parser.add_argument("--report", default=None, help="directory for report.json and reliability.png (default: "
                         "beside --out)")  # fmt: skip

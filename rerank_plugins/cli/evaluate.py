@@ -26,7 +26,9 @@ def add_parser(commands: Any, name: str) -> None:
     parser.add_argument("--data", required=True, help="BEIR directory: corpus.jsonl, queries.jsonl, qrels/")
     parser.add_argument("--split", default="test", help="qrels split to evaluate (default: test)")
     parser.add_argument("--top-k", type=int, default=50, help="bi-encoder candidates reranked per query")
-    parser.add_argument("--max-queries", type=int, default=None, help="evaluate only the first N queries")
+    parser.add_argument(
+        "--max-queries", type=int, default=None, help="evaluate the first N queries of the split (in file order)"
+    )
     parser.add_argument("--bi-encoder", default=None, help="bi-encoder (default: bundled all-MiniLM-L6-v2)")
     parser.add_argument("--index-dir", default=None, help="save the FAISS index here, or load it if present")
     fusion = parser.add_mutually_exclusive_group()
