@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import io
 import logging
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -81,10 +83,24 @@ def _forget_openvino_models(model: str) -> None:
 
 
 @pytest.mark.slow
-def test_exports_are_cached_on_disk_and_reused(random_model: str, caplog: pytest.LogCaptureFixture) -> None:
+class _Terminal(io.StringIO):
+    """A stderr that says it is a terminal, as a user's shell is."""
+
+    def isatty(self) -> bool:
+        return True
+
+
+def test_exports_are_cached_on_disk_and_reused(
+    random_model: str, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
     _forget_openvino_models(random_model)
+    terminal = _Terminal()
+    monkeypatch.setattr(sys, "stderr", terminal)
     with caplog.at_level(logging.INFO, logger="rerank_plugins"):
         first = Reranker(random_model, precision="fp32", runtime="openvino").score("q", ["a document"])
+    said = terminal.getvalue()  # a wait of many seconds is announced on a terminal: one line, redrawn with its time
+    shown = r"Exporting .* to OpenVINO \(fp32 weights\) \(once: cached for later runs\) 00:\d\d\n"
+    assert said.count("\n") == 1 and re.fullmatch(shown, said.split("\r")[-1])
     exported = sorted(cache_root().glob("openvino/*/model.xml"))
     assert exported and all(str(path).startswith(str(cache_root())) for path in exported)
     _forget_openvino_models(random_model)
@@ -92,6 +108,7 @@ def test_exports_are_cached_on_disk_and_reused(random_model: str, caplog: pytest
     with caplog.at_level(logging.INFO, logger="rerank_plugins"):
         again = Reranker(random_model, precision="bf16", runtime="openvino").score("q", ["a document"])
     assert "exporting" not in caplog.text  # bf16 compiles the same fp32-weight export
+    assert terminal.getvalue() == said  # and says nothing
     assert sorted(cache_root().glob("openvino/*/model.xml")) == exported
     assert again == pytest.approx(first, abs=0.1)
     Reranker(random_model, precision="int8", runtime="openvino").score("q", ["a document"])

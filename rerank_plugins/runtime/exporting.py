@@ -12,7 +12,8 @@ import json
 import os
 import shutil
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +22,15 @@ import torch
 from rerank_plugins._version import __version__
 from rerank_plugins.runtime.forward import ScoreTokens
 
-__all__ = ["EXAMPLE_TOKENS", "cache_root", "example_inputs", "export_key", "graph_inputs", "save_atomically"]
+__all__ = [
+    "EXAMPLE_TOKENS",
+    "announced",
+    "cache_root",
+    "example_inputs",
+    "export_key",
+    "graph_inputs",
+    "save_atomically",
+]
 
 EXAMPLE_TOKENS = 320
 """Length of the long row an export is traced with: past ModernBERT's 128-token local attention, so
@@ -91,3 +100,13 @@ def save_atomically(target: Path, filename: str, save: Callable[[Path], None]) -
             raise
     finally:
         shutil.rmtree(staging, ignore_errors=True)
+
+
+@contextmanager
+def announced(what: str) -> Iterator[None]:
+    """One line on stderr while an export runs (tens of seconds, once per model): what it is, then how long it
+    took. Shown only when stderr is a terminal (tqdm's ``disable=None``) and not under ``TQDM_DISABLE=1``."""
+    from rerank_plugins.progress import tqdm
+
+    with tqdm(total=None, desc=f"{what} (once: cached for later runs)", bar_format="{desc} {elapsed}", disable=None):
+        yield

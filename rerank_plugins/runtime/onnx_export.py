@@ -16,7 +16,7 @@ import torch
 from torch import nn
 
 from rerank_plugins._optional import require
-from rerank_plugins.runtime.exporting import cache_root, export_key, save_atomically
+from rerank_plugins.runtime.exporting import announced, cache_root, export_key, save_atomically
 
 __all__ = ["OPSET", "onnx_export_path"]
 
@@ -81,12 +81,14 @@ def onnx_export_path(
     fp32 = cache_root() / "onnx" / export_key(dict(facts, weights="fp32"), network, **exporter)
     if not (fp32 / MODEL_FILE).is_file():
         logger.info("exporting %s to ONNX (fp32 weights) in %s", source.get("name"), fp32)
-        save_atomically(fp32, MODEL_FILE, lambda path: _export(module, example, path))
+        with announced(f"Exporting {source.get('name')} to ONNX (fp32 weights)"):
+            save_atomically(fp32, MODEL_FILE, lambda path: _export(module, example, path))
     if precision != "int8":
         return fp32 / MODEL_FILE
     quantiser = {"onnxruntime": ort.__version__, **exporter}
     int8 = cache_root() / "onnx" / export_key(dict(facts, weights="int8"), network, **quantiser)
     if not (int8 / MODEL_FILE).is_file():
         logger.info("exporting %s to ONNX (int8 weights) in %s", source.get("name"), int8)
-        save_atomically(int8, MODEL_FILE, lambda path: _quantise(fp32 / MODEL_FILE, path))
+        with announced(f"Quantising {source.get('name')} for ONNX Runtime (int8 weights)"):
+            save_atomically(int8, MODEL_FILE, lambda path: _quantise(fp32 / MODEL_FILE, path))
     return int8 / MODEL_FILE

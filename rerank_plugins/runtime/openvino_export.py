@@ -13,7 +13,7 @@ import torch
 from torch import nn
 
 from rerank_plugins._optional import require
-from rerank_plugins.runtime.exporting import cache_root, export_key, save_atomically
+from rerank_plugins.runtime.exporting import announced, cache_root, export_key, save_atomically
 from rerank_plugins.runtime.openvino_graph import GRAPH_FILE, compiled_forward
 
 __all__ = ["openvino_export_path", "openvino_forward"]
@@ -66,7 +66,8 @@ def openvino_export_path(
     target = cache_root() / "openvino" / export_key(facts, network, openvino=ov.__version__, format=_FORMAT)
     if not (target / GRAPH_FILE).is_file():
         logger.info("exporting %s to OpenVINO (%s weights) in %s", source.get("name"), precision, target)
-        _export(module, example, quantise, target)
+        with announced(f"Exporting {source.get('name')} to OpenVINO ({'int8' if quantise else 'fp32'} weights)"):
+            _export(module, example, quantise, target)
     return target / GRAPH_FILE
 
 
