@@ -27,14 +27,34 @@ def _field(core: CoreOption) -> tuple[Any, Any]:
     bounds: dict[str, Any] = {"ge": core.minimum} if core.minimum is not None else {}
     if core.kind is str and core.name not in ("model", "device", "calibration"):
         bounds["min_length"] = 1
-    return core.type, Field(core.default, description=core.help, **bounds)
+    return core.type, Field(default=core.default, description=core.help, **bounds)
 
 
 if TYPE_CHECKING:
 
     class _CoreSettings(BaseModel):
-        """The generated core-option fields, as the type checker sees those the adapters read themselves."""
+        """The generated core-option fields as type checkers (and pydantic's mypy plugin) see them, so a user's
+        ``RerankCompressor(model=..., precision="fp32")`` type-checks; ``tests/test_options.py`` keeps these
+        names, types and defaults equal to ``CORE_OPTIONS``."""
 
+        device: str | None = None
+        precision: Literal["auto", "fp32", "bf16", "fp16", "int8"] = "auto"
+        runtime: Literal["auto", "torch", "openvino", "onnx"] = "auto"
+        batch_size: int | None = None
+        max_batch_tokens: int | None = None
+        unpadded: bool | None = None
+        max_length: int | None = None
+        long_documents: Literal["truncate", "window"] = "truncate"
+        window_aggregation: Literal["max", "mean"] = "max"
+        window_overlap: int | None = None
+        window_boundaries: Literal["tokens", "sentence"] = "tokens"
+        cache_size: int = 0
+        revision: str | None = None
+        trust_remote_code: bool = False
+        show_progress_bar: bool | None = None
+        instruction: str | None = None
+        calibration: str | None = "auto"
+        abstain: bool = False
         metadata_mode: MetadataMode = "none"
 
 else:
@@ -46,36 +66,41 @@ class RerankSettings(_CoreSettings):
 
     model_config = ConfigDict(hide_input_in_errors=True)  # a validation error must not echo api_key or a url's password
 
-    model: str = Field(DEFAULT_MODEL, description=option("model").help)
-    top_n: int | None = Field(3, ge=1, description="Documents to keep after reranking; None keeps all.")
+    model: str = Field(default=DEFAULT_MODEL, description=option("model").help)
+    top_n: int | None = Field(default=3, ge=1, description="Documents to keep after reranking; None keeps all.")
     score_threshold: float | None = Field(
-        None, ge=0.0, le=1.0, description="Drop documents whose 0-1 relevance_score is lower, before the top_n cut."
+        default=None,
+        ge=0.0,
+        le=1.0,
+        description="Drop documents whose 0-1 relevance_score is lower, before the top_n cut.",
     )
     fusion_weight: float | None = Field(
-        None,
+        default=None,
         ge=0.0,
         le=1.0,
         description="Order by this blend of min-max cross-encoder and retrieval scores; None ranks by the model alone.",
     )
     compress: Literal["document", "passage"] = Field(
-        "document",
+        default="document",
         description="'passage' returns each result's evidence passage (the text that earned its score) instead "
         "of the whole document: fewer LLM input tokens; the span and the whole text's length go in metadata.",
     )
     passage_context: int = Field(
-        0, ge=0, description="With compress='passage': model tokens of context added each side of the passage."
+        default=0, ge=0, description="With compress='passage': model tokens of context added each side of the passage."
     )
     max_passage_tokens: int | None = Field(
-        None, ge=1, description="With compress='passage': keep at most this many tokens of each passage (its start)."
+        default=None,
+        ge=1,
+        description="With compress='passage': keep at most this many tokens of each passage (its start).",
     )
     url: str | None = Field(
-        None, description="Base URL of a rerank service; when set the model runs there (RemoteReranker)."
+        default=None, description="Base URL of a rerank service; when set the model runs there (RemoteReranker)."
     )
     api: Literal["rerank-plugins", "tei"] = Field(
-        "rerank-plugins", description="The service's API: 'rerank-plugins' (rerank-plugins serve) or 'tei'."
+        default="rerank-plugins", description="The service's API: 'rerank-plugins' (rerank-plugins serve) or 'tei'."
     )
     api_key: SecretStr | None = Field(
-        None,
+        default=None,
         exclude=True,
         repr=False,
         description="Key of the service at url, sent as 'Authorization: Bearer'; never serialised or shown. "

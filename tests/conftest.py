@@ -90,9 +90,9 @@ def scifact_slice(scifact_corpus: dict[str, str], scifact_test_qrels: dict[str, 
 @pytest.fixture(scope="session")
 def scifact_slice_vectors(scifact_slice: dict[str, str]):  # type: ignore[no-untyped-def]
     """The default FAISS embedder's vectors of ``scifact_slice``, embedded once for the FAISS tests."""
-    from rerank_plugins.retrieval import FaissRetriever
+    from rerank_plugins.retrieval.embedder import Embedder
 
-    return FaissRetriever().embedder.embed(list(scifact_slice.values()))
+    return Embedder().embed(list(scifact_slice.values()))  # FaissRetriever()'s embedder; no faiss needed
 
 
 @pytest.fixture(scope="session")

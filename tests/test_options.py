@@ -191,3 +191,23 @@ def test_url_refuses_every_local_only_option_by_name(adapter: type, name: str) -
 def test_url_keeps_what_the_adapter_itself_reads(adapter: type) -> None:
     built = adapter(url="http://127.0.0.1:9", metadata_mode="embed", top_n=2)
     assert (built.url, built.metadata_mode, built.top_n) == ("http://127.0.0.1:9", "embed", 2)
+
+
+def test_the_type_checkers_view_of_the_settings_is_the_table() -> None:
+    """``settings._CoreSettings`` under TYPE_CHECKING (what mypy and pyright see of the generated fields):
+    every option but ``model``, with the table's type and default."""
+    import ast
+
+    source = (REPO / "rerank_plugins" / "settings.py").read_text(encoding="utf-8")
+    (stub,) = [
+        node for node in ast.walk(ast.parse(source)) if isinstance(node, ast.ClassDef) and node.name == "_CoreSettings"
+    ]
+    declared = {
+        field.target.id: (ast.unparse(field.annotation), ast.literal_eval(field.value))
+        for field in stub.body
+        if isinstance(field, ast.AnnAssign) and isinstance(field.target, ast.Name) and field.value is not None
+    }
+    namespace = {"Literal": typing.Literal, "MetadataMode": typing.Literal["none", "embed", "llm", "all"]}
+    assert {name: (eval(kind, namespace), default) for name, (kind, default) in declared.items()} == {
+        o.name: (o.type, o.default) for o in CORE_OPTIONS if o.name != "model"
+    }

@@ -379,3 +379,28 @@ def test_the_light_floor_figures_are_the_benchmark_s() -> None:
             f"{row['top10_overlap']:.3f} | {row['min_top10_overlap']:.1f} |"
         )
         assert line in section, line
+
+
+TYPED_PLACEHOLDERS = {
+    "LangChain": "from langchain_core.embeddings import Embeddings\n\nembeddings: Embeddings\ntexts: list[str]\n",
+    "LlamaIndex": "from llama_index.core import VectorStoreIndex\nfrom llama_index.core.llms import LLM\n\n"
+    "index: VectorStoreIndex\nllm: LLM\n",
+}
+"""What each adapter section leaves to the reader, declared with its type (the tests run them with real ones)."""
+
+
+@pytest.mark.slow
+def test_the_adapter_blocks_type_check_strictly_with_and_without_pydantic_s_mypy_plugin(tmp_path: Path) -> None:
+    files = []
+    for section, placeholders in TYPED_PLACEHOLDERS.items():
+        path = tmp_path / f"readme_{section.lower()}.py"
+        path.write_text(placeholders + "\n".join(block.code for block in SECTIONS[section]), encoding="utf-8")
+        files.append(str(path))
+    plugin = tmp_path / "plugin.ini"
+    plugin.write_text("[mypy]\nplugins = pydantic.mypy\n", encoding="utf-8")
+    for config in ([], ["--config-file", str(plugin)]):
+        command = [sys.executable, "-m", "mypy", "--strict", "--follow-imports=silent", *config, *files]
+        command[3:3] = ["--cache-dir", str(tmp_path / "cache")]  # the package's own errors are its mypy run's
+        environment = {**os.environ, "MYPYPATH": str(REPO)}  # the source tree (an editable install hides it)
+        done = subprocess.run(command, capture_output=True, text=True, cwd=tmp_path, env=environment, timeout=600)
+        assert done.returncode == 0, done.stdout + done.stderr

@@ -29,7 +29,7 @@ class FaissDocumentRetriever(BaseRetriever):
     model_config = ConfigDict(arbitrary_types_allowed=True, extra="forbid")
 
     retriever: FaissRetriever = Field(description="The FAISS index and bi-encoder to search.")
-    k: int = Field(4, ge=1, description="Documents to return.")
+    k: int = Field(default=4, ge=1, description="Documents to return.")
 
     @classmethod
     def from_index(

@@ -40,7 +40,9 @@ class RerankRetriever(LangChainRerankSettings, BaseRetriever):
     model_config = ConfigDict(arbitrary_types_allowed=True, extra="forbid", populate_by_name=True)
 
     base_retriever: RetrieverLike = Field(description="The retriever (or runnable) that fetches candidates.")
-    top_n: int | None = Field(3, ge=1, alias="k", description="Documents to return after reranking (alias k).")
+    top_n: int | None = Field(
+        default=3, ge=1, validation_alias="k", description="Documents to return after reranking (k= works too)."
+    )  # validation_alias: type checkers, with or without pydantic's plugin, see the parameter as top_n
 
     def _top_n(self, kwargs: dict[str, Any]) -> int | None:
         k, top_n = kwargs.pop("k", None), kwargs.pop("top_n", None)

@@ -41,9 +41,9 @@ class ScoredVectorStoreRetriever(BaseRetriever):
     model_config = ConfigDict(arbitrary_types_allowed=True, extra="forbid")
 
     vector_store: VectorStore = Field(description="Any LangChain vector store (Chroma, PGVector, FAISS, ...).")
-    k: int = Field(4, ge=1, description="Documents to return.")
+    k: int = Field(default=4, ge=1, description="Documents to return.")
     scores: Literal["relevance", "similarity", "distance"] = Field(
-        "relevance",
+        default="relevance",
         description="relevance: the store's 0-1 relevance scores; similarity: its raw scores, higher is better "
         "(InMemoryVectorStore's cosine); distance: its raw scores, lower is better (FAISS's L2).",
     )

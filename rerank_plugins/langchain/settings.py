@@ -27,10 +27,11 @@ class LangChainRerankSettings(RerankSettings):
     model_config = ConfigDict(arbitrary_types_allowed=True)
 
     retrieval_score_key: str = Field(
-        RETRIEVAL_SCORE_KEY, description="Metadata key holding each document's retrieval score, read for fusion."
+        default=RETRIEVAL_SCORE_KEY,
+        description="Metadata key holding each document's retrieval score, read for fusion.",
     )
     reranker: RerankBackend | None = Field(
-        None,
+        default=None,
         exclude=True,
         description="A ready Reranker or RemoteReranker to share; built from the options if omitted.",
     )
