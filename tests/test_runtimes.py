@@ -82,7 +82,6 @@ def _forget_openvino_models(model: str) -> None:
         del _REGISTRY[key]
 
 
-@pytest.mark.slow
 class _Terminal(io.StringIO):
     """A stderr that says it is a terminal, as a user's shell is."""
 
@@ -90,9 +89,11 @@ class _Terminal(io.StringIO):
         return True
 
 
+@pytest.mark.slow
 def test_exports_are_cached_on_disk_and_reused(
-    random_model: str, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+    random_model: str, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
+    monkeypatch.setenv("RERANK_PLUGINS_CACHE", str(tmp_path))  # an empty cache: other tests exported this model
     _forget_openvino_models(random_model)
     terminal = _Terminal()
     monkeypatch.setattr(sys, "stderr", terminal)

@@ -40,6 +40,8 @@ def pytest_runtest_logreport(report: pytest.TestReport) -> None:
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    if not _seconds:  # nothing ran (--collect-only, or everything deselected)
+        return
     unmarked = sorted(
         ((seconds, node) for node, seconds in _seconds.items() if seconds >= SLOW_SECONDS and not _marked[node]),
         reverse=True,

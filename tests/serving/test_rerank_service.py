@@ -21,14 +21,10 @@ from rerank_plugins.serving.apis import Ask
 from rerank_plugins.serving.guard import Message
 from rerank_plugins.serving.limits import ServiceLimits
 from rerank_plugins.serving.service import RERANK_PATHS, RerankService
+from tests.serving.texts import CLAIM_DOCS
 
 QUERY = "statins lower cholesterol"
-DOCS = [
-    "Statins inhibit HMG-CoA reductase and lower LDL cholesterol in the blood.",
-    "Malaria is transmitted by Anopheles mosquitoes carrying Plasmodium parasites.",
-    "Cholesterol-lowering drugs such as statins reduce cardiovascular events.",
-    "Vitamin D supplementation and bone mineral density in older adults.",
-]
+DOCS = CLAIM_DOCS
 
 
 @pytest.fixture(scope="module")

@@ -20,13 +20,7 @@ from rerank_plugins.remote import RemoteReranker, RemoteRerankError
 from rerank_plugins.serving import ServiceLimits, create_app
 from rerank_plugins.serving.background import serve_in_background as running
 from tests.serving.servers import free_port
-
-CLAIM_DOCS = [
-    "Statins inhibit HMG-CoA reductase and lower LDL cholesterol in the blood.",
-    "Malaria is transmitted by Anopheles mosquitoes carrying Plasmodium parasites.",
-    "Cholesterol-lowering drugs such as statins reduce cardiovascular events.",
-    "Vitamin D supplementation and bone mineral density in older adults.",
-]
+from tests.serving.texts import CLAIM_DOCS
 
 
 @pytest.fixture(scope="module")
